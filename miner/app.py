@@ -1,0 +1,115 @@
+"""The running miner: devices hash work from the dispatcher, nonces go through the share path to
+the job source that made them, and a status line reports every few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from miner.devices.cpu import CpuDevice
+from miner.dispatch import Dispatcher
+from miner.shares import CheckedNonce, Verdict, check_nonce
+from miner.stats import ShareStats, format_difficulty, format_hashrate
+from miner.work import Job, Nonce
+
+log = logging.getLogger(__name__)
+
+
+class JobSource(Protocol):
+    name: str
+    stats: ShareStats
+
+    async def submit(self, share: CheckedNonce) -> None: ...
+
+
+class Miner:
+    def __init__(self, source: JobSource, devices: Sequence[CpuDevice], dispatcher: Dispatcher,
+                 status_interval: float = 5.0):
+        self.source = source
+        self.devices = list(devices)
+        self.dispatcher = dispatcher
+        self.status_interval = status_interval
+        self.totals = ShareStats()
+        self.started = time.monotonic()
+        self._nonces: asyncio.Queue[Nonce] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._devices_by_name = {d.name: d for d in self.devices}
+        dispatcher.add_listener(self._on_job)
+
+    # Called from device threads.
+    def on_nonce(self, nonce: Nonce) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._nonces.put_nowait, nonce)
+
+    def _on_job(self, job: Job) -> None:
+        for device in self.devices:
+            if job.clean:
+                device.restart_work()
+            else:
+                device.work_available()
+
+    async def _share_path(self) -> None:
+        while True:
+            nonce = await self._nonces.get()
+            work = self.dispatcher.lookup(nonce.work_id)
+            if work is None:
+                log.warning("%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
+                            nonce.work_id)
+                continue
+            share = check_nonce(work, nonce, device_target=work.target)
+            self.totals.found += 1
+            if share.verdict is Verdict.HW_ERROR:
+                self.totals.hw_errors += 1
+                log.warning("%s: hardware error, nonce %08x does not meet its target", nonce.device,
+                            nonce.nonce)
+                continue
+            self.totals.note_best(share.difficulty)
+            if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
+                await self.source.submit(share)
+
+    def hashrate(self, window: float | None = None) -> float:
+        if window is None:
+            return sum(d.hashes.average() for d in self.devices)
+        return sum(d.hashes.rate(window) for d in self.devices)
+
+    def status_line(self) -> str:
+        s = self.source.stats
+        parts = [
+            f"{format_hashrate(self.hashrate(5.0))} (5s) {format_hashrate(self.hashrate())} (avg)",
+            f"A:{s.accepted} R:{s.rejected_total} S:{s.stale} HW:{self.totals.hw_errors}",
+        ]
+        job = self.dispatcher.job
+        if job is not None:
+            parts.append(f"diff {format_difficulty(job.share_difficulty)}")
+        parts.append(f"best {format_difficulty(max(s.best_difficulty, self.totals.best_difficulty))}")
+        parts.append(self.source.name)
+        return " | ".join(parts)
+
+    async def _status(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval)
+            log.info("%s", self.status_line())
+            if len(self.devices) > 1:
+                for d in self.devices:
+                    log.info("  %s: %s (5s)", d.name, format_hashrate(d.hashes.rate(5.0)))
+
+    async def run(self, time_limit: float | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        for device in self.devices:
+            device.start()
+        tasks = [asyncio.create_task(self._share_path()), asyncio.create_task(self._status())]
+        try:
+            if time_limit is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(time_limit)
+        finally:
+            for device in self.devices:
+                await asyncio.to_thread(device.stop)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("final: %s", self.status_line())

@@ -1,0 +1,1 @@
+"""Devices: the CPU worker pool now, USB ASIC drivers later; all report `Nonce`s for `Work`."""

@@ -1,0 +1,604 @@
+/*
+ * sha256d core: SHA-256 compression, sha256d, the header midstate and the nonce scan.
+ *
+ * Engines, picked by the caller from what sha256d_engine_available() reports at run time:
+ *   SHA256D_PORTABLE  plain C, builds anywhere (ARM included)
+ *   SHA256D_AVX2      8 nonces per batch in 256-bit lanes
+ *   SHA256D_AVX512    16 nonces per batch in 512-bit lanes (AVX-512F + BW)
+ *   SHA256D_SHANI     the x86 SHA extensions, two nonces interleaved to hide instruction latency
+ * The x86 engines are compiled with per-function target attributes, so this file needs no
+ * special compiler flags and the same binary runs on a CPU that has none of them.
+ *
+ * There is no global mutable state: every call works on its own stack, so any number of threads
+ * may scan at once (the Python binding releases the GIL around these calls).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "sha256d.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define SHA256D_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+static const uint32_t IV256[8] = {
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+};
+
+/* K + W for rounds 8..15 of the third chunk, whose message words are all padding. */
+static const uint32_t KW3[16] = {
+    [8] = 0xd807aa98u + 0x80000000u, [9] = 0x12835b01, [10] = 0x243185be, [11] = 0x550c7dc3,
+    [12] = 0x72be5d74, [13] = 0x80deb1fe, [14] = 0x9bdc06a7, [15] = 0xc19bf174u + 256u,
+};
+
+#define ROTR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+#define SSIG0_C(x) (ROTR32((x), 7) ^ ROTR32((x), 18) ^ ((x) >> 3))
+#define SSIG1_C(x) (ROTR32((x), 17) ^ ROTR32((x), 19) ^ ((x) >> 10))
+#define BSIG0_C(x) (ROTR32((x), 2) ^ ROTR32((x), 13) ^ ROTR32((x), 22))
+#define BSIG1_C(x) (ROTR32((x), 6) ^ ROTR32((x), 11) ^ ROTR32((x), 25))
+#define CH_C(e, f, g) ((g) ^ ((e) & ((f) ^ (g))))
+#define MAJ_C(a, b, c) (((a) & (b)) | ((c) & ((a) | (b))))
+
+#if defined(__GNUC__) || defined(__clang__)
+#define BSWAP32(x) __builtin_bswap32(x)
+#define CTZ32(x) ((uint32_t)__builtin_ctz(x))
+#else
+static inline uint32_t BSWAP32(uint32_t x)
+{
+    return (x << 24) | ((x << 8) & 0x00ff0000u) | ((x >> 8) & 0x0000ff00u) | (x >> 24);
+}
+static inline uint32_t CTZ32(uint32_t x)
+{
+    uint32_t n = 0;
+    while (!(x & 1)) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+}
+#endif
+
+static inline uint32_t load_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline void store_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* One SHA-256 compression of the 16 message words w into state. */
+static void compress(uint32_t state[8], const uint32_t block[16])
+{
+    uint32_t w[64];
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+    memcpy(w, block, 16 * sizeof(uint32_t));
+    for (int i = 16; i < 64; i++)
+        w[i] = SSIG1_C(w[i - 2]) + w[i - 7] + SSIG0_C(w[i - 15]) + w[i - 16];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = h + BSIG1_C(e) + CH_C(e, f, g) + K256[i] + w[i];
+        uint32_t t2 = BSIG0_C(a) + MAJ_C(a, b, c);
+        h = g; g = f; f = e; e = d + t1;
+        d = c; c = b; b = a; a = t1 + t2;
+    }
+    state[0] += a; state[1] += b; state[2] += c; state[3] += d;
+    state[4] += e; state[5] += f; state[6] += g; state[7] += h;
+}
+
+static void block_from_bytes(uint32_t block[16], const uint8_t *p)
+{
+    for (int i = 0; i < 16; i++)
+        block[i] = load_be32(p + 4 * i);
+}
+
+/* Plain SHA-256 of any message, as state words. */
+static void sha256_words(const uint8_t *data, size_t len, uint32_t out[8])
+{
+    uint32_t block[16];
+    uint8_t last[128];
+    size_t full = len / 64, rest = len % 64, tail_len;
+
+    memcpy(out, IV256, sizeof(IV256));
+    for (size_t i = 0; i < full; i++) {
+        block_from_bytes(block, data + 64 * i);
+        compress(out, block);
+    }
+    memset(last, 0, sizeof(last));
+    if (rest)
+        memcpy(last, data + 64 * full, rest);
+    last[rest] = 0x80;
+    tail_len = rest < 56 ? 64 : 128;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++)
+        last[tail_len - 1 - i] = (uint8_t)(bits >> (8 * i));
+    for (size_t off = 0; off < tail_len; off += 64) {
+        block_from_bytes(block, last + off);
+        compress(out, block);
+    }
+}
+
+void sha256d_hash(const uint8_t *data, size_t len, uint8_t out[32])
+{
+    uint32_t first[8], second[8];
+    uint8_t digest[32];
+    sha256_words(data, len, first);
+    for (int i = 0; i < 8; i++)
+        store_be32(digest + 4 * i, first[i]);
+    sha256_words(digest, 32, second);
+    for (int i = 0; i < 8; i++)
+        store_be32(out + 4 * i, second[i]);
+}
+
+void sha256d_midstate(const uint8_t header[64], uint8_t out[32])
+{
+    uint32_t state[8], block[16];
+    memcpy(state, IV256, sizeof(IV256));
+    block_from_bytes(block, header);
+    compress(state, block);
+    for (int i = 0; i < 8; i++)
+        store_be32(out + 4 * i, state[i]);
+}
+
+/* Everything about a header that does not depend on the nonce, worked out once per scan. */
+struct scan_ctx {
+    uint32_t ms[8];       /* midstate: the state after the first 64 header bytes */
+    uint32_t tail[3];     /* W0..W2 of the second chunk: merkle root tail, ntime, nbits */
+    uint32_t st4[8];      /* state before round 4 of the second chunk, less the nonce terms */
+    uint32_t a4, e4;      /* a and e before round 4, to which W3 (the nonce) is added */
+    uint32_t kw2[18];     /* K + W of the second chunk where W is constant (rounds 4..17) */
+    uint32_t w2[32];      /* constant parts of W16..W31 of the second chunk */
+    uint32_t a1, e1;      /* a and e after round 0 of the third chunk, less W0 */
+    uint32_t target[8];   /* the target as little-endian words, target[7] the most significant */
+};
+
+static void scan_ctx_init(struct scan_ctx *ctx, const uint8_t header[80], const uint8_t target[32])
+{
+    uint8_t ms_bytes[32];
+    uint32_t w[16] = {0};
+    sha256d_midstate(header, ms_bytes);
+    for (int i = 0; i < 8; i++) {
+        ctx->ms[i] = load_be32(ms_bytes + 4 * i);
+        ctx->target[i] = (uint32_t)target[4 * i] | ((uint32_t)target[4 * i + 1] << 8) |
+                         ((uint32_t)target[4 * i + 2] << 16) | ((uint32_t)target[4 * i + 3] << 24);
+    }
+    for (int i = 0; i < 3; i++)
+        w[i] = ctx->tail[i] = load_be32(header + 64 + 4 * i);
+    w[4] = 0x80000000u;
+    w[15] = 640;
+
+    /* Rounds 0..2 use W0..W2 only. */
+    uint32_t a = ctx->ms[0], b = ctx->ms[1], c = ctx->ms[2], d = ctx->ms[3];
+    uint32_t e = ctx->ms[4], f = ctx->ms[5], g = ctx->ms[6], h = ctx->ms[7];
+    for (int i = 0; i < 3; i++) {
+        uint32_t t1 = h + BSIG1_C(e) + CH_C(e, f, g) + K256[i] + w[i];
+        uint32_t t2 = BSIG0_C(a) + MAJ_C(a, b, c);
+        h = g; g = f; f = e; e = d + t1;
+        d = c; c = b; b = a; a = t1 + t2;
+    }
+    /* Round 3 without W3: T1 and T2 are constants to which the nonce word is added. */
+    uint32_t t1 = h + BSIG1_C(e) + CH_C(e, f, g) + K256[3];
+    uint32_t t2 = BSIG0_C(a) + MAJ_C(a, b, c);
+    ctx->a4 = t1 + t2;
+    ctx->e4 = d + t1;
+    ctx->st4[1] = a; ctx->st4[2] = b; ctx->st4[3] = c;
+    ctx->st4[5] = e; ctx->st4[6] = f; ctx->st4[7] = g;
+    ctx->st4[0] = ctx->st4[4] = 0;
+
+    uint32_t w16 = SSIG0_C(w[1]) + w[0];
+    uint32_t w17 = SSIG1_C(640u) + SSIG0_C(w[2]) + w[1];
+    for (int i = 4; i < 16; i++)
+        ctx->kw2[i] = K256[i] + w[i];
+    ctx->kw2[16] = K256[16] + w16;
+    ctx->kw2[17] = K256[17] + w17;
+    memset(ctx->w2, 0, sizeof(ctx->w2));
+    ctx->w2[16] = w16;
+    ctx->w2[17] = w17;
+    ctx->w2[18] = SSIG1_C(w16) + w[2];
+    ctx->w2[19] = SSIG1_C(w17) + SSIG0_C(0x80000000u);
+    ctx->w2[31] = SSIG0_C(w16) + 640u;
+
+    /* Third chunk, round 0 from the IV: everything but W0. */
+    uint32_t t1c = IV256[7] + BSIG1_C(IV256[4]) + CH_C(IV256[4], IV256[5], IV256[6]) + K256[0];
+    ctx->e1 = IV256[3] + t1c;
+    ctx->a1 = t1c + BSIG0_C(IV256[0]) + MAJ_C(IV256[0], IV256[1], IV256[2]);
+}
+
+/* Full sha256d of the header with this nonce, compared in full against the target. */
+static int check_nonce(const struct scan_ctx *ctx, uint32_t nonce)
+{
+    uint32_t state[8], block[16] = {0};
+    memcpy(state, ctx->ms, sizeof(state));
+    memcpy(block, ctx->tail, sizeof(ctx->tail));
+    block[3] = BSWAP32(nonce);
+    block[4] = 0x80000000u;
+    block[15] = 640;
+    compress(state, block);
+    memcpy(block, state, sizeof(state));
+    memset(block + 8, 0, 8 * sizeof(uint32_t));
+    block[8] = 0x80000000u;
+    block[15] = 256;
+    memcpy(state, IV256, sizeof(state));
+    compress(state, block);
+    /* The hash as a little-endian number: its top word is the byte-swapped H7. */
+    for (int i = 7; i >= 0; i--) {
+        uint32_t word = BSWAP32(state[i]);
+        if (word != ctx->target[i])
+            return word < ctx->target[i];
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- portable engine */
+/*
+ * With GCC or clang, generic vector extensions give eight lanes that the compiler maps to whatever
+ * the target has (SSE2 on any x86-64, NEON on ARM); any other C compiler gets one lane.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+typedef uint32_t v8u32 __attribute__((vector_size(32)));
+typedef int32_t v8i32 __attribute__((vector_size(32)));
+#define V v8u32
+#define LANES 8
+#define VSET1(x) ((v8u32){0} + (uint32_t)(x))
+#define VROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+#define BSIG0(x) (VROR(x, 2) ^ VROR(x, 13) ^ VROR(x, 22))
+#define BSIG1(x) (VROR(x, 6) ^ VROR(x, 11) ^ VROR(x, 25))
+#define SSIG0(x) (VROR(x, 7) ^ VROR(x, 18) ^ ((x) >> 3))
+#define SSIG1(x) (VROR(x, 17) ^ VROR(x, 19) ^ ((x) >> 10))
+#define VBSWAP(x) (((x) << 24) | (((x) << 8) & 0x00ff0000u) | (((x) >> 8) & 0x0000ff00u) | ((x) >> 24))
+#define VNONCES(start) (VSET1(start) + (v8u32){0, 1, 2, 3, 4, 5, 6, 7})
+static inline uint32_t v8_le_mask(const v8u32 *x, uint32_t t)
+{
+    v8i32 le = (v8i32)(*x <= t);
+    uint32_t mask = 0;
+    for (int j = 0; j < 8; j++)
+        mask |= (uint32_t)(le[j] & 1) << j;
+    return mask;
+}
+#define VLE_MASK(x, t) ({ v8u32 x_ = (x); v8_le_mask(&x_, t); })
+#else
+#define V uint32_t
+#define LANES 1
+#define VSET1(x) ((uint32_t)(x))
+#define BSIG0(x) BSIG0_C(x)
+#define BSIG1(x) BSIG1_C(x)
+#define SSIG0(x) SSIG0_C(x)
+#define SSIG1(x) SSIG1_C(x)
+#define VBSWAP(x) BSWAP32(x)
+#define VNONCES(start) (start)
+#define VLE_MASK(x, t) ((uint32_t)((x) <= (t)))
+#endif
+#define FN(name) name##_portable
+#define ENGINE_TARGET
+#define VADD(a, b) ((a) + (b))
+#define CH(e, f, g) CH_C(e, f, g)
+#define MAJ(a, b, c) MAJ_C(a, b, c)
+#include "sha256d_lanes.h"
+#undef V
+#undef LANES
+#undef FN
+#undef ENGINE_TARGET
+#undef VSET1
+#undef VADD
+#undef VROR
+#undef BSIG0
+#undef BSIG1
+#undef SSIG0
+#undef SSIG1
+#undef CH
+#undef MAJ
+#undef VBSWAP
+#undef VNONCES
+#undef VLE_MASK
+
+#ifdef SHA256D_X86
+/* ---------------------------------------------------------------- AVX2 engine, eight lanes */
+#define V __m256i
+#define LANES 8
+#define FN(name) name##_avx2
+#define ENGINE_TARGET __attribute__((target("avx2")))
+#define VSET1(x) _mm256_set1_epi32((int)(x))
+#define VADD(a, b) _mm256_add_epi32(a, b)
+#define VXOR(a, b) _mm256_xor_si256(a, b)
+#define VROR(x, n) _mm256_or_si256(_mm256_srli_epi32(x, n), _mm256_slli_epi32(x, 32 - (n)))
+#define BSIG0(x) VXOR(VXOR(VROR(x, 2), VROR(x, 13)), VROR(x, 22))
+#define BSIG1(x) VXOR(VXOR(VROR(x, 6), VROR(x, 11)), VROR(x, 25))
+#define SSIG0(x) VXOR(VXOR(VROR(x, 7), VROR(x, 18)), _mm256_srli_epi32(x, 3))
+#define SSIG1(x) VXOR(VXOR(VROR(x, 17), VROR(x, 19)), _mm256_srli_epi32(x, 10))
+#define CH(e, f, g) VXOR(g, _mm256_and_si256(e, VXOR(f, g)))
+#define MAJ(a, b, c) _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b)))
+#define VBSWAP(x) _mm256_shuffle_epi8(x, _mm256_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, \
+                                                          3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12))
+#define VNONCES(start) _mm256_add_epi32(VSET1(start), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VLE_MASK(x, t) \
+    ((uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_min_epu32(x, VSET1(t)), x))))
+#include "sha256d_lanes.h"
+#undef V
+#undef LANES
+#undef FN
+#undef ENGINE_TARGET
+#undef VSET1
+#undef VADD
+#undef VXOR
+#undef VROR
+#undef BSIG0
+#undef BSIG1
+#undef SSIG0
+#undef SSIG1
+#undef CH
+#undef MAJ
+#undef VBSWAP
+#undef VNONCES
+#undef VLE_MASK
+
+/* ---------------------------------------------------------------- AVX-512 engine, sixteen lanes */
+#define V __m512i
+#define LANES 16
+#define FN(name) name##_avx512
+#define ENGINE_TARGET __attribute__((target("avx512f,avx512bw")))
+#define VSET1(x) _mm512_set1_epi32((int)(x))
+#define VADD(a, b) _mm512_add_epi32(a, b)
+/* vpternlogd immediates: 0x96 = a^b^c, 0xca = a?b:c (Ch), 0xe8 = majority */
+#define VXOR3(a, b, c) _mm512_ternarylogic_epi32(a, b, c, 0x96)
+#define BSIG0(x) VXOR3(_mm512_ror_epi32(x, 2), _mm512_ror_epi32(x, 13), _mm512_ror_epi32(x, 22))
+#define BSIG1(x) VXOR3(_mm512_ror_epi32(x, 6), _mm512_ror_epi32(x, 11), _mm512_ror_epi32(x, 25))
+#define SSIG0(x) VXOR3(_mm512_ror_epi32(x, 7), _mm512_ror_epi32(x, 18), _mm512_srli_epi32(x, 3))
+#define SSIG1(x) VXOR3(_mm512_ror_epi32(x, 17), _mm512_ror_epi32(x, 19), _mm512_srli_epi32(x, 10))
+#define CH(e, f, g) _mm512_ternarylogic_epi32(e, f, g, 0xca)
+#define MAJ(a, b, c) _mm512_ternarylogic_epi32(a, b, c, 0xe8)
+#define VBSWAP(x) _mm512_shuffle_epi8(x, _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203))
+#define VNONCES(start) \
+    _mm512_add_epi32(VSET1(start), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#define VLE_MASK(x, t) ((uint32_t)_mm512_cmple_epu32_mask(x, VSET1(t)))
+#include "sha256d_lanes.h"
+#undef V
+#undef LANES
+#undef FN
+#undef ENGINE_TARGET
+#undef VSET1
+#undef VADD
+#undef VXOR3
+#undef BSIG0
+#undef BSIG1
+#undef SSIG0
+#undef SSIG1
+#undef CH
+#undef MAJ
+#undef VBSWAP
+#undef VNONCES
+#undef VLE_MASK
+
+/* ---------------------------------------------------------------- SHA-NI engine, two streams */
+/*
+ * sha256rnds2 keeps the state as two registers, ABEF and CDGH (lane 3 holds A resp. C), and does
+ * two rounds per instruction. Its latency is longer than its issue interval, so two nonces are
+ * hashed side by side (streams x and y) to keep the unit busy.
+ */
+#define SHANI_TARGET __attribute__((target("sha,sse4.1")))
+#define KV(i) _mm_set_epi32((int)K256[(i) + 3], (int)K256[(i) + 2], (int)K256[(i) + 1], (int)K256[i])
+
+/* Four rounds with the four K+W words in wk. */
+#define ROUNDS4(abef, cdgh, wk)                                                  \
+    do {                                                                         \
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);                            \
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e));   \
+    } while (0)
+
+/* The next four message words into m0 from the four groups before them (m0 oldest). */
+#define SCHED4(m0, m1, m2, m3) \
+    m0 = _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(m0, m1), _mm_alignr_epi8(m3, m2, 4)), m3)
+
+#define BOTH_SCHED_ROUNDS(g, m0, m1, m2, m3)                                    \
+    do {                                                                        \
+        SCHED4(x##m0, x##m1, x##m2, x##m3);                                     \
+        SCHED4(y##m0, y##m1, y##m2, y##m3);                                     \
+        ROUNDS4(xabef, xcdgh, _mm_add_epi32(x##m0, KV(4 * (g))));               \
+        ROUNDS4(yabef, ycdgh, _mm_add_epi32(y##m0, KV(4 * (g))));               \
+    } while (0)
+
+/* Groups 4..14 (rounds 16..59) of either chunk. */
+#define BOTH_ROUNDS_16_TO_59()                                                  \
+    BOTH_SCHED_ROUNDS(4, m0, m1, m2, m3);                                       \
+    BOTH_SCHED_ROUNDS(5, m1, m2, m3, m0);                                       \
+    BOTH_SCHED_ROUNDS(6, m2, m3, m0, m1);                                       \
+    BOTH_SCHED_ROUNDS(7, m3, m0, m1, m2);                                       \
+    BOTH_SCHED_ROUNDS(8, m0, m1, m2, m3);                                       \
+    BOTH_SCHED_ROUNDS(9, m1, m2, m3, m0);                                       \
+    BOTH_SCHED_ROUNDS(10, m2, m3, m0, m1);                                      \
+    BOTH_SCHED_ROUNDS(11, m3, m0, m1, m2);                                      \
+    BOTH_SCHED_ROUNDS(12, m0, m1, m2, m3);                                      \
+    BOTH_SCHED_ROUNDS(13, m1, m2, m3, m0);                                      \
+    BOTH_SCHED_ROUNDS(14, m2, m3, m0, m1)
+
+/* ABEF/CDGH back to the state words A..D and E..H in lane order. */
+#define STATE_TO_WORDS(abef, cdgh, lo, hi)                                      \
+    do {                                                                        \
+        __m128i fe_ba = _mm_shuffle_epi32(abef, 0x1b);                          \
+        __m128i hg_dc = _mm_shuffle_epi32(cdgh, 0xb1);                          \
+        lo = _mm_blend_epi16(fe_ba, hg_dc, 0xf0);                               \
+        hi = _mm_alignr_epi8(hg_dc, fe_ba, 8);                                  \
+    } while (0)
+
+SHANI_TARGET
+static uint32_t scan_shani(const struct scan_ctx *ctx, uint32_t start, uint64_t count,
+                           uint32_t *found, uint32_t cap, uint64_t *scanned)
+{
+    const __m128i ms_abef = _mm_set_epi32((int)ctx->ms[0], (int)ctx->ms[1], (int)ctx->ms[4], (int)ctx->ms[5]);
+    const __m128i ms_cdgh = _mm_set_epi32((int)ctx->ms[2], (int)ctx->ms[3], (int)ctx->ms[6], (int)ctx->ms[7]);
+    const __m128i iv_abef = _mm_set_epi32((int)IV256[0], (int)IV256[1], (int)IV256[4], (int)IV256[5]);
+    const __m128i iv_cdgh = _mm_set_epi32((int)IV256[2], (int)IV256[3], (int)IV256[6], (int)IV256[7]);
+    const __m128i head = _mm_set_epi32(0, (int)ctx->tail[2], (int)ctx->tail[1], (int)ctx->tail[0]);
+    const __m128i pad2_1 = _mm_set_epi32(0, 0, 0, (int)0x80000000u);   /* W4..W7 of chunk two */
+    const __m128i pad2_3 = _mm_set_epi32(640, 0, 0, 0);                  /* W12..W15 */
+    const __m128i pad3_3 = _mm_set_epi32(256, 0, 0, 0);                  /* W12..W15 of chunk three */
+    const __m128i zero = _mm_setzero_si128();
+    /* Rounds 0 and 1 of chunk two see only W0 and W1: done once. */
+    const __m128i pre_abef = _mm_sha256rnds2_epu32(ms_cdgh, ms_abef, _mm_add_epi32(head, KV(0)));
+    const __m128i wk_4 = _mm_add_epi32(pad2_1, KV(4)), wk_8 = KV(8), wk_12 = _mm_add_epi32(pad2_3, KV(12));
+    const __m128i wk3_8 = _mm_add_epi32(pad2_1, KV(8)), wk3_12 = _mm_add_epi32(pad3_3, KV(12));
+    const uint32_t top = ctx->target[7];
+    uint32_t n_found = 0;
+    uint64_t i = 0;
+
+    for (; i + 2 <= count; i += 2) {
+        uint32_t nx = start + (uint32_t)i, ny = nx + 1;
+        __m128i xabef, xcdgh, xm0, xm1, xm2, xm3, yabef, ycdgh, ym0, ym1, ym2, ym3;
+
+        /* chunk two: the header tail, the nonce, padding */
+        xm0 = _mm_insert_epi32(head, (int)BSWAP32(nx), 3);
+        ym0 = _mm_insert_epi32(head, (int)BSWAP32(ny), 3);
+        xm1 = ym1 = pad2_1;
+        xm2 = ym2 = zero;
+        xm3 = ym3 = pad2_3;
+        xabef = _mm_sha256rnds2_epu32(ms_abef, pre_abef, _mm_shuffle_epi32(_mm_add_epi32(xm0, KV(0)), 0x0e));
+        yabef = _mm_sha256rnds2_epu32(ms_abef, pre_abef, _mm_shuffle_epi32(_mm_add_epi32(ym0, KV(0)), 0x0e));
+        xcdgh = ycdgh = pre_abef;
+        ROUNDS4(xabef, xcdgh, wk_4);
+        ROUNDS4(yabef, ycdgh, wk_4);
+        ROUNDS4(xabef, xcdgh, wk_8);
+        ROUNDS4(yabef, ycdgh, wk_8);
+        ROUNDS4(xabef, xcdgh, wk_12);
+        ROUNDS4(yabef, ycdgh, wk_12);
+        BOTH_ROUNDS_16_TO_59();
+        BOTH_SCHED_ROUNDS(15, m3, m0, m1, m2);
+        xabef = _mm_add_epi32(xabef, ms_abef);
+        xcdgh = _mm_add_epi32(xcdgh, ms_cdgh);
+        yabef = _mm_add_epi32(yabef, ms_abef);
+        ycdgh = _mm_add_epi32(ycdgh, ms_cdgh);
+
+        /* chunk three: the 32-byte digest, padding */
+        STATE_TO_WORDS(xabef, xcdgh, xm0, xm1);
+        STATE_TO_WORDS(yabef, ycdgh, ym0, ym1);
+        xm2 = ym2 = pad2_1;
+        xm3 = ym3 = pad3_3;
+        xabef = yabef = iv_abef;
+        xcdgh = ycdgh = iv_cdgh;
+        ROUNDS4(xabef, xcdgh, _mm_add_epi32(xm0, KV(0)));
+        ROUNDS4(yabef, ycdgh, _mm_add_epi32(ym0, KV(0)));
+        ROUNDS4(xabef, xcdgh, _mm_add_epi32(xm1, KV(4)));
+        ROUNDS4(yabef, ycdgh, _mm_add_epi32(ym1, KV(4)));
+        ROUNDS4(xabef, xcdgh, wk3_8);
+        ROUNDS4(yabef, ycdgh, wk3_8);
+        ROUNDS4(xabef, xcdgh, wk3_12);
+        ROUNDS4(yabef, ycdgh, wk3_12);
+        BOTH_ROUNDS_16_TO_59();
+        /* Rounds 60 and 61 only: after them F holds what H will be at the end, so H7 is known. */
+        SCHED4(xm3, xm0, xm1, xm2);
+        SCHED4(ym3, ym0, ym1, ym2);
+        xcdgh = _mm_sha256rnds2_epu32(xcdgh, xabef, _mm_add_epi32(xm3, KV(60)));
+        ycdgh = _mm_sha256rnds2_epu32(ycdgh, yabef, _mm_add_epi32(ym3, KV(60)));
+        uint32_t hx = (uint32_t)_mm_cvtsi128_si32(xcdgh) + IV256[7];
+        uint32_t hy = (uint32_t)_mm_cvtsi128_si32(ycdgh) + IV256[7];
+
+        if (BSWAP32(hx) <= top && check_nonce(ctx, nx)) {
+            found[n_found++] = nx;
+            if (n_found == cap) {
+                *scanned = i + 1;
+                return n_found;
+            }
+        }
+        if (BSWAP32(hy) <= top && check_nonce(ctx, ny)) {
+            found[n_found++] = ny;
+            if (n_found == cap) {
+                *scanned = i + 2;
+                return n_found;
+            }
+        }
+    }
+    for (; i < count; i++) {
+        uint32_t nonce = start + (uint32_t)i;
+        if (check_nonce(ctx, nonce)) {
+            found[n_found++] = nonce;
+            if (n_found == cap) {
+                *scanned = i + 1;
+                return n_found;
+            }
+        }
+    }
+    *scanned = count;
+    return n_found;
+}
+
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static int x86_has(int engine)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    int ssse3 = (c >> 9) & 1, sse41 = (c >> 19) & 1, osxsave = (c >> 27) & 1;
+    uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+    int os_avx = (xcr0 & 0x6) == 0x6;           /* XMM and YMM state saved by the OS */
+    int os_avx512 = (xcr0 & 0xe6) == 0xe6;      /* plus opmask and ZMM state */
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    switch (engine) {
+    case SHA256D_SHANI:
+        return ssse3 && sse41 && ((b >> 29) & 1);
+    case SHA256D_AVX2:
+        return os_avx && ((b >> 5) & 1);
+    case SHA256D_AVX512:
+        return os_avx512 && ((b >> 16) & 1) && ((b >> 30) & 1);
+    default:
+        return 0;
+    }
+}
+#endif /* SHA256D_X86 */
+
+int sha256d_engine_available(int engine)
+{
+    if (engine == SHA256D_PORTABLE)
+        return 1;
+#ifdef SHA256D_X86
+    return x86_has(engine);
+#else
+    return 0;
+#endif
+}
+
+uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint64_t count,
+                      const uint8_t target[32], uint32_t *found, uint32_t cap, uint64_t *scanned)
+{
+    struct scan_ctx ctx;
+    *scanned = 0;
+    /* The caller checks these; refusing here too keeps a bad call from reading past the range. */
+    if (cap == 0 || count > ((uint64_t)1 << 32) - start || !sha256d_engine_available(engine))
+        return 0;
+    scan_ctx_init(&ctx, header, target);
+    switch (engine) {
+#ifdef SHA256D_X86
+    case SHA256D_SHANI:
+        return scan_shani(&ctx, start, count, found, cap, scanned);
+    case SHA256D_AVX2:
+        return scan_avx2(&ctx, start, count, found, cap, scanned);
+    case SHA256D_AVX512:
+        return scan_avx512(&ctx, start, count, found, cap, scanned);
+#endif
+    default:
+        return scan_portable(&ctx, start, count, found, cap, scanned);
+    }
+}

@@ -1,0 +1,55 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from miner import bench, hashing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_miner(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "miner", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_benchmark_json_lists_every_engine_and_thread_count():
+    proc = run_miner("benchmark", "--seconds", "0.3", "--threads", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert rows[0]["engine"] == bench.NAIVE_ENGINE
+    measured = {(r["engine"], r["threads"]) for r in rows[1:]}
+    assert measured == {(e, t) for e in hashing.engines() for t in (1, 2)}
+    for r in rows:
+        assert r["mhs"] > 0
+    # the native core beats a Python loop over hashlib by a wide margin on any engine
+    assert all(r["ratio"] > 3 for r in rows[1:])
+
+
+def test_benchmark_table_for_one_engine():
+    proc = run_miner("benchmark", "--seconds", "0.2", "--threads", "1", "--engine", "portable")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["engine", "threads", "MH/s"]
+    assert any(line.startswith("portable ") for line in lines)
+
+
+def test_miner_without_pool_mines_the_sandbox_and_says_how_to_use_a_pool():
+    proc = run_miner("--time-limit", "4", "--status-interval", "1", "--sandbox-diff", "0.002", "-t", "2")
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "sandbox" in err
+    assert "miner -o stratum+tcp://" in err
+    assert "MH/s" in err
+    assert "sandbox share:" in err
+    final = [line for line in err.splitlines() if "final:" in line][-1]
+    accepted = int(final.split("A:")[1].split()[0])
+    assert accepted > 0
+
+
+def test_unknown_engine_is_one_clear_error():
+    proc = run_miner("--engine", "quantum")
+    assert proc.returncode == 2
+    assert "unknown engine 'quantum'" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,83 @@
+import threading
+import time
+
+from miner import hashing
+from miner.devices.cpu import CpuDevice
+from miner.dispatch import Dispatcher
+from miner.sandbox import sandbox_job
+from miner.shares import Verdict, check_nonce
+
+
+def run_device(dispatcher: Dispatcher, seconds: float, **kwargs):
+    nonces = []
+    lock = threading.Lock()
+
+    def on_nonce(n):
+        with lock:
+            nonces.append(n)
+
+    device = CpuDevice(dispatcher.next_work, on_nonce, chunk=1 << 16, **kwargs)
+    device.start()
+    time.sleep(seconds)
+    device.stop()
+    return device, nonces
+
+
+def test_every_reported_nonce_is_a_share_of_its_work():
+    dispatcher = Dispatcher()
+    dispatcher.set_job(sandbox_job(difficulty=0.0005))
+    device, nonces = run_device(dispatcher, 1.0, threads=2)
+    assert device.hashes.total > 0
+    assert len(nonces) > 5
+    for n in nonces:
+        work = dispatcher.lookup(n.work_id)
+        assert check_nonce(work, n, device_target=work.target).verdict is Verdict.SHARE
+    # two threads each report their own hashes
+    assert all(m.total > 0 for m in device.thread_hashes)
+    assert device.hashes.total == sum(m.total for m in device.thread_hashes)
+
+
+def test_no_job_means_idle_then_work_resumes():
+    dispatcher = Dispatcher()
+    found = []
+    device = CpuDevice(dispatcher.next_work, found.append, threads=1, engine="portable", chunk=1 << 12)
+    device.start()
+    time.sleep(0.3)
+    assert device.hashes.total == 0
+    dispatcher.set_job(sandbox_job(difficulty=0.001))
+    device.work_available()
+    time.sleep(0.5)
+    device.stop()
+    assert device.hashes.total > 0
+
+
+def test_clean_job_drops_old_work():
+    dispatcher = Dispatcher()
+    first = sandbox_job(difficulty=0.0005)
+    dispatcher.set_job(first)
+    nonces = []
+    device = CpuDevice(dispatcher.next_work, nonces.append, threads=2, chunk=1 << 16)
+    dispatcher.add_listener(lambda job: device.restart_work() if job.clean else None)
+    device.start()
+    time.sleep(0.5)
+    second = sandbox_job(difficulty=0.0005)
+    dispatcher.set_job(second)
+    switched = time.monotonic()
+    time.sleep(0.8)
+    device.stop()
+    late_old = [n for n in nonces
+                if dispatcher.lookup(n.work_id).job is first and n.found_at > switched + 0.1]
+    assert not late_old
+    assert any(dispatcher.lookup(n.work_id).job is second for n in nonces)
+
+
+def test_units_never_share_a_header():
+    dispatcher = Dispatcher()
+    dispatcher.set_job(sandbox_job())
+    headers = {dispatcher.next_work().header for _ in range(1000)}
+    assert len(headers) == 1000
+
+
+def test_default_engine_is_the_fastest():
+    device = CpuDevice(lambda: None, lambda n: None, threads=1)
+    assert device.engine == hashing.engines()[0]
