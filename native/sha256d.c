@@ -574,7 +574,20 @@ int sha256d_engine_available(int engine)
     if (engine == SHA256D_PORTABLE)
         return 1;
 #ifdef SHA256D_X86
-    return x86_has(engine);
+    /*
+     * cpuid traps to the hypervisor on a virtual machine (tens of microseconds), so its answer is
+     * kept. This is the file's only static; every thread computes and stores the same bits, so a
+     * race between first callers is harmless.
+     */
+    static volatile int known = 0; /* bit 0: filled in; bit 1 + engine: available */
+    int bits = known;
+    if (!(bits & 1)) {
+        bits = 1;
+        for (int e = SHA256D_AVX2; e <= SHA256D_SHANI; e++)
+            bits |= x86_has(e) << (1 + e);
+        known = bits;
+    }
+    return engine >= SHA256D_AVX2 && engine <= SHA256D_SHANI && ((bits >> (1 + engine)) & 1);
 #else
     return 0;
 #endif
