@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from miner.devices.cpu import CpuDevice
@@ -20,9 +20,15 @@ log = logging.getLogger(__name__)
 
 class JobSource(Protocol):
     name: str
-    stats: ShareStats
+
+    @property
+    def stats(self) -> ShareStats: ...
 
     async def submit(self, share: CheckedNonce) -> None: ...
+
+    def status(self, rate_of: Callable[[str], str]) -> str:
+        """The source's part of the status line; rate_of(source name) formats its hash rate."""
+        ...
 
 
 class Miner:
@@ -44,9 +50,9 @@ class Miner:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._nonces.put_nowait, nonce)
 
-    def _on_job(self, job: Job) -> None:
+    def _on_job(self, job: Job, restart: bool) -> None:
         for device in self.devices:
-            if job.clean:
+            if restart:
                 device.restart_work()
             else:
                 device.work_available()
@@ -85,8 +91,14 @@ class Miner:
         if job is not None:
             parts.append(f"diff {format_difficulty(job.share_difficulty)}")
         parts.append(f"best {format_difficulty(max(s.best_difficulty, self.totals.best_difficulty))}")
-        parts.append(self.source.name)
+        parts.append(self.source.status(self.source_rate))
         return " | ".join(parts)
+
+    def source_rate(self, source: str) -> str:
+        """Hash rate spent on one source's work, 5 s / average."""
+        short = sum(d.source_rate(source, 5.0) for d in self.devices)
+        average = sum(d.source_rate(source, None) for d in self.devices)
+        return f"{format_hashrate(short)}/{format_hashrate(average)}"
 
     async def _status(self) -> None:
         while True:
@@ -98,6 +110,9 @@ class Miner:
 
     async def run(self, time_limit: float | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        start = getattr(self.source, "start", None)
+        if start is not None:
+            await start()
         for device in self.devices:
             device.start()
         tasks = [asyncio.create_task(self._share_path()), asyncio.create_task(self._status())]
@@ -112,4 +127,7 @@ class Miner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            stop = getattr(self.source, "stop", None)
+            if stop is not None:
+                await stop()
             log.info("final: %s", self.status_line())

@@ -42,6 +42,18 @@ def mining_parser() -> argparse.ArgumentParser:
         description="SHA-256d miner. With no pool it mines a local sandbox job to show what the "
         "devices do. Subcommands: " + ", ".join(SUBCOMMANDS) + " (miner SUBCOMMAND --help).",
     )
+    pools = p.add_argument_group("pools (cgminer style: repeat -o/-u/-p for backups, in priority order)")
+    pools.add_argument("-o", "--url", action="append", default=[], metavar="URL",
+                       help="stratum+tcp://HOST:PORT or stratum+ssl://HOST:PORT (append #xnsub to "
+                       "subscribe to extranonce changes)")
+    pools.add_argument("-u", "--user", action="append", default=[], help="pool user (worker) name")
+    pools.add_argument("-p", "--pass", dest="password", action="append", default=[], help="pool password")
+    pools.add_argument("--suggest-diff", type=_positive_float, help="ask pools for this share difficulty")
+    pools.add_argument("--no-version-rolling", action="store_true", help="do not ask for BIP310 version rolling")
+    pools.add_argument("--failover-switch-delay", type=float, default=0.0, metavar="S",
+                       help="seconds a higher-priority pool must be back before mining returns to it")
+    pools.add_argument("--tls-no-verify", action="store_true", help="do not verify pool TLS certificates")
+    pools.add_argument("--tls-ca", metavar="FILE", help="CA certificates to verify pool TLS with")
     p.add_argument("-t", "--threads", type=_positive_int, help="CPU mining threads (default: one per core)")
     p.add_argument("--engine", type=_engine, help="sha256d engine (default: the fastest this CPU has)")
     p.add_argument("--sandbox-diff", type=_positive_float, default=None,
@@ -80,23 +92,55 @@ def run_benchmark(argv: list[str]) -> int:
     return 0
 
 
+def pool_configs(args: argparse.Namespace) -> list:
+    """Pair each -o with its -u/-p (a pool without its own takes the previous pool's)."""
+    from miner.stratum.client import PoolConfig, parse_pool_url
+
+    configs = []
+    user, password = "", "x"
+    for i, url in enumerate(args.url):
+        parse_pool_url(url)  # a bad URL stops here, with its reason
+        if i < len(args.user):
+            user = args.user[i]
+        if i < len(args.password):
+            password = args.password[i]
+        if not user:
+            raise ValueError(f"pool {url}: no user given (-u)")
+        configs.append(PoolConfig(url=url, user=user, password=password,
+                                  suggest_difficulty=args.suggest_diff,
+                                  version_rolling=not args.no_version_rolling,
+                                  tls_verify=not args.tls_no_verify, ca_file=args.tls_ca))
+    return configs
+
+
 def run_mining(argv: list[str]) -> int:
     from miner.app import Miner
     from miner.devices.cpu import CpuDevice
     from miner.dispatch import Dispatcher
     from miner.sandbox import DEFAULT_SANDBOX_DIFFICULTY, SandboxSource
+    from miner.stratum.client import PoolManager
 
-    args = mining_parser().parse_args(argv)
+    parser = mining_parser()
+    args = parser.parse_args(argv)
     setup_logging(args.quiet, args.debug)
+    try:
+        configs = pool_configs(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     dispatcher = Dispatcher()
-    source = SandboxSource(args.sandbox_diff or DEFAULT_SANDBOX_DIFFICULTY)
     miner: Miner
     device = CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), args.threads, args.engine)
-    miner = Miner(source, [device], dispatcher, args.status_interval)
-    log.info("%s: no pool given, mining a local sandbox job at difficulty %s on %s", USER_AGENT,
-             source.difficulty, device.name)
-    log.info("to mine on a pool: miner -o stratum+tcp://HOST:PORT -u USER -p PASS")
-    dispatcher.set_job(source.job)
+    if configs:
+        source = PoolManager(configs, dispatcher, switch_delay=args.failover_switch_delay)
+        miner = Miner(source, [device], dispatcher, args.status_interval)
+        log.info("%s: mining on %d pool(s) with %s", USER_AGENT, len(configs), device.name)
+    else:
+        sandbox = SandboxSource(args.sandbox_diff or DEFAULT_SANDBOX_DIFFICULTY)
+        miner = Miner(sandbox, [device], dispatcher, args.status_interval)
+        log.info("%s: no pool given, mining a local sandbox job at difficulty %s on %s", USER_AGENT,
+                 sandbox.difficulty, device.name)
+        log.info("to mine on a pool: miner -o stratum+tcp://HOST:PORT -u USER -p PASS")
+        dispatcher.set_job(sandbox.job)
     try:
         asyncio.run(miner.run(args.time_limit))
     except KeyboardInterrupt:

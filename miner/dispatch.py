@@ -10,9 +10,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from miner.work import Job, Work
+from miner.work import Job, Work, roll_version, spread_bits
 
-JobListener = Callable[[Job], None]
+JobListener = Callable[[Job, bool], None]  # (job, restart: devices drop what they hold)
+VERSIONS_PER_ROOT = 16
 
 
 class Dispatcher:
@@ -20,7 +21,9 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._job: Job | None = None
         self._next_work_id = 1
-        self._extranonce2 = 0
+        self._unit = 0  # units cut so far; never reset, so no two units share a header
+        self._root_key: tuple[Job, bytes] | None = None
+        self._root = b""
         self._works: OrderedDict[int, Work] = OrderedDict()
         self._remember = remember
         self._listeners: list[JobListener] = []
@@ -31,7 +34,8 @@ class Dispatcher:
         return self._job
 
     def add_listener(self, listener: JobListener) -> None:
-        """Called (from the caller's thread) with every new job; devices drop old work on clean."""
+        """Called (in the caller's thread) with every new job and whether devices must drop old
+        work (a clean job, or a switch to another source)."""
         self._listeners.append(listener)
 
     def set_job(self, job: Job | None) -> None:
@@ -39,23 +43,38 @@ class Dispatcher:
         with self._lock:
             previous = self._job
             self._job = job
-            if job is None or job.clean or previous is None or previous.source != job.source:
+            restart = job is None or job.clean or previous is None or previous.source != job.source
+            if restart:
                 self.generation += 1
         if job is not None:
             for listener in self._listeners:
-                listener(job)
+                listener(job, restart)
 
     def next_work(self) -> Work | None:
-        """A new unit from the current job, or None when there is no job."""
+        """A new unit from the current job, or None when there is no job.
+
+        When the job lets versions roll, each merkle root serves up to VERSIONS_PER_ROOT units
+        with different version bits before the next extranonce2 is taken: cheaper than a new root.
+        """
         with self._lock:
             job = self._job
             if job is None:
                 return None
             work_id = self._next_work_id
             self._next_work_id += 1
-            extranonce2 = job.extranonce2_for(self._extranonce2)
-            self._extranonce2 += 1
-        work = job.make_work(work_id, extranonce2)
+            rolls = min(VERSIONS_PER_ROOT, 1 << bin(job.version_mask).count("1"))
+            counter, roll = divmod(self._unit, rolls)
+            self._unit += 1
+            extranonce2 = job.extranonce2_for(counter)
+            key = self._root_key
+            cached = self._root if roll and key and key[0] is job and key[1] == extranonce2 else None
+        version = roll_version(job.version, job.version_mask, spread_bits(roll, job.version_mask))
+        if cached is None:
+            work = job.make_work(work_id, extranonce2, version)
+            with self._lock:
+                self._root_key, self._root = (job, extranonce2), work.merkle_root
+        else:
+            work = job.work_from_root(work_id, extranonce2, cached, version)
         with self._lock:
             self._works[work_id] = work
             while len(self._works) > self._remember:

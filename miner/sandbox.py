@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from miner.shares import CheckedNonce
 from miner.stats import ShareStats, format_difficulty
@@ -85,6 +86,9 @@ class SandboxSource:
         self.difficulty = difficulty
         self.stats = ShareStats()
         self.job = sandbox_job(difficulty)
+
+    def status(self, rate_of: Callable[[str], str]) -> str:
+        return f"sandbox {rate_of(self.name)}"
 
     async def submit(self, share: CheckedNonce) -> None:
         self.stats.accepted += 1

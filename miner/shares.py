@@ -31,7 +31,7 @@ class CheckedNonce:
 
     @property
     def version(self) -> int:
-        return self.job_version if self.nonce.version is None else self.nonce.version
+        return self.work.version if self.nonce.version is None else self.nonce.version
 
     @property
     def job_version(self) -> int:
@@ -49,7 +49,8 @@ def check_nonce(work: Work, nonce: Nonce, device_target: int = DIFF1_TARGET) -> 
     target for the CPU). A rolled version outside the job's mask counts as a hardware error.
     """
     job = work.job
-    if nonce.version is not None and (nonce.version ^ job.version) & ~job.version_mask & 0xFFFFFFFF:
+    if (nonce.version is not None and (nonce.version ^ job.version) & ~job.version_mask & 0xFFFFFFFF
+            or (work.version ^ job.version) & ~job.version_mask & 0xFFFFFFFF):
         header = work.header_for(nonce.nonce, nonce.version, nonce.ntime)
         return CheckedNonce(work, nonce, header, hashing.sha256d(header), Verdict.HW_ERROR)
     header = work.header_for(nonce.nonce, nonce.version, nonce.ntime)

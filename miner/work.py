@@ -144,6 +144,18 @@ def roll_version(base: int, mask: int, bits: int) -> int:
     return (base & ~mask & 0xFFFFFFFF) | (bits & mask)
 
 
+def spread_bits(counter: int, mask: int) -> int:
+    """Deposit the low bits of counter into the set bits of mask, lowest first (like x86 PDEP)."""
+    out = 0
+    while mask and counter:
+        low = mask & -mask
+        if counter & 1:
+            out |= low
+        counter >>= 1
+        mask ^= low
+    return out
+
+
 # ------------------------------------------------------------------------------------ data
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -157,11 +169,13 @@ class Job:
     version: int
     nbits: int
     ntime: int
-    clean: bool = False
+    # A job re-announced as clean (a pool switch) or with a new rolling mask is still the same job:
+    # shares for it stay valid, so these two fields do not take part in equality.
+    clean: bool = field(default=False, compare=False)
     extranonce1: bytes = b""
     extranonce2_size: int = 4
     share_target: int = DIFF1_TARGET
-    version_mask: int = 0  # bits the devices may roll (BIP310), 0 = none
+    version_mask: int = field(default=0, compare=False)  # bits devices may roll (BIP310), 0 = none
     source: str = ""  # who made the job; shares go back there
     height: int | None = None  # when the source knows it (getblocktemplate)
 
@@ -183,10 +197,17 @@ class Job:
         size = self.extranonce2_size
         return (counter % (1 << (8 * size))).to_bytes(size, "little") if size else b""
 
-    def make_work(self, work_id: int, extranonce2: bytes) -> Work:
+    def make_work(self, work_id: int, extranonce2: bytes, version: int | None = None) -> Work:
+        """A unit with this extranonce2 (and, within the job's mask, this rolled version)."""
+        version = self.version if version is None else version
+        if (version ^ self.version) & ~self.version_mask & 0xFFFFFFFF:
+            raise ValueError(f"version {version:08x} differs from the job's outside its mask")
         root = merkle_root(dsha256(self.coinbase(extranonce2)), self.merkle_branch)
-        header = build_header(self.version, self.prevhash, root, self.ntime, self.nbits, 0)
-        return Work(work_id=work_id, job=self, extranonce2=extranonce2, merkle_root=root, header=header)
+        return self.work_from_root(work_id, extranonce2, root, version)
+
+    def work_from_root(self, work_id: int, extranonce2: bytes, root: bytes, version: int) -> Work:
+        header = build_header(version, self.prevhash, root, self.ntime, self.nbits, 0)
+        return Work(work_id, self, extranonce2, root, header, version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +218,8 @@ class Work:
     job: Job
     extranonce2: bytes
     merkle_root: bytes
-    header: bytes  # 80 bytes with nonce 0 and the job's version and ntime
+    header: bytes  # 80 bytes with nonce 0, this unit's version and the job's ntime
+    version: int  # the job's version, or one rolled within its mask
 
     @property
     def target(self) -> int:
@@ -205,7 +227,7 @@ class Work:
 
     def header_for(self, nonce: int, version: int | None = None, ntime: int | None = None) -> bytes:
         """The header a device hashed: this work's, with its nonce (and rolled version/ntime)."""
-        v = self.job.version if version is None else version
+        v = self.version if version is None else version
         t = self.job.ntime if ntime is None else ntime
         return struct.pack("<I", v) + self.header[4:68] + struct.pack("<III", t, self.job.nbits, nonce)
 

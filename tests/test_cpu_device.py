@@ -57,7 +57,7 @@ def test_clean_job_drops_old_work():
     dispatcher.set_job(first)
     nonces = []
     device = CpuDevice(dispatcher.next_work, nonces.append, threads=2, chunk=1 << 16)
-    dispatcher.add_listener(lambda job: device.restart_work() if job.clean else None)
+    dispatcher.add_listener(lambda job, restart: device.restart_work() if restart else None)
     device.start()
     time.sleep(0.5)
     second = sandbox_job(difficulty=0.0005)

@@ -78,7 +78,8 @@ class CpuDevice:
     driver = "cpu"
 
     def __init__(self, get_work: Callable[[], Work | None], on_nonce: Callable[[Nonce], None],
-                 threads: int | None = None, engine: str | None = None, chunk: int = DEFAULT_CHUNK):
+                 threads: int | None = None, engine: str | None = None, chunk: int = DEFAULT_CHUNK,
+                 nonces_per_work: int = NONCE_SPACE):
         self.threads = threads or default_threads()
         if self.threads < 1:
             raise ValueError(f"threads: must be >= 1, got {threads}")
@@ -87,6 +88,8 @@ class CpuDevice:
         self._get_work = get_work
         self._on_nonce = on_nonce
         self._chunk = chunk
+        # Less than the whole nonce space per unit makes units (and rolled versions) turn over faster.
+        self._nonces_per_work = nonces_per_work
         self._slices: deque[Slice] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -95,6 +98,7 @@ class CpuDevice:
         self._workers: list[threading.Thread] = []
         self.hashes = RateMeter()
         self.thread_hashes = [RateMeter() for _ in range(self.threads)]
+        self.source_hashes: dict[str, RateMeter] = {}  # hashes per job source (pool)
         self.nonces_found = 0
 
     # -------------------------------------------------------------------- control
@@ -122,6 +126,20 @@ class CpuDevice:
         """Wake idle threads: there is work again after a time with none."""
         self._wake.set()
 
+    def source_rate(self, source: str, window: float | None) -> float:
+        meter = self.source_hashes.get(source)
+        if meter is None:
+            return 0.0
+        return meter.average() if window is None else meter.rate(window)
+
+    def _source_meter(self, source: str) -> RateMeter:
+        with self._lock:
+            meter = self.source_hashes.get(source)
+            if meter is None:
+                meter = self.source_hashes[source] = RateMeter()
+                meter.started = self.hashes.started
+            return meter
+
     # -------------------------------------------------------------------- workers
     def _next_slice(self) -> Slice | None:
         with self._lock:
@@ -129,7 +147,7 @@ class CpuDevice:
                 work = self._get_work()
                 if work is None:
                     return None
-                for start, count in split_range(0, NONCE_SPACE, self.threads):
+                for start, count in split_range(0, self._nonces_per_work, self.threads):
                     self._slices.append(Slice(work, start, count, self._generation))
             return self._slices.popleft()
 
@@ -149,6 +167,7 @@ class CpuDevice:
                 now = time.monotonic()
                 meter.add(count, now)
                 self.hashes.add(count, now)
+                self._source_meter(work.job.source).add(count, now)
                 for nonce in found:
                     self.nonces_found += 1
                     self._on_nonce(Nonce(work.work_id, nonce, device=self.name, found_at=now))
