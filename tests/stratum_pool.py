@@ -62,7 +62,8 @@ class Session:
 
 class StratumTestPool:
     def __init__(self, difficulty: float = 0.001, version_mask: int | None = 0x1FFFE000,
-                 password: str | None = None):
+                 password: str | None = None, ssl_context=None):
+        self.ssl_context = ssl_context
         self.difficulty = difficulty
         self.version_mask_offer = version_mask  # None: answer mining.configure with an error
         self.password = password
@@ -85,7 +86,7 @@ class StratumTestPool:
 
     # ---------------------------------------------------------------- server
     async def start(self, port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port or self.port)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port or self.port, ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -168,8 +169,8 @@ class StratumTestPool:
             s.version_mask = mask
         self.broadcast("mining.set_version_mask", [f"{mask:08x}"])
 
-    def reconnect(self, port: int, wait: float = 0) -> None:
-        self.broadcast("client.reconnect", ["127.0.0.1", port, wait])
+    def reconnect(self, port: int, wait: float = 0, host: str = "localhost") -> None:
+        self.broadcast("client.reconnect", [host, port, wait])
 
     async def wait_submits(self, count: int, timeout: float = 20.0, accepted: bool | None = None) -> list[Submit]:
         async def enough() -> None:

@@ -21,7 +21,8 @@ FAST = Timeouts(connect=2, reply=2, silence=30, work=60, backoff_base=0.2, backo
 async def mining(pools: list[StratumTestPool], threads: int = 1, timeouts: Timeouts = FAST,
                  switch_delay: float = 0.0, **config):
     dispatcher = Dispatcher()
-    configs = [PoolConfig(f"stratum+tcp://127.0.0.1:{p.port}", "worker.1", "x", **config) for p in pools]
+    scheme = "stratum+ssl" if pools[0].ssl_context else "stratum+tcp"
+    configs = [PoolConfig(f"{scheme}://localhost:{p.port}", "worker.1", "x", **config) for p in pools]
     manager = PoolManager(configs, dispatcher, timeouts, switch_delay=switch_delay)
     miner: Miner
     device = CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), threads=threads, chunk=1 << 16,
@@ -192,9 +193,23 @@ async def test_client_reconnect_to_a_new_port():
         await old.wait_submits(1, accepted=True)
         old.reconnect(new.port)
         await new.wait_submits(1, accepted=True)
-        assert manager.pools[0].host == f"127.0.0.1:{new.port}"
+        assert manager.pools[0].host == f"localhost:{new.port}"
+        assert manager.pools[0].sessions == 2
     await old.stop()
     await new.stop()
+
+
+async def test_client_reconnect_to_another_domain_is_refused(caplog):
+    pool = StratumTestPool(difficulty=0.002)
+    await pool.start()
+    async with mining([pool]) as (manager, miner):
+        await pool.wait_submits(1, accepted=True)
+        pool.reconnect(3333, host="evil.example.net")
+        await until(lambda: "REFUSED client.reconnect to evil.example.net:3333" in caplog.text, what="refusal")
+        count = len(pool.submits)
+        await pool.wait_submits(count + 1, accepted=True)
+        assert manager.pools[0].host == f"localhost:{pool.port}" and manager.pools[0].sessions == 1
+    await pool.stop()
 
 
 async def test_wrong_password_is_one_clear_line_and_no_shares(caplog):
@@ -248,3 +263,48 @@ async def test_silent_pool_times_out_and_fails_over(caplog):
         await until(lambda: "no reply to subscribe/authorize" in caplog.text, what="silence noticed")
     await silent.stop()
     await backup.stop()
+
+
+async def test_tls_pool_with_certificate_verification(tmp_path, caplog):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    pool = StratumTestPool(difficulty=0.002, ssl_context=server_context)
+    await pool.start()
+    async with mining([pool], ca_file=str(ca_file)) as (manager, miner):
+        await pool.wait_submits(1, accepted=True)
+    # without the CA the certificate is refused: no session, one clear line per attempt
+    async with mining([pool]) as (manager, miner):
+        await until(lambda: "CERTIFICATE_VERIFY_FAILED" in caplog.text, what="verification failure")
+        assert not manager.pools[0].alive
+    await pool.stop()
+
+
+def test_pool_urls():
+    from miner.stratum.client import parse_pool_url
+
+    u = parse_pool_url("stratum+ssl://pool.example:4333#xnsub")
+    assert (u.host, u.port, u.tls, u.xnsub) == ("pool.example", 4333, True, True)
+    assert parse_pool_url("pool.example:3333").tls is False
+    for scheme in ("stratum+tls", "stratum+tcps"):
+        assert parse_pool_url(f"{scheme}://h:1").tls
+    for bad in ("http://h:1", "stratum+tcp://h", "stratum+tcp://:3333"):
+        with pytest.raises(ValueError, match="pool url"):
+            parse_pool_url(bad)
+
+
+def test_backoff_is_capped_and_jittered():
+    import random
+
+    from miner.stratum.client import backoff_delay
+
+    rng = random.Random(1)
+    delays = [backoff_delay(n, 1.0, 60.0, rng) for n in range(1, 12)]
+    assert all(0.5 <= d <= 1.0 for d in delays[:1])
+    assert all(d <= 60.0 for d in delays) and max(delays) >= 30.0
+    assert len({round(d, 6) for d in delays[8:]}) == 3  # jitter: capped steps still differ
