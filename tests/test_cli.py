@@ -53,3 +53,32 @@ def test_unknown_engine_is_one_clear_error():
     assert proc.returncode == 2
     assert "unknown engine 'quantum'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+async def test_miner_mines_a_pool_from_the_command_line():
+    import asyncio
+
+    from tests.stratum_pool import StratumTestPool
+
+    pool = StratumTestPool(difficulty=0.01)
+    await pool.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "miner", "-o", f"stratum+tcp://127.0.0.1:{pool.port}", "-u", "bc1qworker.rig",
+        "-p", "x", "--suggest-diff", "0.01", "-t", "1", "--time-limit", "6", "--status-interval", "2",
+        cwd=ROOT, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert pool.sessions and pool.sessions[0].user == "bc1qworker.rig"
+    sent = [m for m in pool.sessions[0].received if m.get("method") == "mining.suggest_difficulty"]
+    assert sent and sent[0]["params"] == [0.01]
+    assert "pool0" in text and "MH/s" in text and "A:" in text
+    accepted = [s for s in pool.submits if s.accepted]
+    assert accepted and len(accepted) == len(pool.submits)
+    await pool.stop()
+
+
+def test_bad_pool_url_is_one_clear_error():
+    proc = run_miner("-o", "http://pool.example:3333", "-u", "me")
+    assert proc.returncode == 2
+    assert "unknown scheme 'http'" in proc.stderr and "Traceback" not in proc.stderr

@@ -308,3 +308,24 @@ def test_backoff_is_capped_and_jittered():
     assert all(0.5 <= d <= 1.0 for d in delays[:1])
     assert all(d <= 60.0 for d in delays) and max(delays) >= 30.0
     assert len({round(d, 6) for d in delays[8:]}) == 3  # jitter: capped steps still differ
+
+
+async def test_pool_that_stops_sending_work_fails_over(caplog):
+    stalled = StratumTestPool(difficulty=0.002)
+    backup = StratumTestPool(difficulty=0.002)
+    await stalled.start()
+    await backup.start()
+    timeouts = Timeouts(connect=2, reply=2, silence=30, work=1.5, backoff_base=5, backoff_cap=5)
+    async with mining([stalled, backup], timeouts=timeouts) as (manager, miner):
+        await stalled.wait_submits(1, accepted=True)
+        # the backup keeps sending jobs, the primary does not
+        for _ in range(20):
+            backup.notify(clean=False)
+            if manager.active is manager.pools[1]:
+                break
+            await asyncio.sleep(0.25)
+        assert manager.active is manager.pools[1]
+        assert "no new work for 1.5 s" in caplog.text
+        await backup.wait_submits(1, accepted=True)
+    await stalled.stop()
+    await backup.stop()
