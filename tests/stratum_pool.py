@@ -149,13 +149,8 @@ class StratumTestPool:
             self.live.clear()
         self.live.add(job_id)
         for s in self.active:
-            if not s.authorized:
-                continue
-            self.jobs[job_id + "/" + s.extranonce1.hex()] = PoolJob(
-                job_id, self._prev, 0x20000000, 0x1D00FFFF, 0x6553F100, self.difficulty, s.extranonce1)
-            self.send(s, {"id": None, "method": "mining.notify", "params": [
-                job_id, swap_words(self._prev).hex(), COINB1.hex(), COINB2.hex(), [b.hex() for b in BRANCH],
-                "20000000", "1d00ffff", "6553f100", clean]})
+            if s.authorized:
+                self._send_job(s, job_id, clean)
         return job_id
 
     def set_extranonce(self, extranonce1: bytes, size: int) -> None:
@@ -227,11 +222,14 @@ class StratumTestPool:
             self.live.add(job_id)
         else:
             job_id = sorted(self.live, key=lambda j: int(j, 16))[-1]
+        self._send_job(s, job_id, True)
+
+    def _send_job(self, s: Session, job_id: str, clean: bool) -> None:
         self.jobs[job_id + "/" + s.extranonce1.hex()] = PoolJob(
             job_id, self._prev, 0x20000000, 0x1D00FFFF, 0x6553F100, self.difficulty, s.extranonce1)
         self.send(s, {"id": None, "method": "mining.notify", "params": [
             job_id, swap_words(self._prev).hex(), COINB1.hex(), COINB2.hex(), [b.hex() for b in BRANCH],
-            "20000000", "1d00ffff", "6553f100", True]})
+            "20000000", "1d00ffff", "6553f100", clean]})
 
     def _submit(self, s: Session, mid: object, params: list) -> None:
         def answer(ok: bool, error: object = None, version: int | None = None) -> None:

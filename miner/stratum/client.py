@@ -116,6 +116,11 @@ class _Submitted:
     sent_at: float
 
 
+def _share_key(share: CheckedNonce) -> tuple:
+    """What makes two submits the same share to a pool."""
+    return (share.work.job.job_id, share.work.extranonce2, share.ntime, share.nonce.nonce, share.version)
+
+
 def _same_domain(a: str, b: str) -> bool:
     """cgminer's rule for client.reconnect: the last two labels of the host names agree."""
     def tail(host: str) -> str:
@@ -191,7 +196,7 @@ class PoolConnection:
             self.stats.stale += 1
             log.info("%s: stale share for job %s (the pool has moved on), not sent", self.name, job.job_id)
             return
-        key = (job.job_id, share.work.extranonce2, share.ntime, share.nonce.nonce, share.version)
+        key = _share_key(share)
         if key in self._sent_keys:
             log.info("%s: duplicate share %08x not sent again", self.name, share.nonce.nonce)
             return
@@ -271,9 +276,7 @@ class PoolConnection:
     def _fail_pending_submits(self) -> None:
         """Submits the pool never answered: hold them again, they may still be good after reconnect."""
         for entry in self._submitted.values():
-            job = entry.share.work.job
-            self._sent_keys.discard((job.job_id, entry.share.work.extranonce2, entry.share.ntime,
-                                     entry.share.nonce.nonce, entry.share.version))
+            self._sent_keys.discard(_share_key(entry.share))
             self.held.append(entry.share)
         self._submitted.clear()
 
@@ -448,8 +451,7 @@ class PoolConnection:
                 self.stats.stale += 1
                 log.info("%s: held share for job %s is stale now, not sent", self.name, job.job_id)
                 continue
-            self._send_submit(share, (job.job_id, share.work.extranonce2, share.ntime, share.nonce.nonce,
-                                      share.version))
+            self._send_submit(share, _share_key(share))
 
     def _submit_result(self, event: sp.SubmitResult) -> None:
         entry = self._submitted.pop(event.request_id, None)
