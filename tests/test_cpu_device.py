@@ -63,10 +63,10 @@ def test_clean_job_drops_old_work():
     second = sandbox_job(difficulty=0.0005)
     dispatcher.set_job(second)
     switched = time.monotonic()
-    time.sleep(0.8)
+    time.sleep(1.5)
     device.stop()
     late_old = [n for n in nonces
-                if dispatcher.lookup(n.work_id).job is first and n.found_at > switched + 0.1]
+                if dispatcher.lookup(n.work_id).job is first and n.found_at > switched + 0.5]
     assert not late_old
     assert any(dispatcher.lookup(n.work_id).job is second for n in nonces)
 
