@@ -398,6 +398,7 @@ class PoolConnection:
         if self.live_jobs:
             log.info("%s: %d old job(s) no longer valid: %s", self.name, len(self.live_jobs), why)
         self.live_jobs.clear()
+        self._sent_keys.clear()  # shares of dead jobs cannot be sent again anyway; keeps the set small
 
     def _new_job(self, event: sp.NewJob) -> None:
         if self._pending_difficulty is not None:
