@@ -158,7 +158,11 @@ async def test_pool_closing_the_socket_holds_shares_and_sends_them_after_reconne
         count_keys = {(s.params[2], s.params[4]) for s in pool.submits}
         sent = [h for h in held if (h.work.extranonce2.hex(), f"{h.nonce.nonce:08x}") in count_keys]
         assert sent, "the held shares were not sent after reconnect"
-        await until(lambda: all(s.accepted for s in pool.submits[-len(sent):]), what="held accepted")
+        # A submit in flight when the socket died may have reached the pool; resending it then gets
+        # "Duplicate share", which is right: the miner cannot know, and a lost share is worse.
+        await until(lambda: all(s.accepted or s.reason == "Duplicate share" for s in pool.submits[-len(sent):]),
+                    what="held accepted")
+        assert any(s.accepted for s in pool.submits[-len(sent):])
         assert "held" in caplog.text
     await pool.stop()
 
@@ -246,7 +250,7 @@ async def test_bad_input_from_the_pool_is_one_line_and_a_reconnect(caplog, bad, 
         assert len(lines) == 1 and len(lines[0]) < 300, lines
         await until(lambda: manager.pools[0].alive, what="alive again")
         # never an unchecked share: everything the pool saw validated
-        assert all(s.accepted or s.reason == "Job not found" for s in pool.submits)
+        assert all(s.accepted or s.reason in ("Job not found", "Duplicate share") for s in pool.submits)
         assert miner.totals.hw_errors == 0
     await pool.stop()
 
