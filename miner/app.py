@@ -47,8 +47,12 @@ class Miner:
 
     # Called from device threads.
     def on_nonce(self, nonce: Nonce) -> None:
-        if self._loop is not None:
+        if self._loop is None:
+            return
+        try:
             self._loop.call_soon_threadsafe(self._nonces.put_nowait, nonce)
+        except RuntimeError:  # the loop has closed: the miner is shutting down
+            log.debug("%s: nonce %08x found during shutdown, not checked", nonce.device, nonce.nonce)
 
     def _on_job(self, job: Job, restart: bool) -> None:
         for device in self.devices:
