@@ -27,10 +27,6 @@ def _available(engine_id: int) -> bool:
     return bool(lib.sha256d_engine_available(engine_id))
 
 
-def _lookup_engine_id(engine: str | None) -> int:
-    """The C id of a named engine this CPU can run (None: the fastest)."""
-    return _ENGINE_IDS[check_engine(engine)]
-
 
 def engines() -> list[str]:
     """Engines this CPU can run, fastest first; "portable" is always there."""
@@ -90,7 +86,7 @@ def scan(header: bytes, start: int, count: int, target: int, engine: str | None 
         raise ValueError(f"target: must be positive, got {target}")
     if target > MAX_TARGET:
         raise ValueError("target: must fit in 256 bits")
-    engine_id = _lookup_engine_id(engine)
+    engine_id = _ENGINE_IDS[check_engine(engine)]
     if count == 0:
         return []
 

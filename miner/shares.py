@@ -49,14 +49,11 @@ def check_nonce(work: Work, nonce: Nonce, device_target: int = DIFF1_TARGET) -> 
     target for the CPU). A rolled version outside the job's mask counts as a hardware error.
     """
     job = work.job
-    if (nonce.version is not None and (nonce.version ^ job.version) & ~job.version_mask & 0xFFFFFFFF
-            or (work.version ^ job.version) & ~job.version_mask & 0xFFFFFFFF):
-        header = work.header_for(nonce.nonce, nonce.version, nonce.ntime)
-        return CheckedNonce(work, nonce, header, hashing.sha256d(header), Verdict.HW_ERROR)
+    version = work.version if nonce.version is None else nonce.version
     header = work.header_for(nonce.nonce, nonce.version, nonce.ntime)
     digest = hashing.sha256d(header)
     value = hash_to_int(digest)
-    if value > device_target:
+    if (version ^ job.version) & ~job.version_mask & 0xFFFFFFFF or value > device_target:
         verdict = Verdict.HW_ERROR
     elif value > job.share_target:
         verdict = Verdict.WORK

@@ -191,6 +191,9 @@ class PoolConnection:
 
     async def submit(self, share: CheckedNonce) -> None:
         """Send a checked share, hold it while the pool is down, or count it stale."""
+        self._offer(share)
+
+    def _offer(self, share: CheckedNonce) -> None:
         job = share.work.job
         if not self._is_live(share):
             self.stats.stale += 1
@@ -446,13 +449,7 @@ class PoolConnection:
         held, self.held = self.held, []
         log.info("%s: sending %d share(s) held while the pool was down", self.name, len(held))
         for share in held:
-            # submit() applies the same checks as for a fresh share: stale ones are counted
-            job = share.work.job
-            if not self._is_live(share):
-                self.stats.stale += 1
-                log.info("%s: held share for job %s is stale now, not sent", self.name, job.job_id)
-                continue
-            self._send_submit(share, _share_key(share))
+            self._offer(share)  # the same checks as a fresh share: stale ones are counted, not sent
 
     def _submit_result(self, event: sp.SubmitResult) -> None:
         entry = self._submitted.pop(event.request_id, None)
