@@ -12,7 +12,7 @@ from miner import USER_AGENT, bench, hashing
 
 log = logging.getLogger("miner")
 
-SUBCOMMANDS = ("benchmark",)
+SUBCOMMANDS = ("benchmark", "solo")
 
 
 def _positive_float(text: str) -> float:
@@ -152,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "benchmark":
         return run_benchmark(argv[1:])
+    if argv and argv[0] == "solo":
+        from miner.node.solo import main as solo_main
+
+        return solo_main(argv[1:])
     return run_mining(argv)
 
 

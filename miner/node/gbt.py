@@ -1,0 +1,269 @@
+"""GbtSource: a job source that mines block templates from a node and submits the blocks found.
+
+One task keeps the current template fresh: it long-polls when the node offers it (the answer comes
+when the tip changes or transactions arrive), else it asks for the best block hash every
+`poll_interval` seconds; in both cases it re-fetches every `refresh_interval` seconds to pick up new
+transactions. A template on a new previous block is a clean job: devices drop what they hold. Node
+trouble (down, wrong credentials, warming up, errors) is logged once per change and retried with
+capped backoff; it never ends the miner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from miner.dispatch import Dispatcher
+from miner.node.address import AddressError, PayoutAddress
+from miner.node.rpc import NodeError, RpcClient, RpcError
+from miner.node.template import BlockTemplate, PreparedTemplate, TemplateError, parse_template, prepare
+from miner.shares import CheckedNonce, Verdict
+from miner.stats import ShareStats, format_difficulty
+from miner.work import Nonce, display_hash, target_to_difficulty
+
+log = logging.getLogger(__name__)
+
+GBT_PARAMS = {"rules": ["segwit"], "capabilities": ["longpoll", "coinbasevalue", "proposal"]}
+MAX_LIVE_JOBS = 16
+
+
+class GbtSource:
+    name = "node"
+
+    def __init__(self, rpc: RpcClient, payout: PayoutAddress, dispatcher: Dispatcher, tag: bytes = b"",
+                 refresh_interval: float = 30.0, poll_interval: float = 1.0, retry_base: float = 0.5,
+                 retry_cap: float = 10.0, extranonce1: bytes | None = None):
+        self.rpc = rpc
+        self.payout = payout
+        self.dispatcher = dispatcher
+        self.tag = tag
+        self.refresh_interval = refresh_interval
+        self.poll_interval = poll_interval
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        # Our part of the coinbase nonce space: two miners on one node and address never collide.
+        self.extranonce1 = extranonce1 if extranonce1 is not None else os.urandom(4)
+        self.stats = ShareStats()
+        self.chain: str | None = None
+        self.template: BlockTemplate | None = None
+        self.accepted_hashes: list[str] = []  # display hashes of the blocks the node took
+        self._jobs: OrderedDict[str, PreparedTemplate] = OrderedDict()
+        self._job_counter = 0
+        self._claimed: set[str] = set()  # jobs that already have a block candidate
+        self._live: frozenset[str] = frozenset()  # self._jobs' keys, for the device threads
+        self._submits: set[asyncio.Task] = set()
+        self._claim_lock = threading.Lock()
+        self._refresh_lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+        self._failures = 0
+        self._last_problem = ""
+
+    # -------------------------------------------------------------------- status
+    @property
+    def height(self) -> int | None:
+        return self.template.height if self.template else None
+
+    @property
+    def difficulty(self) -> float | None:
+        return target_to_difficulty(self.template.target) if self.template else None
+
+    def status(self, rate_of: Callable[[str], str]) -> str:
+        s = self.stats
+        where = f"height {self.height} netdiff {format_difficulty(self.difficulty)}" if self.template else "no template"
+        down = " (node unreachable)" if self._failures else ""
+        return (f"node {self.rpc}{down} {where} blocks found/accepted/rejected "
+                f"{s.found}/{s.accepted}/{s.rejected_total} {rate_of(self.name)}")
+
+    # -------------------------------------------------------------------- life cycle
+    async def check_node(self) -> str:
+        """The node's chain; raises AddressError if the payout address is for another network."""
+        info = await self.rpc.call("getblockchaininfo")
+        chain = str(info.get("chain", "")) if isinstance(info, dict) else ""
+        self.payout.check_chain(chain)
+        self.chain = chain
+        return chain
+
+    async def connect(self) -> str:
+        """check_node, retried (with a line for each new problem) until the node answers."""
+        while True:
+            try:
+                chain = await self.check_node()
+            except NodeError as exc:
+                await self._trouble(exc)
+                continue
+            self._recovered()
+            return chain
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="gbt")
+
+    async def stop(self) -> None:
+        if self._submits:
+            await asyncio.gather(*self._submits, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -------------------------------------------------------------------- device side
+    def claim(self, nonce: Nonce) -> bool:
+        """Called from device threads: pass only the first candidate per live job to the share path.
+
+        On a low-difficulty chain every other hash is a block, and any one of them does for a
+        template; a second block on the same parent would only compete with the first, and work
+        for a replaced parent is worthless.
+        """
+        work = self.dispatcher.lookup(nonce.work_id)
+        if work is None:
+            return True  # let the share path report it
+        job_id = work.job.job_id
+        with self._claim_lock:
+            if job_id in self._claimed or job_id not in self._live:
+                return False
+            self._claimed.add(job_id)
+            return True
+
+    async def submit(self, share: CheckedNonce) -> None:
+        job = share.work.job
+        prepared = self._jobs.get(job.job_id)
+        if share.verdict is not Verdict.BLOCK:
+            return  # solo: the share target is the network target, so nothing else reaches here
+        if prepared is None:
+            self.stats.stale += 1
+            log.info("block candidate for a replaced template (height %s) dropped", job.height)
+            return
+        # A block on its way to the node is finished even if the miner is stopping meanwhile, so
+        # that our count of accepted blocks always matches the node's.
+        task = asyncio.create_task(self._submit_block(share, prepared))
+        self._submits.add(task)
+        task.add_done_callback(self._submits.discard)
+        await asyncio.shield(task)
+
+    async def _submit_block(self, share: CheckedNonce, prepared: PreparedTemplate) -> None:
+        job = share.work.job
+        block = prepared.block(share.header, job.coinbase(share.work.extranonce2))
+        block_hash = display_hash(share.digest)
+        self.stats.found += 1
+        height = prepared.template.height
+        try:
+            result = await self.rpc.call("submitblock", block.hex())
+        except NodeError as exc:
+            self.stats.rejected["not submitted"] += 1
+            log.error("block %s at height %d NOT submitted: %s", block_hash, height, exc)
+            return
+        if result is None:
+            self.stats.accepted += 1
+            self.stats.blocks += 1
+            self.stats.accepted_difficulty += target_to_difficulty(job.share_target)
+            self.stats.note_best(share.difficulty)
+            self.accepted_hashes.append(block_hash)
+            log.info("block %s accepted at height %d", block_hash, height)
+        else:
+            reason = result if isinstance(result, str) else repr(result)
+            self.stats.rejected[reason] += 1
+            log.warning("block %s at height %d rejected: %s", block_hash, height, reason)
+        # Either way the tip (or our view of it) is due for a new template; do not wait for a poll.
+        try:
+            await self.refresh()
+        except (NodeError, TemplateError) as exc:
+            log.debug("template after submit: %s", exc)
+
+    # -------------------------------------------------------------------- templates
+    async def refresh(self) -> BlockTemplate:
+        """Fetch a template and make it the current job, unless it holds the same work."""
+        async with self._refresh_lock:
+            raw = await self.rpc.call("getblocktemplate", GBT_PARAMS)
+            template = parse_template(raw)
+            self._publish(template)
+            return template
+
+    def _publish(self, template: BlockTemplate) -> None:
+        current = self.template
+        if current is not None and template.same_work(current):
+            return
+        prepared = prepare(template, self.payout.script, self.tag)
+        if (template.default_witness_commitment and prepared.commitment
+                and template.default_witness_commitment != prepared.commitment):
+            log.warning("our witness commitment differs from the node's (%s); mining ours",
+                        template.default_witness_commitment.hex())
+        clean = current is None or current.prevhash != template.prevhash
+        if clean:
+            self._jobs.clear()  # work on the old parent can no longer make a block
+            log.info("new block template: height %d, %d transactions, %s sat, netdiff %s", template.height,
+                     len(template.transactions), template.coinbase_value,
+                     format_difficulty(target_to_difficulty(template.target)))
+        else:
+            log.debug("template update at height %d: %d transactions", template.height, len(template.transactions))
+        self._job_counter += 1
+        job_id = f"{template.height}.{self._job_counter}"
+        self._jobs[job_id] = prepared
+        while len(self._jobs) > MAX_LIVE_JOBS:
+            self._jobs.popitem(last=False)
+        with self._claim_lock:
+            self._live = frozenset(self._jobs)
+            self._claimed &= self._live
+        self.template = template
+        self.dispatcher.set_job(prepared.job(job_id, self.extranonce1, self.name, clean))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self.chain is None:
+                    await self.check_node()
+                template = await self.refresh()
+                self._recovered()
+                if template.longpollid:
+                    await self._longpoll(template.longpollid)
+                else:
+                    await self._short_poll()
+            except asyncio.CancelledError:
+                raise
+            except (NodeError, TemplateError, AddressError) as exc:
+                await self._trouble(exc)
+            except Exception as exc:  # a node answering nonsense must not end the miner
+                log.exception("unexpected error talking to the node")
+                await self._trouble(exc)
+
+    async def _longpoll(self, longpollid: str) -> None:
+        """Wait for the node to say the work changed, or for the refresh interval; the answer itself
+        is not used: refresh() fetches the current template under its lock, so two fetches racing
+        can never publish an older template over a newer one."""
+        params = {**GBT_PARAMS, "longpollid": longpollid}
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.rpc.call("getblocktemplate", params, timeout=self.refresh_interval + 5),
+                                   self.refresh_interval)
+
+    async def _short_poll(self) -> None:
+        waited = 0.0
+        assert self.template is not None
+        tip = self.template.prevhash[::-1].hex()
+        while waited < self.refresh_interval:
+            await asyncio.sleep(self.poll_interval)
+            waited += self.poll_interval
+            if await self.rpc.call("getbestblockhash") != tip:
+                return
+
+    async def _trouble(self, exc: Exception) -> None:
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, RpcError) and exc.warming_up:
+            text = f"node {self.rpc} is starting up ({exc.message}); waiting"
+        delay = min(self.retry_cap, self.retry_base * 2 ** min(self._failures, 16))
+        self._failures += 1
+        if text != self._last_problem:
+            log.warning("%s; retrying in %.1fs", text, delay)
+            self._last_problem = text
+        else:
+            log.debug("%s; retrying in %.1fs", text, delay)
+        await asyncio.sleep(delay)
+
+    def _recovered(self) -> None:
+        if self._failures:
+            log.info("node %s answers again", self.rpc)
+        self._failures = 0
+        self._last_problem = ""
