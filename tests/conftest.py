@@ -19,3 +19,37 @@ def load_vectors(name: str) -> dict:
 def engine(request) -> str:
     """Every engine this CPU can run."""
     return request.param
+
+
+# ------------------------------------------------------------------------------------ regtest nodes
+@pytest.fixture(scope="session")
+def regtest_node():
+    """One bcoin regtest node for the tests that only add blocks. Not installed is a failure, not a
+    skip: .ci/run installs it."""
+    from tests.bcoin_node import BcoinNode
+
+    node = BcoinNode()
+    try:
+        node.start()
+    except RuntimeError as exc:
+        node.close()
+        pytest.fail(str(exc), pytrace=False)
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def make_node():
+    """Nodes a test starts, stops and restarts itself (make_node(port=..., api_key=...))."""
+    from tests.bcoin_node import BcoinNode
+
+    nodes = []
+
+    def make(**kwargs) -> BcoinNode:
+        node = BcoinNode(**kwargs)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.close()
