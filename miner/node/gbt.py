@@ -62,6 +62,8 @@ class GbtSource:
         self._task: asyncio.Task | None = None
         self._failures = 0
         self._last_problem = ""
+        self._replace_job = False
+        self._rejects = 0
 
     # -------------------------------------------------------------------- status
     @property
@@ -107,8 +109,9 @@ class GbtSource:
             await asyncio.gather(*self._submits, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait([self._task], timeout=5)
+            if not done:
+                log.warning("the template task did not stop within 5s")
             self._task = None
 
     # -------------------------------------------------------------------- device side
@@ -156,8 +159,10 @@ class GbtSource:
         except NodeError as exc:
             self.stats.rejected["not submitted"] += 1
             log.error("block %s at height %d NOT submitted: %s", block_hash, height, exc)
+            self._failed_job()
             return
         if result is None:
+            self._rejects = 0
             self.stats.accepted += 1
             self.stats.blocks += 1
             self.stats.accepted_difficulty += target_to_difficulty(job.share_target)
@@ -168,6 +173,10 @@ class GbtSource:
             reason = result if isinstance(result, str) else repr(result)
             self.stats.rejected[reason] += 1
             log.warning("block %s at height %d rejected: %s", block_hash, height, reason)
+            self._failed_job()
+            # A node that rejects every block we build would otherwise get one per round trip.
+            await asyncio.sleep(min(self.retry_cap, self.retry_base * 2 ** min(self._rejects, 16)))
+            self._rejects += 1
         # Either way the tip (or our view of it) is due for a new template; do not wait for a poll.
         try:
             await self.refresh()
@@ -175,6 +184,11 @@ class GbtSource:
             log.debug("template after submit: %s", exc)
 
     # -------------------------------------------------------------------- templates
+    def _failed_job(self) -> None:
+        """The current job's one candidate came to nothing: the next template replaces the job (a
+        clean one) even if it holds the same work, so that devices can find another block."""
+        self._replace_job = True
+
     async def refresh(self) -> BlockTemplate:
         """Fetch a template and make it the current job, unless it holds the same work."""
         async with self._refresh_lock:
@@ -185,15 +199,17 @@ class GbtSource:
 
     def _publish(self, template: BlockTemplate) -> None:
         current = self.template
-        if current is not None and template.same_work(current):
+        if current is not None and template.same_work(current) and not self._replace_job:
             return
         prepared = prepare(template, self.payout.script, self.tag)
         if (template.default_witness_commitment and prepared.commitment
                 and template.default_witness_commitment != prepared.commitment):
             log.warning("our witness commitment differs from the node's (%s); mining ours",
                         template.default_witness_commitment.hex())
-        clean = current is None or current.prevhash != template.prevhash
-        if clean:
+        new_parent = current is None or current.prevhash != template.prevhash
+        clean = new_parent or self._replace_job
+        self._replace_job = False
+        if new_parent:
             self._jobs.clear()  # work on the old parent can no longer make a block
             log.info("new block template: height %d, %d transactions, %s sat, netdiff %s", template.height,
                      len(template.transactions), template.coinbase_value,
@@ -236,8 +252,8 @@ class GbtSource:
         can never publish an older template over a newer one."""
         params = {**GBT_PARAMS, "longpollid": longpollid}
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.rpc.call("getblocktemplate", params, timeout=self.refresh_interval + 5),
-                                   self.refresh_interval)
+            async with asyncio.timeout(self.refresh_interval):
+                await self.rpc.call("getblocktemplate", params, timeout=self.refresh_interval + 5)
 
     async def _short_poll(self) -> None:
         waited = 0.0

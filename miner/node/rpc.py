@@ -113,7 +113,10 @@ class RpcClient:
                            "params": list(params)}).encode()
         limit = self.timeout if timeout is None else timeout
         try:
-            status, payload = await asyncio.wait_for(self._post(body), limit)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the call completes, and a miner that is stopping must stop.
+            async with asyncio.timeout(limit):
+                status, payload = await self._post(body)
         except TimeoutError:
             raise NodeUnreachable(f"node {self}: no answer to {method} within {limit:g}s") from None
         except ConnectionRefusedError:

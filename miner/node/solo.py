@@ -93,7 +93,8 @@ async def run_solo(opts: SoloOptions, on_source: object = None) -> GbtSource:
                 await source._trouble(exc)
 
     try:
-        chunk = await asyncio.wait_for(prepare(), opts.time_limit)
+        async with asyncio.timeout(opts.time_limit):
+            chunk = await prepare()
     except TimeoutError:
         log.warning("no template from the node within the time limit")
         return source
