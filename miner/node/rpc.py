@@ -112,11 +112,12 @@ class RpcClient:
         body = json.dumps({"jsonrpc": "1.0", "id": next(self._ids), "method": method,
                            "params": list(params)}).encode()
         limit = self.timeout if timeout is None else timeout
+        auth = self._auth()  # a missing cookie file is its own error, before any connection
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives as the call completes, and a miner that is stopping must stop.
             async with asyncio.timeout(limit):
-                status, payload = await self._post(body)
+                status, payload = await self._post(body, auth)
         except TimeoutError:
             raise NodeUnreachable(f"node {self}: no answer to {method} within {limit:g}s") from None
         except ConnectionRefusedError:
@@ -142,14 +143,14 @@ class RpcClient:
             raise NodeError(f"node {self}: HTTP {status} for {method}")
         return reply.get("result")
 
-    async def _post(self, body: bytes) -> tuple[int, bytes]:
+    async def _post(self, body: bytes, auth: str) -> tuple[int, bytes]:
         reader, writer = await asyncio.open_connection(self.endpoint.host, self.endpoint.port)
         try:
             request = (
                 f"POST {self.endpoint.path} HTTP/1.1\r\n"
                 f"Host: {self.endpoint.host}:{self.endpoint.port}\r\n"
                 f"User-Agent: {USER_AGENT}\r\n"
-                f"Authorization: Basic {self._auth()}\r\n"
+                f"Authorization: Basic {auth}\r\n"
                 "Content-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n"
                 "Connection: close\r\n\r\n"

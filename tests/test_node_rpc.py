@@ -1,0 +1,129 @@
+"""The node RPC client against a scripted HTTP server on 127.0.0.1: every error is one clear line."""
+
+import asyncio
+import base64
+import json
+import logging
+
+import pytest
+
+from miner.dispatch import Dispatcher
+from miner.node.address import decode_address
+from miner.node.gbt import GbtSource
+from miner.node.rpc import NodeAuthError, NodeUnreachable, RpcClient, RpcError, parse_rpc_url
+from tests.bcoin_node import free_port
+
+
+class ScriptedNode:
+    """Answers each POST with the next scripted reply: (status, body bytes, chunked?) or 'hang'."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.requests: list[tuple[dict, dict]] = []
+        self.server: asyncio.base_events.Server | None = None
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        await self.server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader, writer):
+        headers = {}
+        await reader.readline()
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = json.loads(await reader.readexactly(int(headers["content-length"])))
+        self.requests.append((headers, body))
+        reply = self.replies.pop(0) if self.replies else (200, {"result": None, "error": None, "id": body["id"]})
+        if reply == "hang":
+            await asyncio.sleep(30)
+            return
+        status, payload, chunked = (*reply, False) if len(reply) == 2 else reply
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+        if chunked:
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(data[i : i + 7]), data[i : i + 7]) for i in range(0, len(data), 7))
+            writer.write((head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunks + b"0\r\n\r\n")
+        else:
+            writer.write((head + f"Content-Length: {len(data)}\r\n\r\n").encode() + data)
+        await writer.drain()
+        writer.close()
+
+
+def ok(result):
+    return 200, {"result": result, "error": None, "id": 1}
+
+
+async def test_result_basic_auth_and_chunked_bodies():
+    async with ScriptedNode([ok(7), (200, {"result": {"chain": "regtest"}, "error": None, "id": 2}, True)]) as node:
+        client = RpcClient(node.url, "alice", "s3cret")
+        assert await client.call("getblockcount") == 7
+        assert await client.call("getblockchaininfo") == {"chain": "regtest"}
+        headers, body = node.requests[0]
+        assert headers["authorization"] == "Basic " + base64.b64encode(b"alice:s3cret").decode()
+        assert body["method"] == "getblockcount" and body["params"] == []
+
+
+async def test_cookie_file_is_read_at_every_call(tmp_path):
+    cookie = tmp_path / ".cookie"
+    cookie.write_text("__cookie__:first\n")
+    async with ScriptedNode([ok(1), ok(2)]) as node:
+        client = RpcClient(node.url, cookie=cookie)
+        await client.call("getblockcount")
+        cookie.write_text("__cookie__:second")  # the node restarted and wrote a new one
+        await client.call("getblockcount")
+        sent = [base64.b64decode(h["authorization"].split()[1]).decode() for h, _ in node.requests]
+        assert sent == ["__cookie__:first", "__cookie__:second"]
+    with pytest.raises(NodeAuthError, match="cannot read it"):
+        await RpcClient("http://127.0.0.1:1", cookie=tmp_path / "missing").call("getblockcount")
+
+
+async def test_errors_are_one_line_each():
+    replies = [
+        (401, b""),
+        (500, {"result": None, "id": 1,
+               "error": {"code": -8, "message": "getblocktemplate must be called with the segwit rule set"}}),
+        (200, b"<html>not json</html>"),
+        "hang",
+    ]
+    async with ScriptedNode(replies) as node:
+        client = RpcClient(node.url, "u", "wrong", timeout=0.5)
+        with pytest.raises(NodeAuthError, match=r"HTTP 401, wrong RPC credentials \(check --rpc-user/--rpc-pass\)"):
+            await client.call("getblockcount")
+        with pytest.raises(RpcError, match="getblocktemplate: node error -8: getblocktemplate must be called") as info:
+            await client.call("getblocktemplate")
+        assert info.value.code == -8
+        with pytest.raises(Exception, match="not a JSON-RPC answer"):
+            await client.call("getblockcount")
+        with pytest.raises(NodeUnreachable, match=r"no answer to getblockcount within 0.5s"):
+            await client.call("getblockcount")
+    with pytest.raises(NodeUnreachable, match=r"connection refused \(is the node running\?\)"):
+        await RpcClient(f"http://127.0.0.1:{free_port()}").call("getblockcount")
+
+
+def test_rpc_urls():
+    assert str(parse_rpc_url("127.0.0.1:18443")) == "http://127.0.0.1:18443"
+    assert parse_rpc_url("http://node.lan:8332/wallet/x").path == "/wallet/x"
+    for bad, why in [("https://x:1", "only http"), ("http://x", "needs a host and a port"), ("http://x:y", "bad port")]:
+        with pytest.raises(ValueError, match=why):
+            parse_rpc_url(bad)
+
+
+async def test_a_warming_up_node_is_waited_for_with_one_message(caplog):
+    caplog.set_level(logging.INFO)
+    warming = (500, {"result": None, "error": {"code": -28, "message": "Loading block index..."}, "id": 1})
+    async with ScriptedNode([warming, warming, warming, ok({"chain": "regtest"})]) as node:
+        source = GbtSource(RpcClient(node.url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"),
+                           Dispatcher(), retry_base=0.01)
+        assert await asyncio.wait_for(source.connect(), 5) == "regtest"
+    starting = [r for r in caplog.records if "is starting up (Loading block index...)" in r.getMessage()]
+    assert len(starting) == 1 and starting[0].levelno == logging.WARNING
+    assert "answers again" in caplog.text
