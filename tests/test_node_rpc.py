@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 
@@ -11,6 +12,7 @@ from miner.dispatch import Dispatcher
 from miner.node.address import decode_address
 from miner.node.gbt import GbtSource
 from miner.node.rpc import NodeAuthError, NodeUnreachable, RpcClient, RpcError, parse_rpc_url
+from miner.work import Nonce
 from tests.bcoin_node import free_port
 
 
@@ -127,3 +129,88 @@ async def test_a_warming_up_node_is_waited_for_with_one_message(caplog):
     starting = [r for r in caplog.records if "is starting up (Loading block index...)" in r.getMessage()]
     assert len(starting) == 1 and starting[0].levelno == logging.WARNING
     assert "answers again" in caplog.text
+
+
+# ------------------------------------------------------------------------------------ GbtSource policy
+class FakeNode:
+    """A node by method: a template without longpollid (so the source short-polls) that the test
+    changes underneath it."""
+
+    def __init__(self):
+        self.tip = "11" * 32
+        self.height = 5
+        self.transactions: list[dict] = []
+        self.calls: list[str] = []
+        self.server = None
+
+    def template(self) -> dict:
+        return {"version": 0x20000000, "previousblockhash": self.tip, "bits": "207fffff", "curtime": 1_700_000_000,
+                "height": self.height, "coinbasevalue": 5_000_000_000, "transactions": self.transactions,
+                "rules": ["csv", "!segwit"]}
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader, writer):
+        headers = {}
+        await reader.readline()
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        request = json.loads(await reader.readexactly(int(headers["content-length"])))
+        self.calls.append(request["method"])
+        result = {"getblockchaininfo": {"chain": "regtest"}, "getbestblockhash": self.tip,
+                  "getblocktemplate": self.template()}.get(request["method"])
+        data = json.dumps({"result": result, "error": None, "id": request["id"]}).encode()
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+        await writer.drain()
+        writer.close()
+
+
+async def test_short_poll_new_block_is_a_clean_job_and_new_transactions_are_not():
+    node = FakeNode()
+    url = await node.start()
+    dispatcher = Dispatcher()
+    jobs = []
+    dispatcher.add_listener(lambda job, restart: jobs.append((job, restart)))
+    source = GbtSource(RpcClient(url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"), dispatcher,
+                       refresh_interval=0.3, poll_interval=0.05)
+    await source.connect()
+    await source.start()
+    try:
+        await _until(lambda: len(jobs) == 1)
+        first, restart = jobs[0]
+        assert restart and first.height == 5 and first.merkle_branch == ()
+        old = dispatcher.next_work()
+        # A transaction arrives: the periodic re-fetch brings a job that extends the old one.
+        stripped = bytes.fromhex("02000000" "01" + "22" * 32 + "00000000" "00" "ffffffff" "01" + "e803000000000000"
+                                 "0151" "00000000")
+        txid = hashlib.sha256(hashlib.sha256(stripped).digest()).digest()[::-1].hex()
+        node.transactions = [{"data": stripped.hex(), "txid": txid, "hash": txid}]
+        await _until(lambda: len(jobs) == 2)
+        second, restart = jobs[1]
+        assert not restart and second.prevhash == first.prevhash
+        assert second.merkle_branch == (bytes.fromhex(txid)[::-1],)
+        # A new block on the node: the 50 ms poll of the best block notices, and the job is clean.
+        node.tip, node.height, node.transactions = "33" * 32, 6, []
+        await _until(lambda: len(jobs) == 3)
+        third, restart = jobs[2]
+        assert restart and third.height == 6 and third.prevhash == bytes.fromhex("33" * 32)[::-1]
+        assert "getbestblockhash" in node.calls
+        # Devices pass one block candidate per live job, none for a replaced parent.
+        current = dispatcher.next_work()
+        assert not source.claim(Nonce(old.work_id, 1))
+        assert source.claim(Nonce(current.work_id, 1))
+        assert not source.claim(Nonce(current.work_id, 2))
+    finally:
+        await source.stop()
+        node.server.close()
+
+
+async def _until(condition, timeout: float = 5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
