@@ -214,3 +214,13 @@ def test_unusable_templates_are_one_line_errors(overrides, message):
     raw = {k: v for k, v in raw.items() if v is not None}
     with pytest.raises(TemplateError, match=message):
         parse_template(raw)
+
+
+def test_cpu_chunks_shrink_only_where_blocks_are_cheap():
+    from miner.node.solo import MAX_CHUNK, MIN_CHUNK, chunk_for_target
+    from miner.work import DIFF1_TARGET, nbits_to_target
+
+    regtest = chunk_for_target(nbits_to_target(0x207FFFFF))  # a block every ~2 hashes
+    assert MIN_CHUNK <= regtest <= 1 << 14
+    assert chunk_for_target(DIFF1_TARGET) == MAX_CHUNK  # testnet's minimum difficulty and up
+    assert chunk_for_target(nbits_to_target(0x17034219)) == MAX_CHUNK

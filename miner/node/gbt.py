@@ -101,6 +101,17 @@ class GbtSource:
             self._recovered()
             return chain
 
+    async def first_template(self) -> BlockTemplate:
+        """The first template (published as the current job), retried until the node gives one."""
+        while True:
+            try:
+                template = await self.refresh()
+            except (NodeError, TemplateError) as exc:
+                await self._trouble(exc)
+                continue
+            self._recovered()
+            return template
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="gbt")
 

@@ -16,7 +16,7 @@ from miner.node.address import AddressError, PayoutAddress, decode_address
 from miner.node.gbt import GbtSource
 from miner.node.rpc import RpcClient, parse_rpc_url
 from miner.node.template import MAX_TAG
-from miner.work import DIFF1_TARGET, MAX_TARGET
+from miner.work import MAX_TARGET
 
 log = logging.getLogger("miner.solo")
 
@@ -82,15 +82,7 @@ async def run_solo(opts: SoloOptions, on_source: object = None) -> GbtSource:
     async def prepare() -> int:
         chain = await source.connect()
         log.info("node %s: chain %s; paying %s (%s)", rpc, chain, payout.text, payout.kind)
-        target = DIFF1_TARGET
-        while True:  # the first template sizes the CPU chunks
-            try:
-                target = (await source.refresh()).target
-                return chunk_for_target(target)
-            except AddressError:
-                raise
-            except Exception as exc:
-                await source._trouble(exc)
+        return chunk_for_target((await source.first_template()).target)  # it sizes the CPU chunks
 
     try:
         async with asyncio.timeout(opts.time_limit):
