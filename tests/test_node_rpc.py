@@ -9,10 +9,12 @@ import logging
 import pytest
 
 from miner.dispatch import Dispatcher
+from miner.hashing import sha256d
 from miner.node.address import decode_address
 from miner.node.gbt import GbtSource
 from miner.node.rpc import NodeAuthError, NodeUnreachable, RpcClient, RpcError, parse_rpc_url
-from miner.work import Nonce
+from miner.shares import Verdict, check_nonce
+from miner.work import Nonce, hash_to_int
 from tests.bcoin_node import free_port
 
 
@@ -142,6 +144,8 @@ class FakeNode:
         self.transactions: list[dict] = []
         self.calls: list[str] = []
         self.server = None
+        self.submit_failures = 0  # submitblock calls to drop without an answer
+        self.submitted: list[str] = []
 
     def template(self) -> dict:
         return {"version": 0x20000000, "previousblockhash": self.tip, "bits": "207fffff", "curtime": 1_700_000_000,
@@ -160,6 +164,13 @@ class FakeNode:
             headers[name.strip().lower()] = value.strip()
         request = json.loads(await reader.readexactly(int(headers["content-length"])))
         self.calls.append(request["method"])
+        if request["method"] == "submitblock":
+            self.submitted.append(request["params"][0])
+            if self.submit_failures:
+                self.submit_failures -= 1
+                writer.close()  # the node went away mid-call
+                return
+            self.tip, self.height = "44" * 32, self.height + 1
         result = {"getblockchaininfo": {"chain": "regtest"}, "getbestblockhash": self.tip,
                   "getblocktemplate": self.template()}.get(request["method"])
         data = json.dumps({"result": result, "error": None, "id": request["id"]}).encode()
@@ -214,3 +225,31 @@ async def _until(condition, timeout: float = 5.0):
     while not condition():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+async def test_a_block_found_while_the_node_is_away_is_sent_when_it_answers(caplog):
+    node = FakeNode()
+    node.submit_failures = 1
+    url = await node.start()
+    dispatcher = Dispatcher()
+    source = GbtSource(RpcClient(url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"), dispatcher,
+                       refresh_interval=0.3, poll_interval=0.05, retry_base=0.05)
+    await source.connect()
+    await source.first_template()
+    work = dispatcher.next_work()
+    nonce = next(n for n in range(1000) if hash_to_int(sha256d(work.header_for(n))) <= work.target)
+    share = check_nonce(work, Nonce(work.work_id, nonce), work.target)
+    assert share.verdict is Verdict.BLOCK
+    try:
+        await source.submit(share)
+        assert source.stats.found == 1 and source.stats.accepted == 0
+        assert "holding it for when the node is back" in caplog.text
+        await source.start()
+        await _until(lambda: source.stats.accepted == 1)
+        assert len(node.submitted) == 2 and node.submitted[0] == node.submitted[1]
+        assert bytes.fromhex(node.submitted[0])[:80] == share.header
+        await _until(lambda: dispatcher.job.height == 6)
+        assert source.stats.rejected_total == 0
+    finally:
+        await source.stop()
+        node.server.close()

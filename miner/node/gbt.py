@@ -17,6 +17,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from miner.dispatch import Dispatcher
 from miner.node.address import AddressError, PayoutAddress
@@ -24,12 +25,25 @@ from miner.node.rpc import NodeError, RpcClient, RpcError
 from miner.node.template import BlockTemplate, PreparedTemplate, TemplateError, parse_template, prepare
 from miner.shares import CheckedNonce, Verdict
 from miner.stats import ShareStats, format_difficulty
-from miner.work import Nonce, display_hash, target_to_difficulty
+from miner.work import Nonce, display_hash, nbits_to_target, target_to_difficulty
 
 log = logging.getLogger(__name__)
 
 GBT_PARAMS = {"rules": ["segwit"], "capabilities": ["longpoll", "coinbasevalue", "proposal"]}
 MAX_LIVE_JOBS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class FoundBlock:
+    block: bytes
+    prevhash: bytes  # header order
+    block_hash: str  # display hex
+    height: int
+    difficulty: float
+
+    @property
+    def nbits(self) -> int:
+        return int.from_bytes(self.block[72:76], "little")
 
 
 class GbtSource:
@@ -64,6 +78,7 @@ class GbtSource:
         self._last_problem = ""
         self._replace_job = False
         self._rejects = 0
+        self._held: FoundBlock | None = None  # found while the node was unreachable
 
     # -------------------------------------------------------------------- status
     @property
@@ -161,30 +176,15 @@ class GbtSource:
 
     async def _submit_block(self, share: CheckedNonce, prepared: PreparedTemplate) -> None:
         job = share.work.job
-        block = prepared.block(share.header, job.coinbase(share.work.extranonce2))
-        block_hash = display_hash(share.digest)
+        found = FoundBlock(prepared.block(share.header, job.coinbase(share.work.extranonce2)),
+                           prepared.template.prevhash, display_hash(share.digest), prepared.template.height,
+                           share.difficulty)
         self.stats.found += 1
-        height = prepared.template.height
         try:
-            result = await self.rpc.call("submitblock", block.hex())
-        except NodeError as exc:
-            self.stats.rejected["not submitted"] += 1
-            log.error("block %s at height %d NOT submitted: %s", block_hash, height, exc)
-            self._failed_job()
-            return
-        if result is None:
-            self._rejects = 0
-            self.stats.accepted += 1
-            self.stats.blocks += 1
-            self.stats.accepted_difficulty += target_to_difficulty(job.share_target)
-            self.stats.note_best(share.difficulty)
-            self.accepted_hashes.append(block_hash)
-            log.info("block %s accepted at height %d", block_hash, height)
-        else:
-            reason = result if isinstance(result, str) else repr(result)
-            self.stats.rejected[reason] += 1
-            log.warning("block %s at height %d rejected: %s", block_hash, height, reason)
-            self._failed_job()
+            accepted = await self._deliver(found)
+        except NodeError:
+            return  # held; _run sends it once the node answers
+        if not accepted:
             # A node that rejects every block we build would otherwise get one per round trip.
             await asyncio.sleep(min(self.retry_cap, self.retry_base * 2 ** min(self._rejects, 16)))
             self._rejects += 1
@@ -193,6 +193,32 @@ class GbtSource:
             await self.refresh()
         except (NodeError, TemplateError) as exc:
             log.debug("template after submit: %s", exc)
+
+    async def _deliver(self, found: FoundBlock) -> bool:
+        """submitblock and count the answer; True if accepted. A block the node did not get is
+        held (raising the NodeError) and sent again by refresh() once the node answers."""
+        try:
+            result = await self.rpc.call("submitblock", found.block.hex())
+        except NodeError as exc:
+            self._held = found
+            self._failed_job()
+            log.error("block %s at height %d NOT submitted (%s); holding it for when the node is back",
+                      found.block_hash, found.height, exc)
+            raise
+        if result is None:
+            self._rejects = 0
+            self.stats.accepted += 1
+            self.stats.blocks += 1
+            self.stats.accepted_difficulty += target_to_difficulty(nbits_to_target(found.nbits))
+            self.stats.note_best(found.difficulty)
+            self.accepted_hashes.append(found.block_hash)
+            log.info("block %s accepted at height %d", found.block_hash, found.height)
+            return True
+        reason = result if isinstance(result, str) else repr(result)
+        self.stats.rejected[reason] += 1
+        log.warning("block %s at height %d rejected: %s", found.block_hash, found.height, reason)
+        self._failed_job()
+        return False
 
     # -------------------------------------------------------------------- templates
     def _failed_job(self) -> None:
@@ -203,8 +229,16 @@ class GbtSource:
     async def refresh(self) -> BlockTemplate:
         """Fetch a template and make it the current job, unless it holds the same work."""
         async with self._refresh_lock:
-            raw = await self.rpc.call("getblocktemplate", GBT_PARAMS)
-            template = parse_template(raw)
+            template = parse_template(await self.rpc.call("getblocktemplate", GBT_PARAMS))
+            held, self._held = self._held, None
+            if held is not None and held.prevhash == template.prevhash:
+                # The node still builds on the held block's parent: the block is as good as when found.
+                if await self._deliver(held):
+                    template = parse_template(await self.rpc.call("getblocktemplate", GBT_PARAMS))
+            elif held is not None:
+                self.stats.rejected["stale after node outage"] += 1
+                log.warning("held block %s at height %d is stale now: the node has moved to another tip",
+                            held.block_hash, held.height)
             self._publish(template)
             return template
 
