@@ -92,7 +92,7 @@ class GbtSource:
     def status(self, rate_of: Callable[[str], str]) -> str:
         s = self.stats
         where = f"height {self.height} netdiff {format_difficulty(self.difficulty)}" if self.template else "no template"
-        down = " (node unreachable)" if self._failures else ""
+        down = " (retrying)" if self._failures else ""
         return (f"node {self.rpc}{down} {where} blocks found/accepted/rejected "
                 f"{s.found}/{s.accepted}/{s.rejected_total} {rate_of(self.name)}")
 
