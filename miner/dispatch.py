@@ -50,11 +50,13 @@ class Dispatcher:
             for listener in self._listeners:
                 listener(job, restart)
 
-    def next_work(self) -> Work | None:
+    def next_work(self, device_rolls_version: bool = False) -> Work | None:
         """A new unit from the current job, or None when there is no job.
 
         When the job lets versions roll, each merkle root serves up to VERSIONS_PER_ROOT units
         with different version bits before the next extranonce2 is taken: cheaper than a new root.
+        A device that rolls version bits itself gets a merkle root of its own at the job's base
+        version instead, so its rolled headers can never equal another unit's.
         """
         with self._lock:
             job = self._job
@@ -63,8 +65,12 @@ class Dispatcher:
             work_id = self._next_work_id
             self._next_work_id += 1
             rolls = min(VERSIONS_PER_ROOT, 1 << bin(job.version_mask).count("1"))
-            counter, roll = divmod(self._unit, rolls)
-            self._unit += 1
+            if device_rolls_version:
+                counter, roll = -(-self._unit // rolls), 0  # the next unused root
+                self._unit = (counter + 1) * rolls
+            else:
+                counter, roll = divmod(self._unit, rolls)
+                self._unit += 1
             extranonce2 = job.extranonce2_for(counter)
             key = self._root_key
             cached = self._root if roll and key and key[0] is job and key[1] == extranonce2 else None
