@@ -120,6 +120,7 @@ class Device:
         self.nonces_found = 0
         self.last_valid_at: float | None = None
         self.started_at = time.monotonic()
+        self.alive_since = self.started_at  # when the device last became Alive
         self.reinits = 0
         self.last_error = ""
         self._lock = threading.Lock()
@@ -218,6 +219,8 @@ class Device:
             self.nonces_found = 0
 
     def set_state(self, state: DeviceState, why: str = "") -> None:
+        if state is DeviceState.ALIVE and self.state is not DeviceState.ALIVE:
+            self.alive_since = time.monotonic()
         if state is not self.state:
             if why:
                 self.last_error = why if state is not DeviceState.ALIVE else self.last_error

@@ -200,31 +200,32 @@ class DeviceManager:
             hw_now = device.hw_errors
             hw_new = hw_now - self._hw_seen.get(device.name, hw_now)
             self._hw_seen[device.name] = hw_now
-            last_good = device.last_valid_at or device.started_at
+            sick_since = self._sick_since.get(device.name)
+            if sick_since is not None:
+                # Only a valid nonce after the re-init counts as recovery; a device that merely
+                # answered its init again but still hashes nothing stays sick.
+                if (device.last_valid_at or 0) > sick_since and hw_new < policy.hw_burst:
+                    self._sick_since.pop(device.name)
+                    device.set_state(DeviceState.ALIVE, "recovered")
+                elif now - sick_since > policy.grace:
+                    log.error("%s: still sick %.0f s after re-init; disabled. Re-enable it with the API "
+                              "(ascenable|N) or restart the miner", device.name, now - sick_since)
+                    self._sick_since.pop(device.name)
+                    device.enabled = False
+                    device.stop(timeout=1.0)
+                    device.state = DeviceState.DISABLED
+                continue
+            last_good = max(device.last_valid_at or 0, device.alive_since)
             interval = device.expected_nonce_interval()
             silent = interval is not None and now - last_good > max(policy.silent_intervals * interval,
                                                                    policy.min_silence)
             erring = hw_new >= policy.hw_burst and (device.last_valid_at or 0) < now - self.hotplug
-            sick_since = self._sick_since.get(device.name)
-            if not (silent or erring):
-                if sick_since is not None:
-                    self._sick_since.pop(device.name)
-                    device.set_state(DeviceState.ALIVE, "recovered")
-                continue
-            why = (f"no valid nonce for {now - last_good:.0f} s" if silent
-                   else f"{hw_new} hardware errors and no valid nonce")
-            if sick_since is None:
+            if silent or erring:
+                why = (f"no valid nonce for {now - last_good:.0f} s" if silent
+                       else f"{hw_new} hardware errors and no valid nonce")
                 self._sick_since[device.name] = now
                 device.set_state(DeviceState.SICK, why + "; re-initialising")
                 device.reinitialise()
-                device.state = DeviceState.SICK
-                device.last_valid_at = now  # give the re-init a full period
-            elif now - sick_since > policy.grace:
-                log.error("%s: still sick after re-init (%s); disabled. Re-enable with the API "
-                          "(ascenable|N) or restart the miner", device.name, why)
-                device.enabled = False
-                device.stop(timeout=1.0)
-                device.state = DeviceState.DISABLED
 
     async def run(self) -> None:
         """Rescan for hot-plugged devices and check health every `hotplug` seconds."""
