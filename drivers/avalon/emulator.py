@@ -315,7 +315,8 @@ class AvalonEmulator:
                 module = next((m for m in self.modules if m.address == 0), None)
                 if module is not None:
                     module.address = p.detect_module_id(packet)
-                    answer = p.DetectAck(module.dna, module.version, module.model.miners * module.model.asics).to_packet()
+                    asics = module.model.miners * module.model.asics
+                    answer = p.DetectAck(module.dna, module.version, asics).to_packet()
             else:
                 for m in self.modules:
                     m.broadcast(packet)

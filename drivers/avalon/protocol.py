@@ -630,7 +630,8 @@ class NonceReport:
     def to_packet(self, family: Family, opt: int = 0) -> Packet:
         lead = _words(self.miner & 0xFFFF | (self.chip & 0xFFFF) << 16)
         if family is Family.AVALON4:
-            data = lead + _words(self.pool, self.nonce2, self.ntime_roll, self.nonce) + self.job_id_crc.to_bytes(2, "big")
+            data = (lead + _words(self.pool, self.nonce2, self.ntime_roll, self.nonce)
+                    + self.job_id_crc.to_bytes(2, "big"))
         else:
             data = (lead + _words(self.nonce2, self.ntime_roll, self.nonce) + self.job_id_crc.to_bytes(2, "big")
                     + self.pool.to_bytes(2, "little"))
