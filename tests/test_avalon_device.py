@@ -4,7 +4,11 @@ counted, status fields, frequency setting; and end to end from the Stratum test 
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -258,3 +262,25 @@ async def test_end_to_end_pool_to_emulated_avalon7_share_accepted():
             await task
         emulator.stop()
         await pool.stop()
+
+
+def test_miner_emulate_avalon_and_mine_it_from_the_command_line(tmp_path):
+    """`miner emulate avalon` prints the pty path first; `miner --device avalon:PATH` mines it."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    link = tmp_path / "auc"
+    emu = subprocess.Popen([sys.executable, "-m", "miner", "emulate", "avalon", "--model", "avalon4", "--rate", "0.02",
+                            "--difficulty", str(DIFF), "--link", str(link)], cwd=root, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert emu.stdout.readline().strip() == str(link)
+        run = subprocess.run([sys.executable, "-m", "miner", "--device", f"avalon:{link},difficulty={DIFF}", "--no-cpu",
+                              "--sandbox-diff", str(DIFF), "--time-limit", "4", "--status-interval", "1"],
+                             cwd=root, env=env, capture_output=True, text=True, timeout=60)
+        final = [line for line in run.stderr.splitlines() + run.stdout.splitlines() if "final:" in line]
+        assert final, run.stderr[-2000:]
+        accepted = int(final[-1].split("A:")[1].split()[0])
+        assert accepted > 0 and "HW:0" in final[-1], final[-1]
+    finally:
+        emu.terminate()
+        emu.wait(5)
