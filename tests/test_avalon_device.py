@@ -135,6 +135,21 @@ def test_two_modules_and_status_fields(rig):
         r.device.set_frequency(5000)
 
 
+def test_avalon4_frequency_and_voltage_go_out_with_the_job_set(rig):
+    r = rig("avalon4", frequencies=(300,), voltage=7000)
+    r.dispatcher.set_job(make_job())
+    r.device.start()
+    r.wait_nonces(2)
+    module = r.emulator.modules[0]
+    assert module.freqs == (300, 300, 300) and module.voltage4 == p.av4_voltage_word(7000)
+    r.wait(lambda: r.device.modules[0].frequency_reported is not None, what="STATUS")
+    assert abs(r.device.frequency - 300) < 61  # STATUS frequency is in steps of 3968/65 MHz
+    assert r.device.voltage == 0.7 and r.device.temperature == 39.0
+    r.device.set_frequency(400)
+    r.wait(lambda: module.freqs == (400, 400, 400), what="new frequency in the next SET")
+    assert all(v is Verdict.SHARE for _, v in r.verdicts)
+
+
 def test_clean_job_restarts_and_old_nonces_still_map(rig):
     r = rig("avalon7")
     r.dispatcher.set_job(make_job("a"))

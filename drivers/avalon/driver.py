@@ -60,7 +60,8 @@ class ModuleStats:
     asic_count: int
     temperature: int | None = None
     fan: int | None = None
-    frequencies: tuple[int, ...] = ()
+    frequencies: tuple[int, ...] = ()  # PLL MHz the host set
+    frequency_reported: float | None = None  # Avalon4 STATUS: what the module says it runs at
     voltage_raw: tuple[int, ...] = ()  # STATUS_VOLT words (ADC counts on real hardware)
     voltage_set: int | None = None  # what the host set, in the generation's own units
     local_works: int = 0
@@ -76,7 +77,8 @@ class ModuleStats:
         return {
             "address": self.address, "dna": self.dna.hex(), "version": self.version, "model": self.model.name,
             "asics": self.asic_count, "temperature": self.temperature, "fan": self.fan,
-            "frequency": list(self.frequencies), "voltage_set": self.voltage_set,
+            "frequency": list(self.frequencies), "frequency_reported": self.frequency_reported,
+            "voltage_set": self.voltage_set,
             "voltage_raw": list(self.voltage_raw), "local_works": self.local_works,
             "device_hw_errors": self.device_hw_errors, "crc_errors": self.crc_errors,
             "error_code": self.error_code, "valid_nonces": self.valid_nonces, "hw_errors": self.hw_errors,
@@ -376,9 +378,7 @@ class AvalonDevice(SerialDevice):
                 module.device_hw_errors += s4.hw_errors
                 module.error_code = s4.error_code
                 module.voltage_raw = (s4.voltage,)
-                module.voltage_set = p.av4_voltage_value(s4.voltage)
-                if s4.frequency:
-                    module.frequencies = (round(s4.frequency_mhz),)
+                module.frequency_reported = round(s4.frequency_mhz, 1) if s4.frequency else None
             else:
                 s7 = p.Status7.from_packet(packet)
                 module.temperature, module.fan = s7.temperature, s7.fan
@@ -393,10 +393,12 @@ class AvalonDevice(SerialDevice):
     def _refresh_fields(self) -> None:
         temps = [m.temperature for m in self.modules if m.temperature is not None]
         self.temperature = float(max(temps)) if temps else None
-        freqs = [f for m in self.modules for f in m.frequencies if f]
-        self.frequency = float(max(freqs)) if freqs else None
+        freqs = [m.frequency_reported or max(m.frequencies, default=0) for m in self.modules]
+        self.frequency = float(max(freqs)) if any(freqs) else None
         if self.family is p.Family.AVALON4:
-            volts = [m.voltage_set for m in self.modules if m.voltage_set]
+            # what the modules report back (STATUS [12]), else what was set
+            volts = [p.av4_voltage_value(m.voltage_raw[0]) if m.voltage_raw else m.voltage_set for m in self.modules]
+            volts = [v for v in volts if v]
             # cgminer's Avalon4 unit reads as 0.1 mV (6875 = 0.6875 V) [inferred, avalon.md B4.2/B6.6]
             self.voltage = max(volts) / 10000 if volts else None
 
