@@ -38,9 +38,9 @@ def make_job(job_id: str = "1", clean: bool = True, size: int = 4, prev: bytes =
 class Rig:
     """A dispatcher, an emulator and a driver, with the share path's check done inline."""
 
-    def __init__(self, model: str = "avalon7", modules: int = 1, link=None, **options):
+    def __init__(self, model: str = "avalon7", modules: int = 1, link=None, powered=None, **options):
         self.dispatcher = Dispatcher()
-        self.emulator = AvalonEmulator(model, RATE_GHS, DIFF, modules, link).start()
+        self.emulator = AvalonEmulator(model, RATE_GHS, DIFF, modules, link, powered=powered).start()
         self.nonces = []
         self.verdicts = []
         self.device = AvalonDevice(self.dispatcher.next_work, self._on_nonce, "AV0", self.emulator.path,
@@ -148,6 +148,24 @@ def test_avalon4_frequency_and_voltage_go_out_with_the_job_set(rig):
     r.device.set_frequency(400)
     r.wait(lambda: module.freqs == (400, 400, 400), what="new frequency in the next SET")
     assert all(v is Verdict.SHARE for _, v in r.verdicts)
+
+
+def test_a_module_powered_on_later_is_found_and_mines(rig, monkeypatch):
+    monkeypatch.setattr("drivers.avalon.driver.REDETECT_EVERY", 0.3)
+    r = rig("avalon8", modules=2, powered=1)
+    r.dispatcher.set_job(make_job())
+    r.device.start()
+    r.wait_nonces(1)
+    assert [m.address for m in r.device.modules] == [1]
+    r.emulator.power(2, True)
+    r.wait(lambda: len(r.device.modules) == 2, what="second module found")
+    r.wait(lambda: r.emulator.modules[1].jobs_received >= 1 and r.device.modules[1].valid_nonces >= 1,
+           what="the new module mining")
+    # a module that loses power is detached after its failures; the other keeps mining
+    r.emulator.power(2, False)
+    r.wait(lambda: len(r.device.modules) == 1, what="module 2 detached")
+    r.wait_nonces(2)
+    assert r.device.hw_errors == 0
 
 
 def test_clean_job_restarts_and_old_nonces_still_map(rig):

@@ -37,6 +37,7 @@ XFER_TIMEOUT = 0.25  # seconds for one AUC reply (cgminer waits ~5 ms plus USB l
 POLLING_DELAY = 0.02  # cgminer's --avalon*-polling-delay: 20 ms before each module's poll
 NONCE2_RESERVATION = 1 << 20  # extranonce2 values one job send may use
 RESEND_AFTER = 60.0  # re-send (with a fresh reservation) a job older than this
+REDETECT_EVERY = 30.0  # look for modules plugged in (or reset to address 0) since, as cgminer does
 MAX_FAILURES = {p.Family.AVALON4: 4, p.Family.AVALON7: 10, p.Family.AVALON8: 10}
 JOBS_KEPT = 4  # the current job and the three before it, as cgminer keeps
 
@@ -127,6 +128,7 @@ class AvalonDevice(SerialDevice):
         self._work_module: collections.OrderedDict[int, ModuleStats] = collections.OrderedDict()
         self._config_pending = False
         self._warned_job: Job | None = None
+        self._next_detect = 0.0
 
     # ------------------------------------------------------------ SerialDevice
     def open_port(self) -> serial.Serial:
@@ -136,8 +138,10 @@ class AvalonDevice(SerialDevice):
 
     def initialise(self, port: serial.Serial) -> None:
         self.modules = []
+        self.family = None
         self._sent.clear()
         self._last_job = None
+        self._next_detect = time.monotonic() + REDETECT_EVERY
         self.auc_version = self._auc_init(port)
         self._detect(port)
         if not self.modules:
@@ -151,6 +155,13 @@ class AvalonDevice(SerialDevice):
 
     def mine(self, port: serial.Serial) -> None:
         while not self.stopping() and not self.reinit_requested():
+            if time.monotonic() > self._next_detect:
+                self._next_detect = time.monotonic() + REDETECT_EVERY
+                new = self._detect(port)
+                for module in new:
+                    self._configure(port, module)
+                if new:
+                    self._last_job = None  # the new modules need the current job
             restart = self.take_restart()
             job = self.dispatcher.job
             if job is not None and (restart or job is not self._last_job or self._config_pending
@@ -236,9 +247,14 @@ class AvalonDevice(SerialDevice):
             self.counters[exc.kind] += 1
 
     # ------------------------------------------------------------ detection and configuration
-    def _detect(self, port: serial.Serial) -> None:
-        family_guess = self.family_hint
+    def _detect(self, port: serial.Serial) -> list[ModuleStats]:
+        """DETECT with each free id in turn until nobody answers; the new modules found."""
+        family_guess = self.family if self.family is not None else self.family_hint
+        found: list[ModuleStats] = []
+        used = {m.address for m in self.modules}
         for address in range(1, self.max_modules + 1):
+            if address in used:
+                continue
             # Avalon4 modules read their frequency limits from the same packet; Avalon7/8 only the id.
             packet = p.detect_packet(p.Family.AVALON4 if family_guess is p.Family.AVALON4 else p.Family.AVALON7,
                                      address)
@@ -264,12 +280,14 @@ class AvalonDevice(SerialDevice):
                 continue
             module = ModuleStats(address, ack.dna, ack.version, model, ack.asic_count)
             self.modules.append(module)
+            found.append(module)
             log.info("%s: module %d: Avalon %s (%s), %d ASICs, DNA %s", self.name, address, model.name,
                      ack.version, ack.asic_count, ack.dna.hex())
             if model.family is not p.Family.AVALON4:
                 self._send(port, module, p.sync_packet(ack.dna))
         if self.modules:
             self.family = self.modules[0].model.family
+        return found
 
     def _frequencies(self, module: ModuleStats) -> tuple[int, ...]:
         default = module.model.default_freqs

@@ -48,6 +48,7 @@ class Module:
         self.rate = rate
         self.report_target = report_target
         self.address = 0  # unaddressed until a DETECT gives it an id
+        self.powered = True
         self.assembler = p.JobAssembler(self.family)
         self.job: p.DeviceJob | None = None
         self.generation = 0
@@ -201,7 +202,8 @@ class AvalonEmulator:
     """An AUC with `modules` MM modules of one generation on a pty."""
 
     def __init__(self, model: str = "avalon7", rate_ghs: float | None = None, difficulty: float = 1.0,
-                 modules: int = 1, link: str | os.PathLike[str] | None = None, auc_version: str = "AUC-20151208"):
+                 modules: int = 1, link: str | os.PathLike[str] | None = None, auc_version: str = "AUC-20151208",
+                 powered: int | None = None):
         if model not in MODELS:
             raise ValueError(f"--model {model}: choose one of {', '.join(MODELS)}")
         prefix, default_rate = MODELS[model]
@@ -213,6 +215,8 @@ class AvalonEmulator:
         report_target = difficulty_to_target(difficulty) if difficulty != 1 else p.DIFF1_TARGET
         self.modules = [Module(i + 1, f"{prefix}-{0xabcde0 + i:07x}", rate / modules, report_target,
                                self._stop.is_set) for i in range(modules)]
+        for module in self.modules[powered if powered is not None else modules:]:
+            module.powered = False
         self._crc_faults = 0
         self._garbage_faults = 0
         self._stall_until = 0.0
@@ -239,6 +243,13 @@ class AvalonEmulator:
 
     def unplug(self) -> None:
         self.port.unplug()
+
+    def power(self, module: int, on: bool) -> None:
+        """Switch module `module` (1-based) off (silent, forgets its address) or on again."""
+        m = self.modules[module - 1]
+        if not on:
+            m.reset()
+        m.powered = on
 
     def replug(self) -> None:
         for module in self.modules:
@@ -312,16 +323,17 @@ class AvalonEmulator:
         module: Module | None = None
         if request.address == p.BROADCAST:
             if packet.type == p.DETECT:
-                module = next((m for m in self.modules if m.address == 0), None)
+                module = next((m for m in self.modules if m.address == 0 and m.powered), None)
                 if module is not None:
                     module.address = p.detect_module_id(packet)
                     asics = module.model.miners * module.model.asics
                     answer = p.DetectAck(module.dna, module.version, asics).to_packet()
             else:
                 for m in self.modules:
-                    m.broadcast(packet)
+                    if m.powered:
+                        m.broadcast(packet)
         else:
-            module = next((m for m in self.modules if m.address == request.address), None)
+            module = next((m for m in self.modules if m.address == request.address and m.powered), None)
             if module is None:
                 return p.auc_reply(b"", p.AUC_SLAVE_NAK if request.rx else p.AUC_OK)
             answer = module.addressed(packet)
