@@ -7,13 +7,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from miner.devices.cpu import CpuDevice
+from miner.devices.base import Device
 from miner.dispatch import Dispatcher
 from miner.shares import CheckedNonce, Verdict, check_nonce
 from miner.stats import ShareStats, format_difficulty, format_hashrate
 from miner.work import Job, Nonce
+
+if TYPE_CHECKING:
+    from miner.devices.manager import DeviceManager
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +34,48 @@ class JobSource(Protocol):
         ...
 
 
+def device_line(device: Device) -> str:
+    """One device's part of the log: name, state, rate, results, and what the hardware reports."""
+    parts = [f"{device.name} {device.state.value}", f"{format_hashrate(device.hashes.rate(5.0))} (5s)",
+             f"{format_hashrate(device.hashes.average())} (avg)",
+             f"A:{device.shares.accepted} R:{device.shares.rejected_total} HW:{device.hw_errors}"]
+    if device.temperature is not None:
+        parts.append(f"{device.temperature:.1f}C")
+    if device.frequency is not None:
+        parts.append(f"{device.frequency:g}MHz")
+    if device.port:
+        parts.append(device.port)
+    return " | ".join(parts)
+
+
 class Miner:
-    def __init__(self, source: JobSource, devices: Sequence[CpuDevice], dispatcher: Dispatcher,
-                 status_interval: float = 5.0):
+    def __init__(self, source: JobSource, devices: Sequence[Device], dispatcher: Dispatcher,
+                 status_interval: float = 5.0, manager: DeviceManager | None = None):
         self.source = source
-        self.devices = list(devices)
+        # With a manager, share its list: hot-plugged devices appear here as they are found.
+        self.manager = manager
+        self.devices = manager.devices if manager is not None else list(devices)
         self.dispatcher = dispatcher
         self.status_interval = status_interval
         self.totals = ShareStats()
         self.started = time.monotonic()
         self._nonces: asyncio.Queue[Nonce] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._devices_by_name = {d.name: d for d in self.devices}
         dispatcher.add_listener(self._on_job)
+        listeners = getattr(source, "result_listeners", None)
+        if listeners is not None:
+            listeners.append(self._on_share_result)
+
+    def _on_share_result(self, share: CheckedNonce, accepted: bool, reason: str | None) -> None:
+        device = self.device_named(share.nonce.device)
+        if device is None:
+            return
+        if accepted:
+            device.shares.accepted += 1
+            device.shares.accepted_difficulty += share.work.job.share_difficulty
+            device.shares.note_best(share.difficulty)
+        else:
+            device.shares.rejected[reason or "rejected"] += 1
 
     # Called from device threads.
     def on_nonce(self, nonce: Nonce) -> None:
@@ -69,16 +101,28 @@ class Miner:
                 log.warning("%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
                             nonce.work_id)
                 continue
-            share = check_nonce(work, nonce, device_target=work.target)
+            device = self.device_named(nonce.device)
+            target = device.target_for(work) if device is not None else work.target
+            share = check_nonce(work, nonce, device_target=target)
             self.totals.found += 1
             if share.verdict is Verdict.HW_ERROR:
                 self.totals.hw_errors += 1
+                if device is not None:
+                    device.note_hw_error()
                 log.warning("%s: hardware error, nonce %08x does not meet its target", nonce.device,
                             nonce.nonce)
                 continue
+            if device is not None:
+                device.note_valid_nonce(work, nonce.found_at)
             self.totals.note_best(share.difficulty)
             if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
                 await self.source.submit(share)
+
+    def device_named(self, name: str) -> Device | None:
+        for device in self.devices:
+            if device.name == name:
+                return device
+        return None
 
     def hashrate(self, window: float | None = None) -> float:
         if window is None:
@@ -110,7 +154,7 @@ class Miner:
             log.info("%s", self.status_line())
             if len(self.devices) > 1:
                 for d in self.devices:
-                    log.info("  %s: %s (5s)", d.name, format_hashrate(d.hashes.rate(5.0)))
+                    log.info("  %s", device_line(d))
 
     async def run(self, time_limit: float | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -118,8 +162,11 @@ class Miner:
         if start is not None:
             await start()
         for device in self.devices:
-            device.start()
+            if device.enabled:
+                device.start()
         tasks = [asyncio.create_task(self._share_path()), asyncio.create_task(self._status())]
+        if self.manager is not None:
+            tasks.append(asyncio.create_task(self.manager.run()))
         try:
             if time_limit is None:
                 await asyncio.Event().wait()

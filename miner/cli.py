@@ -12,7 +12,7 @@ from miner import USER_AGENT, bench, hashing
 
 log = logging.getLogger("miner")
 
-SUBCOMMANDS = ("benchmark", "solo")
+SUBCOMMANDS = ("benchmark", "emulate", "solo")
 
 
 def _positive_float(text: str) -> float:
@@ -54,6 +54,16 @@ def mining_parser() -> argparse.ArgumentParser:
                        help="seconds a higher-priority pool must be back before mining returns to it")
     pools.add_argument("--tls-no-verify", action="store_true", help="do not verify pool TLS certificates")
     pools.add_argument("--tls-ca", metavar="FILE", help="CA certificates to verify pool TLS with")
+    devices = p.add_argument_group("devices")
+    devices.add_argument("--device", "-d", dest="devices", action="append", default=[], metavar="SPEC",
+                         help="use this device: DRIVER:PORT[,key=value...], e.g. icarus:/dev/ttyUSB0 or "
+                         "bm1397:/dev/ttyACM0,chips=1 (repeatable; USB sticks are also found by their ids)")
+    devices.add_argument("--hotplug", type=float, default=5.0, metavar="S",
+                         help="seconds between scans for plugged/unplugged devices (0: scan once at start)")
+    cpu = devices.add_mutually_exclusive_group()
+    cpu.add_argument("--cpu", dest="cpu", action="store_true", default=None,
+                     help="mine with the CPU too (default: only when no board is found)")
+    cpu.add_argument("--no-cpu", dest="cpu", action="store_false", help="never mine with the CPU")
     p.add_argument("-t", "--threads", type=_positive_int, help="CPU mining threads (default: one per core)")
     p.add_argument("--engine", type=_engine, help="sha256d engine (default: the fastest this CPU has)")
     p.add_argument("--sandbox-diff", type=_positive_float, default=None,
@@ -113,9 +123,39 @@ def pool_configs(args: argparse.Namespace) -> list:
     return configs
 
 
+def run_emulator(argv: list[str]) -> int:
+    from miner.devices.manager import load_drivers
+
+    drivers = load_drivers()
+    emulated = sorted(n for n, d in drivers.items() if d.name != "cpu")
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: miner emulate DEVICE [options]\n\nRun a device emulator on a pseudo-terminal; the "
+              "first line printed is its path, for miner --device DEVICE:PATH.\ndevices: "
+              + (", ".join(emulated) or "none installed"))
+        return 0 if argv else 2
+    name = argv[0].lower()
+    if name not in drivers or drivers[name].name == "cpu":
+        print(f"miner emulate: no emulator for {argv[0]!r} (have: {', '.join(emulated) or 'none'})", file=sys.stderr)
+        return 2
+    setup_logging()
+    return drivers[name].emulator_main(name, argv[1:])
+
+
+def make_device_manager(args: argparse.Namespace, dispatcher, on_nonce):
+    """Devices from --device, USB detection and the CPU flags; one-line error on a bad spec."""
+    from miner.devices.base import DeviceSpec
+    from miner.devices.cpu import CpuDevice
+    from miner.devices.manager import DeviceManager
+
+    specs = [DeviceSpec.parse(text) for text in args.devices]
+    return DeviceManager(dispatcher.next_work, on_nonce, specs, hotplug=args.hotplug or 5.0,
+                         scan_usb=True, cpu=args.cpu,
+                         cpu_factory=lambda: CpuDevice(dispatcher.next_work, on_nonce, args.threads, args.engine))
+
+
 def run_mining(argv: list[str]) -> int:
     from miner.app import Miner
-    from miner.devices.cpu import CpuDevice
+    from miner.devices.base import DeviceError
     from miner.dispatch import Dispatcher
     from miner.sandbox import DEFAULT_SANDBOX_DIFFICULTY, SandboxSource
     from miner.stratum.client import PoolManager
@@ -129,16 +169,23 @@ def run_mining(argv: list[str]) -> int:
         parser.error(str(exc))
     dispatcher = Dispatcher()
     miner: Miner
-    device = CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), args.threads, args.engine)
+    try:
+        manager = make_device_manager(args, dispatcher, lambda n: miner.on_nonce(n))
+        devices = manager.setup()
+    except (ValueError, DeviceError) as exc:
+        parser.error(str(exc))
+    if not args.hotplug:
+        manager.scan_usb = False
+    names = ", ".join(f"{d.name}{f' ({d.model})' if d.model else ''}" for d in devices)
     if configs:
         source = PoolManager(configs, dispatcher, switch_delay=args.failover_switch_delay)
-        miner = Miner(source, [device], dispatcher, args.status_interval)
-        log.info("%s: mining on %d pool(s) with %s", USER_AGENT, len(configs), device.name)
+        miner = Miner(source, devices, dispatcher, args.status_interval, manager=manager)
+        log.info("%s: mining on %d pool(s) with %s", USER_AGENT, len(configs), names)
     else:
         sandbox = SandboxSource(args.sandbox_diff or DEFAULT_SANDBOX_DIFFICULTY)
-        miner = Miner(sandbox, [device], dispatcher, args.status_interval)
+        miner = Miner(sandbox, devices, dispatcher, args.status_interval, manager=manager)
         log.info("%s: no pool given, mining a local sandbox job at difficulty %s on %s", USER_AGENT,
-                 sandbox.difficulty, device.name)
+                 sandbox.difficulty, names)
         log.info("to mine on a pool: miner -o stratum+tcp://HOST:PORT -u USER -p PASS")
         dispatcher.set_job(sandbox.job)
     try:
@@ -152,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "benchmark":
         return run_benchmark(argv[1:])
+    if argv and argv[0] == "emulate":
+        return run_emulator(argv[1:])
     if argv and argv[0] == "solo":
         from miner.node.solo import main as solo_main
 

@@ -82,3 +82,23 @@ def test_bad_pool_url_is_one_clear_error():
     proc = run_miner("-o", "http://pool.example:3333", "-u", "me")
     assert proc.returncode == 2
     assert "unknown scheme 'http'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_device_driver_is_one_clear_error():
+    proc = run_miner("--device", "nosuch:/dev/ttyUSB0", "--time-limit", "1")
+    assert proc.returncode == 2
+    assert "no such driver" in proc.stderr and "cpu" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_no_cpu_and_no_board_is_one_clear_error():
+    proc = run_miner("--no-cpu", "--time-limit", "1")
+    assert proc.returncode == 2
+    assert "no devices" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_emulate_lists_emulators_and_rejects_unknown_ones():
+    proc = run_miner("emulate", "--help")
+    assert proc.returncode == 0 and "usage: miner emulate DEVICE" in proc.stdout
+    proc = run_miner("emulate", "nosuch")
+    assert proc.returncode == 2 and "no emulator for 'nosuch'" in proc.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from miner import hashing
+from miner.devices.base import Device, DeviceSpec, DeviceState, GetWork, OnNonce, UsbId
 from miner.stats import RateMeter
 from miner.work import Nonce, Work
 
@@ -72,37 +74,48 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-class CpuDevice:
+class CpuDevice(Device):
     """Hashes on `threads` CPU threads; reports every nonce at or under the work's share target."""
 
     driver = "cpu"
+    counts_hashes = True
 
     def __init__(self, get_work: Callable[[], Work | None], on_nonce: Callable[[Nonce], None],
                  threads: int | None = None, engine: str | None = None, chunk: int = DEFAULT_CHUNK,
-                 nonces_per_work: int = NONCE_SPACE):
+                 nonces_per_work: int = NONCE_SPACE, index: int = 0):
         self.threads = threads or default_threads()
         if self.threads < 1:
             raise ValueError(f"threads: must be >= 1, got {threads}")
         self.engine = hashing.check_engine(engine)
-        self.name = f"cpu0 ({self.threads}T {self.engine})"
-        self._get_work = get_work
-        self._on_nonce = on_nonce
+        super().__init__(get_work, on_nonce, f"cpu{index}")
+        self.model = f"{self.threads}T {self.engine}"
         self._chunk = chunk
         # Less than the whole nonce space per unit makes units (and rolled versions) turn over faster.
         self._nonces_per_work = nonces_per_work
         self._slices: deque[Slice] = deque()
-        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._generation = 0
         self._workers: list[threading.Thread] = []
-        self.hashes = RateMeter()
         self.thread_hashes = [RateMeter() for _ in range(self.threads)]
-        self.source_hashes: dict[str, RateMeter] = {}  # hashes per job source (pool)
-        self.nonces_found = 0
+
+    def target_for(self, work: Work) -> int:
+        # The CPU reports exactly the nonces under the share target it was given.
+        return work.target
+
+    def nominal_hashrate(self) -> float | None:
+        return self.hashes.rate(60.0) or None
+
+    def expected_nonce_interval(self) -> float | None:
+        return None  # share-target nonces come as rarely as the pool's difficulty says
+
+    def details(self) -> dict[str, object]:
+        return {"Threads": self.threads, "Engine": self.engine}
 
     # -------------------------------------------------------------------- control
     def start(self) -> None:
+        self._stop.clear()
+        self.set_state(DeviceState.ALIVE)
         for index in range(self.threads):
             worker = threading.Thread(target=self._run, args=(index,), name=f"cpu-{index}", daemon=True)
             worker.start()
@@ -125,20 +138,6 @@ class CpuDevice:
     def work_available(self) -> None:
         """Wake idle threads: there is work again after a time with none."""
         self._wake.set()
-
-    def source_rate(self, source: str, window: float | None) -> float:
-        meter = self.source_hashes.get(source)
-        if meter is None:
-            return 0.0
-        return meter.average() if window is None else meter.rate(window)
-
-    def _source_meter(self, source: str) -> RateMeter:
-        with self._lock:
-            meter = self.source_hashes.get(source)
-            if meter is None:
-                meter = self.source_hashes[source] = RateMeter()
-                meter.started = self.hashes.started
-            return meter
 
     # -------------------------------------------------------------------- workers
     def _next_slice(self) -> Slice | None:
@@ -166,9 +165,27 @@ class CpuDevice:
                 found = hashing.scan(work.header, pos, count, work.target, self.engine)
                 now = time.monotonic()
                 meter.add(count, now)
-                self.hashes.add(count, now)
-                self._source_meter(work.job.source).add(count, now)
+                self.add_hashes(count, work.job.source, now)
                 for nonce in found:
-                    self.nonces_found += 1
-                    self._on_nonce(Nonce(work.work_id, nonce, device=self.name, found_at=now))
+                    self.report_nonce(Nonce(work.work_id, nonce, device=self.name, found_at=now))
                 pos += count
+
+
+class CpuDriver:
+    """The CPU as a driver: `--device cpu,threads=N,engine=E` (the -t/--engine flags do the same)."""
+
+    name = "cpu"
+    aliases: tuple[str, ...] = ()
+    usb_ids: tuple[UsbId, ...] = ()
+    description = "this computer's CPU, with the native sha256d core"
+
+    def create(self, spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> CpuDevice:
+        return CpuDevice(get_work, on_nonce, threads=spec.option("threads", int),
+                         engine=spec.option("engine", str), index=index)
+
+    def emulator_main(self, name: str, argv: list[str]) -> int:
+        print("the CPU needs no emulator: it is real", file=sys.stderr)
+        return 2
+
+
+DRIVER = CpuDriver()

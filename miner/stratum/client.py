@@ -146,6 +146,8 @@ class PoolConnection:
         self.state = PoolState.DISCONNECTED
         self.alive_since = 0.0
         self.stats = ShareStats()
+        # Called with (share, accepted, reject reason) for every answered submit: per-device stats.
+        self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
         self.difficulty = Fraction(1)
         self.version_mask = 0
         self.extranonce1 = b""
@@ -468,6 +470,8 @@ class PoolConnection:
             self.stats.rejected[reason] += 1
             log.warning("%s: rejected %08x: %s%s", self.name, share.nonce.nonce, reason,
                         f" (code {event.code})" if event.code is not None else "")
+        for listener in self.result_listeners:
+            listener(share, event.accepted, None if event.accepted else event.reason or "rejected")
 
     def _reconnect(self, host: str | None, port: int | None, wait: float) -> None:
         new_host = host or self._target[0]
@@ -495,6 +499,9 @@ class PoolManager:
         self.switch_delay = switch_delay
         self.pools = [PoolConnection(c, f"pool{i}", self._on_job, self._on_state, timeouts, user_agent)
                       for i, c in enumerate(configs)]
+        self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
+        for pool in self.pools:
+            pool.result_listeners = self.result_listeners  # one list: listeners added later hear every pool
         self.active: PoolConnection | None = None
         self._switch_timer: asyncio.TimerHandle | None = None
         self.switches = 0

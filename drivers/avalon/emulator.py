@@ -1,0 +1,366 @@
+"""An Avalon controller (AUC converter + MM modules) behind a pseudo-terminal.
+
+It speaks what the AUC speaks on its CDC-ACM port: 64-byte RESET/DEINIT/INIT/INFO frames and
+length-framed XFERs carrying 40-byte MM packets to I2C addresses. Its modules answer DETECT
+(adopting the id they are given), take configuration, accept a Stratum job as the real firmware
+does (STATIC … HEADER, then JOB_FIN or SET+FINISH), build headers themselves by rolling extranonce2
+from the coinbase state the host sent, hash them with the C core at an emulated rate, and answer
+each POLLING with a queued NONCE or a status packet of their generation.
+
+Faults on request: CRC errors in replies, garbage bytes on the line, a stall (requests swallowed),
+an unplug (the pty closes; `replug` brings it back, at the same path with `link`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from drivers.avalon import protocol as p
+from miner.emulation import PtyPort, Unplugged, emulator_arguments, paced_scan, serve_until_stopped, wait_until
+from miner.work import difficulty_to_target
+
+log = logging.getLogger(__name__)
+
+MODELS = {
+    # model -> (version prefix, default hash rate GH/s of one module)
+    "avalon7": ("7211804", 6000.0),
+    "avalon8": ("8411811", 13000.0),
+    "avalon4": ("4115070", 1000.0),  # an MM41 module: N + 0x4000 and little-endian reply CRCs
+}
+NONCE_FIFO = 64
+
+
+class Module:
+    """One MM module on the I2C bus."""
+
+    def __init__(self, number: int, version: str, rate: float, report_target: int, stop: Callable[[], bool]):
+        self.number = number
+        self.dna = bytes((0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x80 + number))
+        self.version = version
+        self.model = p.model_for_version(version)
+        self.family = self.model.family
+        self.rate = rate
+        self.report_target = report_target
+        self.address = 0  # unaddressed until a DETECT gives it an id
+        self.powered = True
+        self.assembler = p.JobAssembler(self.family)
+        self.job: p.DeviceJob | None = None
+        self.generation = 0
+        self.nonces: collections.deque[p.NonceReport] = collections.deque(maxlen=NONCE_FIFO)
+        self.freqs: tuple[int, ...] = self.model.default_freqs
+        self.voltage_words: tuple[int, ...] = ()
+        self.voltage4 = p.av4_voltage_word(6875)
+        self.configured = False
+        self.crc_errors = 0  # bad packets from the host since the last status
+        self.local_works = 0  # nonce2 values started since the last status
+        self.hw_errors = 0
+        self.nonce2_done = 0
+        self.status_turn = 0
+        self.jobs_received = 0
+        self.restarts = 0
+        self.nonces_reported = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = stop
+        self._thread = threading.Thread(target=self._hash, name=f"avalon-emu-module{number}", daemon=True)
+        self._thread.start()
+
+    @property
+    def crc_le(self) -> bool:
+        return self.family.reply_crc_little_endian
+
+    def reset(self) -> None:
+        """Power cycle (a re-plugged controller): no address, no job."""
+        with self._lock:
+            self.address = 0
+            self.job = None
+            self.generation += 1
+            self.nonces.clear()
+            self.assembler.reset()
+
+    # ---------------------------------------------------------------- packets
+    def broadcast(self, packet: p.Packet) -> None:
+        if self.address == 0:
+            return  # an undetected module ignores jobs
+        job = self.assembler.feed(packet)
+        if job is not None:
+            self._take_job(job)
+
+    def _take_job(self, job: p.DeviceJob) -> None:
+        with self._lock:
+            self.jobs_received += 1
+            if job.restart:
+                self.restarts += 1
+                self.nonces.clear()
+            self.job = job
+            self.generation += 1
+        self._wake.set()
+
+    def addressed(self, packet: p.Packet) -> p.Packet | None:
+        t = packet.type
+        if t == p.POLLING:
+            return self._poll_reply()
+        if t == p.SYNC and self.family is not p.Family.AVALON4:
+            return None
+        if t == p.SET:
+            if self.family is p.Family.AVALON4:
+                s4 = p.Set4.from_packet(packet)
+                self.assembler.nonce2_start, self.assembler.nonce2_range = s4.nonce2_start, s4.nonce2_range
+                self.freqs = s4.freqs
+                self.voltage4 = s4.voltage
+            return None
+        if t == p.SET_PLL and self.family is not p.Family.AVALON4:
+            freqs = p.set_pll_frequencies(self.family, packet)
+            if packet.idx == 1 and None not in freqs:
+                self.freqs = tuple(f for f in freqs if f is not None)
+            return None
+        if t == p.SET_VOLT:
+            self.voltage_words = p.WordList.from_packet(packet, self.model.miners).words
+            return None
+        if t == p.SET_FIN:
+            self.configured = True
+            return None
+        return None  # RSTMMTX and everything else: no reply
+
+    def _poll_reply(self) -> p.Packet:
+        with self._lock:
+            if self.nonces:
+                self.nonces_reported += 1
+                return self.nonces.popleft().to_packet(self.family, self.dna[7])
+        opt = self.dna[7]
+        turn = self.status_turn
+        self.status_turn += 1
+        miners = self.model.miners
+        if self.family is p.Family.AVALON4:
+            kind = turn % 3
+            if kind == 1:
+                return p.Counters24(p.STATUS_LW, tuple([self.nonce2_done] * min(miners, 10))).to_packet(opt)
+            if kind == 2:
+                return p.Counters24(p.STATUS_HW, tuple([0] * min(miners, 10))).to_packet(opt)
+            works, hw, self.local_works, self.hw_errors = self.local_works, self.hw_errors, 0, 0
+            freq = round(max(self.freqs) * 65 / 3968) if self.freqs else 0
+            return p.Status4(38 + self.number, 2400, freq, self.voltage4, works, hw, 1, 0).to_packet(opt)
+        kind = turn % 3
+        miner = (turn // 3) % miners
+        if kind == 1:
+            words = self.voltage_words or tuple([p.av7_voltage_word(4375)] * miners)
+            return p.WordList(p.STATUS_VOLT, tuple(words[:8])).to_packet(opt)
+        if kind == 2:
+            return p.WordList(p.STATUS_PLL, tuple([self.nonce2_done] * p.PLL_COUNT[self.family]),
+                              miner, miners).to_packet(opt)
+        works, hw, crc = self.local_works, self.hw_errors, self.crc_errors
+        self.local_works = self.hw_errors = self.crc_errors = 0
+        return p.Status7(40 + self.number, 3000, works, hw, 0, 0, crc, miner, miners).to_packet(opt)
+
+    # ---------------------------------------------------------------- hashing
+    def _hash(self) -> None:
+        nonce2 = 0
+        current: p.DeviceJob | None = None
+        while not self._stop():
+            with self._lock:
+                job, generation = self.job, self.generation
+            if job is None:
+                self._wake.wait(0.1)
+                self._wake.clear()
+                continue
+            if job is not current:
+                current = job
+                # The firmware's partition: each module starts range/64 × its id into the range.
+                nonce2 = job.nonce2_start + (job.nonce2_range // 64) * self.address
+            span = max(job.nonce2_range, 1)
+            if not job.nonce2_start <= nonce2 < job.nonce2_start + span:
+                nonce2 = job.nonce2_start
+            header = job.header(nonce2)
+            self.local_works += 1
+            self.nonce2_done += 1
+            target = min(job.target, self.report_target)
+
+            def moved(g: int = generation) -> bool:
+                return self._stop() or self.generation != g
+
+            for found in paced_scan(header, target, self.rate, stop=moved):
+                if not wait_until(found.due, moved):
+                    break
+                miner = found.nonce % self.model.miners
+                chip = (found.nonce >> 8) % self.model.asics
+                report = p.NonceReport(miner, chip, nonce2, 0, p.n_field(found.nonce, self.model.nonce_offset),
+                                       job.job_id_crc, job.pool)
+                with self._lock:
+                    if self.generation == generation:
+                        self.nonces.append(report)
+            if self.generation == generation:
+                nonce2 += 1
+
+
+class AvalonEmulator:
+    """An AUC with `modules` MM modules of one generation on a pty."""
+
+    def __init__(self, model: str = "avalon7", rate_ghs: float | None = None, difficulty: float = 1.0,
+                 modules: int = 1, link: str | os.PathLike[str] | None = None, auc_version: str = "AUC-20151208",
+                 powered: int | None = None):
+        if model not in MODELS:
+            raise ValueError(f"--model {model}: choose one of {', '.join(MODELS)}")
+        prefix, default_rate = MODELS[model]
+        self.model = model
+        self.auc_version = auc_version
+        self.port = PtyPort(link)
+        self._stop = threading.Event()
+        rate = (rate_ghs if rate_ghs is not None else default_rate * modules) * 1e9
+        report_target = difficulty_to_target(difficulty) if difficulty != 1 else p.DIFF1_TARGET
+        self.modules = [Module(i + 1, f"{prefix}-{0xabcde0 + i:07x}", rate / modules, report_target,
+                               self._stop.is_set) for i in range(modules)]
+        for module in self.modules[powered if powered is not None else modules:]:
+            module.powered = False
+        self._crc_faults = 0
+        self._garbage_faults = 0
+        self._stall_until = 0.0
+        self.requests = 0
+        self.bad_requests = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def path(self) -> str:
+        return self.port.device_path
+
+    # ---------------------------------------------------------------- faults
+    def corrupt_crc(self, count: int = 1) -> None:
+        """The next `count` MM replies go out with a wrong CRC."""
+        self._crc_faults += count
+
+    def send_garbage(self, count: int = 1) -> None:
+        """The next `count` replies are preceded by bytes that are no AUC frame."""
+        self._garbage_faults += count
+
+    def stall(self, seconds: float) -> None:
+        """Swallow every request for `seconds` (a hung controller)."""
+        self._stall_until = time.monotonic() + seconds
+
+    def unplug(self) -> None:
+        self.port.unplug()
+
+    def power(self, module: int, on: bool) -> None:
+        """Switch module `module` (1-based) off (silent, forgets its address) or on again."""
+        m = self.modules[module - 1]
+        if not on:
+            m.reset()
+        m.powered = on
+
+    def replug(self) -> None:
+        for module in self.modules:
+            module.reset()
+        self.port.plug()
+
+    # ---------------------------------------------------------------- running
+    def start(self) -> AvalonEmulator:
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="avalon-emu", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.port.close()
+
+    def __enter__(self) -> AvalonEmulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def run(self, stop: threading.Event) -> None:
+        buffer = bytearray()
+        while not stop.is_set() and not self._stop.is_set():
+            try:
+                data = self.port.read(4096, 0.05)
+            except Unplugged:
+                buffer.clear()
+                continue
+            if time.monotonic() < self._stall_until:
+                buffer.clear()
+                continue
+            buffer += data
+            while True:
+                request, used = p.parse_auc_request(bytes(buffer))
+                if used == 0:
+                    break
+                del buffer[:used]
+                if isinstance(request, p.BadBytes):
+                    self.bad_requests += 1
+                    continue
+                assert request is not None
+                self.requests += 1
+                reply = self._answer(request)
+                with contextlib.suppress(Unplugged, OSError):
+                    if self._garbage_faults:
+                        self._garbage_faults -= 1
+                        self.port.write(b"\xff\xfe\xa5garbage" + os.urandom(5))
+                    self.port.write(reply)
+        if stop.is_set():
+            self._stop.set()
+
+    def _answer(self, request: p.AucRequest) -> bytes:
+        if request.request == p.AUC_INIT:
+            return p.auc_reply(self.auc_version.encode()[: p.AUC_VERSION_LEN])
+        if request.request == p.AUC_INFO:
+            return p.auc_reply(p.AucInfo(512, self.requests & 0xFF, self.requests & 0xFF, 0, 1).encode())
+        if request.request != p.AUC_XFER:
+            return p.auc_reply()
+        try:
+            packet = p.decode_packet(request.payload[: p.PACKET_SIZE])
+        except p.PacketError:
+            for module in self.modules:
+                if module.address == request.address or request.address == p.BROADCAST:
+                    module.crc_errors += 1
+            return p.auc_reply(b"", p.AUC_SLAVE_NAK if request.rx else p.AUC_OK)
+        answer: p.Packet | None = None
+        module: Module | None = None
+        if request.address == p.BROADCAST:
+            if packet.type == p.DETECT:
+                module = next((m for m in self.modules if m.address == 0 and m.powered), None)
+                if module is not None:
+                    module.address = p.detect_module_id(packet)
+                    asics = module.model.miners * module.model.asics
+                    answer = p.DetectAck(module.dna, module.version, asics).to_packet()
+            else:
+                for m in self.modules:
+                    if m.powered:
+                        m.broadcast(packet)
+        else:
+            module = next((m for m in self.modules if m.address == request.address and m.powered), None)
+            if module is None:
+                return p.auc_reply(b"", p.AUC_SLAVE_NAK if request.rx else p.AUC_OK)
+            answer = module.addressed(packet)
+        if not request.rx:
+            return p.auc_reply()
+        if answer is None or module is None:
+            return p.auc_reply(b"", p.AUC_SLAVE_NAK)
+        raw = bytearray(answer.encode(module.crc_le))
+        if self._crc_faults:
+            self._crc_faults -= 1
+            raw[-1] ^= 0x5A
+        return p.auc_reply(bytes(raw[: request.rx]))
+
+
+def main(name: str, argv: list[str]) -> int:
+    """`miner emulate avalon --model avalon7 [--modules N] [--rate GH/s] [--difficulty D] [--link PATH]`."""
+    default_model = name if name in MODELS else "avalon7"
+    parser = emulator_arguments(f"miner emulate {name}", "Emulate a Canaan Avalon controller (AUC + MM modules) "
+                                "on a pseudo-terminal.", MODELS[default_model][1])
+    parser.add_argument("--model", choices=sorted(MODELS), default=default_model)
+    parser.add_argument("--modules", type=int, default=1, help="MM modules on the bus (1-6, default 1)")
+    args = parser.parse_args(argv)
+    if not any(a == "--rate" or a.startswith("--rate=") for a in argv):
+        args.rate = MODELS[args.model][1] * args.modules
+    if not 1 <= args.modules <= 6:
+        parser.error("--modules: 1 to 6")
+    if not args.difficulty > 0:
+        parser.error("--difficulty: must be positive")
+    emulator = AvalonEmulator(args.model, args.rate, args.difficulty, args.modules, args.link)
+    return serve_until_stopped(emulator.path, emulator.run)

@@ -1,0 +1,198 @@
+"""Serial-port devices: opening a port with errors a person can act on, and the thread that keeps
+one device going through unplugs, re-inits and faults.
+
+A `SerialDevice` subclass implements `open_port` (baud rate and timeouts), `initialise` (identify
+and set the hardware up; raise `NotThisDevice` when it answers wrongly) and `mine` (send work,
+read results until told to stop or restart). This class turns a vanished port into NoDevice and
+reopens it when it comes back, and a failed identification into Dead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+
+import serial
+
+from miner.devices.base import Device, DeviceError, DeviceState, NotThisDevice
+
+log = logging.getLogger(__name__)
+
+PERMISSION_FIX = ("add your user to the 'dialout' group (sudo usermod -aG dialout $USER, then log in again) "
+                  "or install the udev rules: miner udev-rules | sudo tee /etc/udev/rules.d/70-miner.rules")
+
+
+def open_serial(port: str, baudrate: int, timeout: float = 0.1, exclusive: bool = True) -> serial.Serial:
+    """pyserial's Serial, with the three usual failures turned into one line naming the fix."""
+    try:
+        st = os.stat(port)
+    except FileNotFoundError:
+        raise DeviceError(f"{port}: no such device (unplugged? check `miner devices`)") from None
+    except PermissionError:
+        raise DeviceError(f"{port}: permission denied; {PERMISSION_FIX}") from None
+    if not stat.S_ISCHR(st.st_mode):
+        raise DeviceError(f"{port}: not a serial device (a {_kind(st.st_mode)}, not a character device)")
+    try:
+        return serial.Serial(port, baudrate=baudrate, timeout=timeout, write_timeout=2.0, exclusive=exclusive)
+    except serial.SerialException as exc:
+        cause = exc.__cause__ or exc.__context__
+        code = getattr(exc, "errno", None) or getattr(cause, "errno", None)
+        if code in (errno.EACCES, errno.EPERM):
+            raise DeviceError(f"{port}: permission denied; {PERMISSION_FIX}") from None
+        if code == errno.ENOTTY or "Inappropriate ioctl" in str(exc):
+            raise DeviceError(f"{port}: not a serial device (it does not answer terminal ioctls)") from None
+        if code in (errno.EBUSY, errno.EAGAIN) or "exclusive" in str(exc).lower():
+            raise DeviceError(f"{port}: in use by another program (another miner, ModemManager?)") from None
+        raise DeviceError(f"{port}: cannot open: {exc}") from None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISREG(mode):
+        return "regular file"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+class SerialDevice(Device):
+    """A device behind one serial port, driven by one thread."""
+
+    reopen_interval = 1.0  # seconds between attempts to reopen a port that vanished
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._restart = threading.Event()  # a clean job: drop the current work
+        self._wake = threading.Event()  # work is available again
+        self._reinit = threading.Event()
+        self.serial: serial.Serial | None = None
+
+    # ------------------------------------------------------------ for subclasses
+    def open_port(self) -> serial.Serial:
+        raise NotImplementedError
+
+    def initialise(self, port: serial.Serial) -> None:
+        raise NotImplementedError
+
+    def mine(self, port: serial.Serial) -> None:
+        """Mine until `self.stopping()` or `self.reinit_requested()`; return to leave the loop."""
+        raise NotImplementedError
+
+    def idle(self, port: serial.Serial) -> None:
+        """Leave the hardware idle before the port closes (best effort)."""
+
+    # ------------------------------------------------------------ control
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"dev-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self.state is not DeviceState.DEAD and self.enabled:
+            self.state = DeviceState.INIT
+
+    def restart_work(self) -> None:
+        self._restart.set()
+        self._wake.set()
+
+    def work_available(self) -> None:
+        self._wake.set()
+
+    def reinitialise(self) -> None:
+        self.reinits += 1
+        self._reinit.set()
+        self._wake.set()
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def reinit_requested(self) -> bool:
+        return self._reinit.is_set()
+
+    def take_restart(self) -> bool:
+        """True once after each clean job (the driver drops its work then)."""
+        if self._restart.is_set():
+            self._restart.clear()
+            return True
+        return False
+
+    def next_work(self, wait: float = 0.5):
+        """A work unit, or None after waiting `wait` seconds for one (no job yet)."""
+        work = self._get_work(device_rolls_version=self.rolls_version)
+        if work is None:
+            self._wake.wait(wait)
+            self._wake.clear()
+        return work
+
+    # ------------------------------------------------------------ the device thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                port = self.open_port()
+            except DeviceError as exc:
+                self.set_state(DeviceState.NO_DEVICE, str(exc))
+                self._stop.wait(self.reopen_interval)
+                continue
+            self.serial = port
+            try:
+                self._reinit.clear()
+                self.initialise(port)
+                self.set_state(DeviceState.ALIVE, "initialised")
+                self.mine(port)
+            except NotThisDevice as exc:
+                self.set_state(DeviceState.DEAD, str(exc))
+                log.error("%s: %s; not mining with it", self.name, exc)
+                self._close(port)
+                return
+            except (serial.SerialException, OSError, DeviceError) as exc:
+                self.set_state(DeviceState.NO_DEVICE, f"{self.port}: {_one_line(exc)}")
+                self._close(port)
+                self._stop.wait(self.reopen_interval)
+                continue
+            if self._reinit.is_set():
+                log.info("%s: re-initialising", self.name)
+                self.set_state(DeviceState.INIT)
+            else:
+                with contextlib.suppress(serial.SerialException, OSError, DeviceError):
+                    self.idle(port)
+            self._close(port)
+
+    def _close(self, port: serial.Serial) -> None:
+        self.serial = None
+        with contextlib.suppress(serial.SerialException, OSError):
+            port.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def read_exactly(port: serial.Serial, size: int, timeout: float) -> bytes:
+    """Up to `size` bytes, waiting at most `timeout` seconds in all (a short answer on timeout)."""
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        port.timeout = min(left, 0.1)
+        chunk = port.read(size - len(data))
+        if chunk:
+            data += chunk
+    return bytes(data)
