@@ -211,9 +211,14 @@ async def test_short_poll_new_block_is_a_clean_job_and_new_transactions_are_not(
         assert "getbestblockhash" in node.calls
         # Devices pass one block candidate per live job, none for a replaced parent.
         current = dispatcher.next_work()
-        assert not source.claim(Nonce(old.work_id, 1))
-        assert source.claim(Nonce(current.work_id, 1))
-        assert not source.claim(Nonce(current.work_id, 2))
+        blocks = [n for n in range(200) if hash_to_int(sha256d(current.header_for(n))) <= current.job.network_target]
+        misses = [n for n in range(200) if n not in blocks]
+        old_block = next(n for n in range(200) if hash_to_int(sha256d(old.header_for(n))) <= old.job.network_target)
+        assert not source.claim(Nonce(old.work_id, old_block))
+        assert source.claim(Nonce(current.work_id, misses[0]))  # not a block: the share path judges it
+        assert source.claim(Nonce(current.work_id, blocks[0]))
+        assert not source.claim(Nonce(current.work_id, blocks[1]))
+        assert source.claim(Nonce(current.work_id, misses[1]))
     finally:
         await source.stop()
         node.server.close()

@@ -19,13 +19,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from miner import hashing
 from miner.dispatch import Dispatcher
 from miner.node.address import AddressError, PayoutAddress
 from miner.node.rpc import NodeError, RpcClient, RpcError
 from miner.node.template import BlockTemplate, PreparedTemplate, TemplateError, parse_template, prepare
 from miner.shares import CheckedNonce, Verdict
 from miner.stats import ShareStats, format_difficulty
-from miner.work import Nonce, display_hash, nbits_to_target, target_to_difficulty
+from miner.work import Nonce, display_hash, hash_to_int, nbits_to_target, target_to_difficulty
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,11 @@ class GbtSource:
         work = self.dispatcher.lookup(nonce.work_id)
         if work is None:
             return True  # let the share path report it
+        # Only a block claims its job: a board reports far easier nonces (difficulty 1, say), and
+        # those must neither use up the job nor be dropped before the share path counts them.
+        digest = hashing.sha256d(work.header_for(nonce.nonce, nonce.version, nonce.ntime))
+        if hash_to_int(digest) > work.job.network_target:
+            return True
         job_id = work.job.job_id
         with self._claim_lock:
             if job_id in self._claimed or job_id not in self._live:
