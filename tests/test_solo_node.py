@@ -266,3 +266,28 @@ def test_cli_bad_checksum_is_one_clear_error_before_any_connection():
     assert proc.returncode == 2
     assert "bad checksum" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_solo_mines_with_an_emulated_board(regtest_node, tmp_path):
+    """A board (the Avalon emulator on a pty) instead of the CPU: its nonces become accepted blocks."""
+    difficulty = "0.001"
+    link = tmp_path / "auc"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    emulator = subprocess.Popen([sys.executable, "-m", "miner", "emulate", "avalon", "--model", "avalon4", "--rate",
+                                 "0.02", "--difficulty", difficulty, "--link", str(link)], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert emulator.stdout.readline().strip() == str(link)
+        start = regtest_node.rpc("getblockcount")
+        proc = run_cli("--rpc-url", regtest_node.url, "--rpc-pass", regtest_node.api_key, "--address",
+                       ADDRESSES["p2wsh"][0], "--device", f"avalon:{link},difficulty={difficulty}", "--no-cpu",
+                       "--hotplug", "0", "--time-limit", "5", "--status-interval", "1")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        final = [line for line in proc.stderr.splitlines() if "final:" in line][-1]
+        found, accepted, rejected = map(int, final.split("blocks found/accepted/rejected ")[1].split()[0].split("/"))
+        assert accepted > 0 and rejected == 0, final
+        assert "cpu" not in final.lower().split("|")[0]
+        assert regtest_node.rpc("getblockcount") - start == accepted
+    finally:
+        emulator.terminate()
+        emulator.wait(5)

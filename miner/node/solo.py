@@ -43,6 +43,9 @@ class SoloOptions:
     retry_cap: float = 10.0
     rpc_timeout: float = 30.0
     max_blocks: int | None = None  # stop after this many accepted blocks (tests, scripted use)
+    devices: tuple[str, ...] = ()  # --device specs, as for pool mining
+    cpu: bool | None = None  # None: the CPU mines only when no board is found
+    hotplug: float = 5.0  # seconds between USB scans; 0 scans once
 
 
 def chunk_for_target(target: int) -> int:
@@ -53,7 +56,11 @@ def chunk_for_target(target: int) -> int:
 
 def check_options(opts: SoloOptions) -> PayoutAddress:
     """Everything that can be checked without the node; ValueError with one line."""
+    from miner.devices.base import DeviceSpec
+
     parse_rpc_url(opts.rpc_url)
+    for spec in opts.devices:
+        DeviceSpec.parse(spec)
     if len(opts.coinbase_tag.encode()) > MAX_TAG:
         raise ValueError(f"--coinbase-tag: {len(opts.coinbase_tag.encode())} bytes, at most {MAX_TAG}")
     return decode_address(opts.address)
@@ -66,8 +73,11 @@ async def run_solo(opts: SoloOptions, on_source: object = None) -> GbtSource:
     options. Node trouble is retried, not raised. on_source(source) is called once it exists.
     """
     from miner.app import Miner
+    from miner.devices.base import DeviceSpec
     from miner.devices.cpu import CpuDevice
+    from miner.devices.manager import DeviceManager
     from miner.dispatch import Dispatcher
+    from miner.work import Nonce
 
     payout = check_options(opts)
     rpc = RpcClient(opts.rpc_url, opts.rpc_user, opts.rpc_password, opts.rpc_cookie, timeout=opts.rpc_timeout)
@@ -91,10 +101,20 @@ async def run_solo(opts: SoloOptions, on_source: object = None) -> GbtSource:
         log.warning("no template from the node within the time limit")
         return source
     miner: Miner
-    device = CpuDevice(dispatcher.next_work, lambda n: source.claim(n) and miner.on_nonce(n), opts.threads,
-                       opts.engine, chunk=chunk)
-    miner = Miner(source, [device], dispatcher, opts.status_interval)
-    log.info("%s: solo mining at height %s on %s", USER_AGENT, source.height, device.name)
+
+    def on_nonce(nonce: Nonce) -> None:
+        if source.claim(nonce):
+            miner.on_nonce(nonce)
+
+    manager = DeviceManager(dispatcher.next_work, on_nonce, [DeviceSpec.parse(t) for t in opts.devices],
+                            hotplug=opts.hotplug or 5.0, scan_usb=True, cpu=opts.cpu,
+                            cpu_factory=lambda: CpuDevice(dispatcher.next_work, on_nonce, opts.threads, opts.engine,
+                                                          chunk=chunk))
+    devices = manager.setup()  # DeviceError (one line) when nothing can mine
+    if not opts.hotplug:
+        manager.scan_usb = False
+    miner = Miner(source, devices, dispatcher, opts.status_interval, manager=manager)
+    log.info("%s: solo mining at height %s on %s", USER_AGENT, source.height, ", ".join(d.name for d in devices))
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
     run = asyncio.create_task(miner.run(remaining))
     if opts.max_blocks is None:
@@ -123,6 +143,14 @@ def solo_parser(positive_float, positive_int, engine) -> argparse.ArgumentParser
     p.add_argument("--coinbase-tag", default="", help=f"text put in the coinbase (at most {MAX_TAG} bytes)")
     p.add_argument("--refresh", type=positive_float, default=30.0, metavar="S",
                    help="seconds between template refreshes for new transactions")
+    p.add_argument("--device", "-d", dest="devices", action="append", default=[], metavar="SPEC",
+                   help="mine with this board too: DRIVER:PORT[,key=value...] (repeatable), as for pool mining")
+    p.add_argument("--hotplug", type=float, default=5.0, metavar="S",
+                   help="seconds between scans for plugged/unplugged devices (0: scan once at start)")
+    cpu = p.add_mutually_exclusive_group()
+    cpu.add_argument("--cpu", dest="cpu", action="store_true", default=None,
+                     help="mine with the CPU too (default: only when no board is found)")
+    cpu.add_argument("--no-cpu", dest="cpu", action="store_false", help="never mine with the CPU")
     p.add_argument("-t", "--threads", type=positive_int, help="CPU mining threads (default: one per core)")
     p.add_argument("--engine", type=engine, help="sha256d engine (default: the fastest this CPU has)")
     p.add_argument("--time-limit", type=positive_float, help="stop after this many seconds")
@@ -134,6 +162,7 @@ def solo_parser(positive_float, positive_int, engine) -> argparse.ArgumentParser
 
 def main(argv: list[str]) -> int:
     from miner import cli
+    from miner.devices.base import DeviceError
 
     parser = solo_parser(cli._positive_float, cli._positive_int, cli._engine)
     args = parser.parse_args(argv)
@@ -141,14 +170,15 @@ def main(argv: list[str]) -> int:
     opts = SoloOptions(rpc_url=args.rpc_url, address=args.address, rpc_user=args.rpc_user,
                        rpc_password=args.rpc_password, rpc_cookie=args.rpc_cookie, coinbase_tag=args.coinbase_tag,
                        threads=args.threads, engine=args.engine, time_limit=args.time_limit,
-                       status_interval=args.status_interval, refresh_interval=args.refresh)
+                       status_interval=args.status_interval, refresh_interval=args.refresh,
+                       devices=tuple(args.devices), cpu=args.cpu, hotplug=args.hotplug)
     try:
         check_options(opts)
     except ValueError as exc:
         parser.error(str(exc))
     try:
         asyncio.run(run_solo(opts))
-    except AddressError as exc:
+    except (AddressError, DeviceError) as exc:
         log.error("%s", exc)
         return 2
     except KeyboardInterrupt:
