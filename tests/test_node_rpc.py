@@ -245,6 +245,8 @@ async def test_a_block_found_while_the_node_is_away_is_sent_when_it_answers(capl
     nonce = next(n for n in range(1000) if hash_to_int(sha256d(work.header_for(n))) <= work.target)
     share = check_nonce(work, Nonce(work.work_id, nonce), work.target)
     assert share.verdict is Verdict.BLOCK
+    heard = []
+    source.result_listeners.append(lambda *result: heard.append(result))
     try:
         await source.submit(share)
         assert source.stats.found == 1 and source.stats.accepted == 0
@@ -252,6 +254,7 @@ async def test_a_block_found_while_the_node_is_away_is_sent_when_it_answers(capl
         await source.start()
         await _until(lambda: source.stats.accepted == 1)
         assert len(node.submitted) == 2 and node.submitted[0] == node.submitted[1]
+        assert heard == [(share, True, None)]  # the device that found it gets the credit, once
         assert bytes.fromhex(node.submitted[0])[:80] == share.header
         await _until(lambda: dispatcher.job.height == 6)
         assert source.stats.rejected_total == 0

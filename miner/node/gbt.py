@@ -40,7 +40,11 @@ class FoundBlock:
     prevhash: bytes  # header order
     block_hash: str  # display hex
     height: int
-    difficulty: float
+    share: CheckedNonce
+
+    @property
+    def difficulty(self) -> float:
+        return self.share.difficulty
 
     @property
     def nbits(self) -> int:
@@ -64,6 +68,8 @@ class GbtSource:
         # Our part of the coinbase nonce space: two miners on one node and address never collide.
         self.extranonce1 = extranonce1 if extranonce1 is not None else os.urandom(4)
         self.stats = ShareStats()
+        # Called with (share, accepted, reject reason) for every block the node answered: per-device stats.
+        self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
         self.chain: str | None = None
         self.template: BlockTemplate | None = None
         self.accepted_hashes: list[str] = []  # display hashes of the blocks the node took
@@ -183,8 +189,7 @@ class GbtSource:
     async def _submit_block(self, share: CheckedNonce, prepared: PreparedTemplate) -> None:
         job = share.work.job
         found = FoundBlock(prepared.block(share.header, job.coinbase(share.work.extranonce2)),
-                           prepared.template.prevhash, display_hash(share.digest), prepared.template.height,
-                           share.difficulty)
+                           prepared.template.prevhash, display_hash(share.digest), prepared.template.height, share)
         self.stats.found += 1
         try:
             accepted = await self._deliver(found)
@@ -219,12 +224,18 @@ class GbtSource:
             self.stats.note_best(found.difficulty)
             self.accepted_hashes.append(found.block_hash)
             log.info("block %s accepted at height %d", found.block_hash, found.height)
+            self._tell(found, True, None)
             return True
         reason = result if isinstance(result, str) else repr(result)
         self.stats.rejected[reason] += 1
         log.warning("block %s at height %d rejected: %s", found.block_hash, found.height, reason)
         self._failed_job()
+        self._tell(found, False, reason)
         return False
+
+    def _tell(self, found: FoundBlock, accepted: bool, reason: str | None) -> None:
+        for listener in self.result_listeners:
+            listener(found.share, accepted, reason)
 
     # -------------------------------------------------------------------- templates
     def _failed_job(self) -> None:

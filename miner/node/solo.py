@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from miner import USER_AGENT
@@ -66,7 +67,7 @@ def check_options(opts: SoloOptions) -> PayoutAddress:
     return decode_address(opts.address)
 
 
-async def run_solo(opts: SoloOptions, on_source: object = None) -> GbtSource:
+async def run_solo(opts: SoloOptions, on_source: Callable[[GbtSource], object] | None = None) -> GbtSource:
     """Mine until time_limit, max_blocks or cancellation; returns the source with its counts.
 
     Raises AddressError when the address does not belong to the node's chain, ValueError for bad
@@ -84,7 +85,7 @@ async def run_solo(opts: SoloOptions, on_source: object = None) -> GbtSource:
     dispatcher = Dispatcher()
     source = GbtSource(rpc, payout, dispatcher, opts.coinbase_tag.encode(), refresh_interval=opts.refresh_interval,
                        poll_interval=opts.poll_interval, retry_cap=opts.retry_cap)
-    if callable(on_source):
+    if on_source is not None:
         on_source(source)
     loop = asyncio.get_running_loop()
     deadline = None if opts.time_limit is None else loop.time() + opts.time_limit
