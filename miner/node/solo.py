@@ -71,7 +71,8 @@ async def run_solo(opts: SoloOptions, on_source: Callable[[GbtSource], object] |
     """Mine until time_limit, max_blocks or cancellation; returns the source with its counts.
 
     Raises AddressError when the address does not belong to the node's chain, ValueError for bad
-    options. Node trouble is retried, not raised. on_source(source) is called once it exists.
+    options, DeviceError when no device can mine. Node trouble is retried, not raised.
+    on_source(source) is called once the source exists (to watch it while it runs).
     """
     from miner.app import Miner
     from miner.devices.base import DeviceSpec
