@@ -23,15 +23,15 @@ def pool(index, url, state, active, difficulty, accepted, rejected, stale, laten
 
 
 SUMMARY = Summary(elapsed=3725.0, rate_5s=61.23e6, rate_1m=60.0e6, rate_5m=0.0, rate_15m=0.0, rate_avg=59.5e6,
-                  total_hashes=0.0, accepted=12, rejected=Counter({"Low difficulty share": 2, "Stale": 1}), stale=1,
+                  total_hashes=0.0, accepted=12, rejected=Counter({"Low diff": 2, "Stale": 1}), stale=1,
                   hw_errors=3, found=20, blocks=0, accepted_difficulty=0.0, best_session=1234.5,
                   best_all_time=98765.0, pool_difficulty=512.0)
 DEVICES = [device(0, "cpu0", "cpu", None, "Alive", (45.1e6, 44.0e6, 43.21e6), 10, {"x": 1}, 0),
            device(1, "ICA0", "icarus", "/dev/ttyUSB0", "NoDevice", (16.13e6, 16.0e6, 16.29e6), 2, {}, 3,
                   temperature=48.5, frequency=200.0)]
-POOLS = [pool(0, "stratum+tcp://pool.example:3333", "Alive", True, 512.0, 12,
-              {"Low difficulty share": 2, "Stale": 1}, 1, 0.0423, True),
-         pool(1, "stratum+tcp://backup.example:3333", "Dead", False, 1.0, 0, {}, 0, None, False)]
+POOLS = [pool(0, "stratum+tcp://a.example:3333", "Alive", True, 512.0, 12,
+              {"Low diff": 2, "Stale": 1}, 1, 0.0423, True),
+         pool(1, "stratum+tcp://b.example:3333", "Dead", False, 1.0, 0, {}, 0, None, False)]
 
 # Written out from the numbers above: 3725 s is 1h02m; MH/s with two decimals; best 1234.5 -> 1.23k and
 # 98765 -> 98.8k; latency 0.0423 s -> 42 ms; a share every D * 2^32 / 59.5 MH/s: 512 -> 36959 s = 10h15m,
@@ -43,9 +43,9 @@ device  driver  port          MH/s 5s  MH/s 1m  MH/s avg   A  R  HW   temp    fr
 cpu0    cpu     -               45.10    44.00     43.21  10  1   0      -       -  Alive
 ICA0    icarus  /dev/ttyUSB0    16.13    16.00     16.29   2  0   3  48.5C  200MHz  NoDevice
 pools
-pool  url                                state  diff   A  R                                      S  latency  vroll  share every
-*0    stratum+tcp://pool.example:3333    Alive   512  12  3 (Low difficulty share: 2, Stale: 1)  1    42 ms  on     10h15m
-1     stratum+tcp://backup.example:3333  Dead      1   0  0                                      0        -  off    1m12s
+pool  url                           state  diff   A  R                          S  latency  vroll  share every
+*0    stratum+tcp://a.example:3333  Alive   512  12  3 (Low diff: 2, Stale: 1)  1    42 ms  on     10h15m
+1     stratum+tcp://b.example:3333  Dead      1   0  0                          0        -  off    1m12s
 """
 
 
