@@ -8,6 +8,7 @@ Front ends never touch devices or pools directly, so they all agree on every num
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from miner import USER_AGENT, __version__
 from miner.devices.base import Device, DeviceError, DeviceState
+from miner.stats import ShareStats
 
 if TYPE_CHECKING:
     from miner.app import Miner
@@ -331,13 +333,12 @@ class MinerView:
         if which == "all":
             for device in self.devices:
                 device.zero_stats()
-            from miner.stats import ShareStats
-
             self.miner.totals = ShareStats()
             for pool in pools:
                 pool.stats = ShareStats()
             if manager is None:
-                self.miner.source.stats.__init__()  # type: ignore[misc]  # the sandbox's own ShareStats
+                with contextlib.suppress(AttributeError):  # a source whose stats are computed has none to zero
+                    self.miner.source.stats = ShareStats()
             if self.store is not None:
                 self.store.reset(everything=True)
         else:

@@ -639,6 +639,8 @@ class PoolManager:
         await pool.submit(share)
 
     def _on_job(self, pool: PoolConnection, job: Job) -> None:
+        if pool not in self.order:  # removed, still closing
+            return
         if pool is self.active:
             self.dispatcher.set_job(job)
         elif self.active is None or (pool.alive and self._rank(pool) < self._rank(self.active)):
