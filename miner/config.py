@@ -337,9 +337,9 @@ def _load_cgminer(path: Path, text: str) -> FileConfig:
                         raise fail(k, f"expected a string, got {v!r}")
                 config.pools.append(_pool_entry(values, fail))
         elif key == "api-network":
-            # cgminer: listen for any address; reads for all, privileged commands only from this machine
+            # cgminer: any address may read; privileged commands still need an --api-allow W: entry
             if _bool(value) and "api_allow" not in config.options:
-                config.options["api_allow"] = "W:127.0.0.1,R:0/0"
+                config.options["api_allow"] = "R:0/0"
         elif key in CGMINER_KEYS:
             dest, convert = CGMINER_KEYS[key]
             try:

@@ -35,8 +35,8 @@ def add_operator_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--api-port", type=int, default=4028, metavar="PORT", help="cgminer API port")
     group.add_argument("--api-allow", metavar="LIST",
                        help="who may use the API: [W:|R:]addr[/prefix],... (W: may also send privileged "
-                       "commands). Default: W:127.0.0.1 on 127.0.0.1 only; with a list the API listens on "
-                       "every address")
+                       "commands, e.g. W:127.0.0.1). Default: read-only, from 127.0.0.1 only; with a list the API "
+                       "listens on every address")
     group.add_argument("--http", metavar="HOST:PORT", help="serve REST (/api/...) and Prometheus /metrics here")
     group.add_argument("--http-token", metavar="TOKEN", help="bearer token that REST writes need (none: read-only)")
     group.add_argument("--no-tui", action="store_true", help="plain log lines instead of the live status view")

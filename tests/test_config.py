@@ -119,7 +119,7 @@ def test_cgminer_conf_import(tmp_path):
 def test_cgminer_api_network_allows_reads_from_anywhere(tmp_path):
     path = tmp_path / "cgminer.conf"
     path.write_text('{"api-listen": true, "api-network": true}')
-    assert effective([], path).args.api_allow == "W:127.0.0.1,R:0/0"
+    assert effective([], path).args.api_allow == "R:0/0"
 
 
 @pytest.mark.parametrize("text, expected", [

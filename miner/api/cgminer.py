@@ -616,7 +616,9 @@ def _encode(reply: Reply, is_json: bool, description: str, when: int) -> bytes:
 
 
 # ------------------------------------------------------------------ the socket server
-DEFAULT_ALLOW = "W:127.0.0.1"  # without --api-allow: only this machine, with full access (cgminer's default)
+# Without --api-allow: this machine only, read-only. cgminer's API-README: "By default, you cannot access
+# any privileged command"; a W: entry must be given for them (user ask #13: read-only by default).
+DEFAULT_ALLOW = "R:127.0.0.1"
 
 
 class ApiServer:
