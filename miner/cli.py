@@ -170,7 +170,7 @@ def run_mining(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         effective = load_effective(parser, argv, args)
-    except cfg.ConfigError as exc:
+    except (cfg.ConfigError, ValueError) as exc:
         parser.error(str(exc))
     setup_logging(args.quiet, args.debug)
     try:
@@ -203,8 +203,6 @@ def run_mining(argv: list[str]) -> int:
         return run(miner, args, effective, argv)
     except KeyboardInterrupt:
         log.info("stopped")
-    except ValueError as exc:  # a bad --api-allow or --http value
-        parser.error(str(exc))
     return 0
 
 
@@ -243,7 +241,7 @@ def run_config(argv: list[str]) -> int:
     args = parser.parse_args(argv[1:])
     try:
         effective = load_effective(parser, argv[1:], args)
-    except cfg.ConfigError as exc:
+    except (cfg.ConfigError, ValueError) as exc:
         print(f"miner config: {exc}", file=sys.stderr)
         return 2
     print(cfg.show(effective))

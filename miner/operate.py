@@ -52,7 +52,17 @@ def load_effective(parser: argparse.ArgumentParser, argv: list[str], args: argpa
     file = cfg.load(path) if args.config or path.exists() else None
     if file is not None and file.ignored:
         log.info("%s: cgminer options without an equivalent here, ignored: %s", path, ", ".join(file.ignored))
-    return cfg.apply(parser, argv, args, file)
+    effective = cfg.apply(parser, argv, args, file)
+    # a bad --api-allow / --http stops here with its one-line reason, before any device starts
+    if args.api_allow:
+        from miner.api.cgminer import parse_allow
+
+        parse_allow(args.api_allow)
+    if args.http:
+        from miner.api.http import parse_listen
+
+        parse_listen(args.http)
+    return effective
 
 
 def api_host_and_allow(args: argparse.Namespace) -> tuple[str, list]:

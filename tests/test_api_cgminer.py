@@ -262,3 +262,31 @@ def test_allow_list_examples():
     entries = parse_allow("W:127.0.0.1,192.168/16,R:10.0.0.0/8,0/0")
     assert [(e.group, str(e.network)) for e in entries] == [
         ("W", "127.0.0.1/32"), ("R", "192.168.0.0/16"), ("R", "10.0.0.0/8"), ("R", "0.0.0.0/0")]
+
+
+def test_hotplug_sets_the_device_managers_scan():
+    """Without I/O: the request handler against a miner that has a device manager (not running)."""
+    from miner.api.cgminer import handle_request
+    from miner.api.view import MinerView
+    from miner.app import Miner
+    from miner.devices.cpu import CpuDevice
+    from miner.devices.manager import DeviceManager
+    from miner.dispatch import Dispatcher
+    from miner.sandbox import SandboxSource
+
+    dispatcher = Dispatcher()
+    manager = DeviceManager(dispatcher.next_work, lambda n: None, list_ports=lambda: [], hotplug=5.0,
+                            cpu_factory=lambda: CpuDevice(dispatcher.next_work, lambda n: None, threads=1))
+    manager.setup()
+    view = MinerView(Miner(SandboxSource(), [], dispatcher, manager=manager))
+
+    def ask(request: str) -> dict:
+        return json.loads(handle_request(request.encode(), view, "W")[:-1])["STATUS"][0]
+
+    assert ask('{"command":"hotplug","parameter":"7"}')["Code"] == 100 and manager.hotplug == 7
+    assert (json.loads(handle_request(b'{"command":"config"}', view, "W")[:-1])["CONFIG"][0]["Hotplug"]) == 7
+    assert ask('{"command":"hotplug","parameter":"0"}')["Code"] == 101 and manager.scan_usb is False
+    assert ask('{"command":"hotplug","parameter":"10000"}')["Code"] == 99
+    assert ask('{"command":"hotplug","parameter":"3"}')["Code"] == 100 and manager.scan_usb is True
+    assert ask('{"command":"hotplug","parameter":"3"}')["STATUS"] == "S"
+    assert handle_request(b"hotplug|9", view, "R").startswith(b"STATUS=E,") and manager.hotplug == 3

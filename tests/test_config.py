@@ -191,3 +191,10 @@ def test_per_driver_options_reach_found_devices_and_disabled_drivers_are_left_ou
     assert set(drivers) == {"fake"}
     drivers["fake"].create(DeviceSpec("fake", "/dev/ttyUSB0", {"chips": "4"}), None, None, 0)
     assert fake.specs[0].options == {"frequency": "425.0", "chips": "4"}  # the spec's own option wins
+
+
+def test_bad_api_allow_or_http_stops_before_mining(capsys):
+    for argv, expected in ((["--api-allow", "Q:1.2.3.4"], "--api-allow"), (["--http", "localhost:web"], "--http")):
+        with pytest.raises(SystemExit) as info:
+            main([*argv, "--time-limit", "1"])
+        assert info.value.code == 2 and expected in capsys.readouterr().err
