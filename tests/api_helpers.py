@@ -101,3 +101,18 @@ async def until(predicate, timeout: float = 15.0, what: str = "condition") -> No
         if time.monotonic() - start > timeout:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def settled(miner, pool: StratumTestPool, quiet: float = 0.3) -> None:
+    """Wait until every share the miner sent has its answer counted and nothing moved for `quiet` s."""
+    manager = miner.source
+
+    def snapshot():
+        return len(pool.submits), manager.stats.accepted + manager.stats.rejected_total, miner._nonces.qsize()
+
+    while True:
+        await until(lambda: snapshot()[0] == snapshot()[1] and snapshot()[2] == 0, what="answers counted")
+        before = snapshot()
+        await asyncio.sleep(quiet)
+        if snapshot() == before:
+            return

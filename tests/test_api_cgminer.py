@@ -4,7 +4,7 @@ import asyncio
 import json
 
 from miner.api.cgminer import parse_allow
-from tests.api_helpers import api, api_raw, api_text, parse_text, running_miner, until
+from tests.api_helpers import api, api_raw, api_text, parse_text, running_miner, settled, until
 from tests.stratum_pool import StratumTestPool
 
 READ_COMMANDS = {  # command -> (code, section)
@@ -25,10 +25,7 @@ async def frozen_miner_with_shares(port: int, pool: StratumTestPool, miner) -> N
     assert status(await api(port, "ascdisable", "0"))[:2] == ("S", 111)
     device = miner.devices[0]
     await until(lambda: not device._workers, what="cpu stopped")
-    manager = miner.source
-    # every share sent has its answer counted
-    await until(lambda: len(pool.submits) == manager.stats.accepted + manager.stats.rejected_total,
-                what="answers counted")
+    await settled(miner, pool)
 
 
 async def test_read_commands_in_json_and_text_agree_with_the_miner():
@@ -216,12 +213,19 @@ async def test_zero_restart_and_quit():
     async with running_miner([pool]) as (miner, view, server):
         port = server.port
         view._on_restart = lambda: restarts.append(1)
-        await pool.wait_submits(1, accepted=True)
-        await until(lambda: miner.source.stats.best_difficulty > 0, what="a best share")
+        await frozen_miner_with_shares(port, pool, miner)
+        before = (await api(port, "summary"))["SUMMARY"][0]
+        assert before["Best Share"] > 0 and before["Accepted"] >= 2
         assert status(await api(port, "zero", "bestshare"))[:2] == ("S", 97)
-        assert miner.source.stats.best_difficulty == 0 or miner.source.stats.accepted > 1  # a new share may land
+        after = (await api(port, "summary"))["SUMMARY"][0]
+        assert after["Best Share"] == 0 and after["Accepted"] == before["Accepted"]
+        assert (await api(port, "pools"))["POOLS"][0]["Best Share"] == 0
         reply = await api(port, "zero", "all,true")
-        assert status(reply) == ("S", 96, "Zeroed all stats with summary") and reply["SUMMARY"][0]["Elapsed"] >= 0
+        assert status(reply) == ("S", 96, "Zeroed all stats with summary")
+        assert reply["SUMMARY"][0]["Accepted"] == before["Accepted"]  # the summary from before the zeroing
+        after = (await api(port, "summary"))["SUMMARY"][0]
+        assert (after["Accepted"], after["Total MH"], after["Rejected"]) == (0, 0, 0)
+        assert (await api(port, "devs"))["DEVS"][0]["Accepted"] == 0
         assert status(await api(port, "zero", "nope"))[:2] == ("E", 95)
         assert status(await api(port, "zero"))[:2] == ("E", 94)
         assert await api_text(port, "restart") == "RESTART"

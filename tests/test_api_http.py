@@ -5,7 +5,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from miner.api.http import HttpServer, parse_listen
-from tests.api_helpers import api, running_miner, until
+from tests.api_helpers import api, running_miner, settled, until
 from tests.stratum_pool import StratumTestPool
 
 
@@ -28,9 +28,7 @@ async def test_metrics_and_rest_match_the_cgminer_summary():
         await pool.wait_submits(3)
         await api(server.port, "ascdisable", "0")  # freeze the counters
         await until(lambda: not miner.devices[0]._workers, what="cpu stopped")
-        manager = miner.source
-        await until(lambda: len(pool.submits) == manager.stats.accepted + manager.stats.rejected_total,
-                    what="answers counted")
+        await settled(miner, pool)
         summary = (await api(server.port, "summary"))["SUMMARY"][0]
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base}/metrics") as response:
