@@ -59,6 +59,8 @@ async def test_metrics_and_rest_match_the_cgminer_summary():
         assert rest_pools[0]["url"] == url and rest_pools[0]["accepted"] == summary["Accepted"]
         assert rest_devices[0]["name"] == "cpu0" and rest_devices[0]["enabled"] is False
         assert "secret-pw" not in str(rest_pools)
+        # the pool's best counts accepted shares only; the summary's every share found (cgminer's meaning)
+        assert 0 < rest_pools[0]["best_all_time"] == rest_pools[0]["best_difficulty"] <= summary["Best Share"]
         await http.stop()
     await pool.stop()
 

@@ -3,6 +3,9 @@
 import json
 from collections import Counter
 
+import aiohttp
+
+from miner.api.http import HttpServer
 from miner.api.view import MinerView
 from miner.persist import StatsStore, observe_view
 from tests.api_helpers import api, running_miner, until
@@ -75,6 +78,14 @@ async def test_best_share_survives_a_restart_and_zero_bestshare_clears_it(tmp_pa
     async with running_miner([pool], store=store) as (miner, view, server):
         summary = (await api(server.port, "summary"))["SUMMARY"][0]
         assert summary["Best Share All Time"] == first_best.best_all_time
+        pool_record = (await api(server.port, "pools"))["POOLS"][0]["Best Share All Time"]
+        assert pool_record == first_best.best_per_pool[f"stratum+tcp://127.0.0.1:{pool.port}"]
+        http = HttpServer(view, "127.0.0.1", 0)
+        port = await http.start()
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/api/history") as r:
+            history = await r.json()
+        await http.stop()
+        assert history["best_all_time"] == first_best.best_all_time and history["history"]["1m"]
         assert status_code(await api(server.port, "zero", "bestshare")) == 97
         assert (await api(server.port, "summary"))["SUMMARY"][0]["Best Share All Time"] == view.best_session()
     cleared = StatsStore(path)

@@ -169,7 +169,7 @@ def summary_item(s: Summary, per_minute: float) -> Item:
         "Total MH": round(s.total_hashes / 1e6, 4), "Work Utility": round(diff1 * per_minute, 4),
         "Difficulty Accepted": s.accepted_difficulty, "Difficulty Rejected": 0.0, "Difficulty Stale": 0.0,
         "Best Share": s.best_session,
-        "Device Hardware%": _pct(s.hw_errors, s.hw_errors + s.found),
+        "Device Hardware%": _pct(s.hw_errors, s.found),  # found counts every nonce, bad ones too
         "Device Rejected%": _pct(s.rejected_total, s.accepted + s.rejected_total),
         "Pool Rejected%": _pct(s.rejected_total, s.accepted + s.rejected_total + s.stale),
         "Pool Stale%": _pct(s.stale, s.accepted + s.rejected_total + s.stale),
@@ -192,7 +192,7 @@ def device_item(d: DeviceSnapshot) -> Item:
         "Difficulty Accepted": d.accepted_difficulty, "Difficulty Rejected": 0.0,
         "Last Share Difficulty": 0.0, "No Device": d.state == "NoDevice",
         "Last Valid Work": int(time.time() - d.last_valid_age) if d.last_valid_age is not None else 0,
-        "Device Hardware%": _pct(d.hw_errors, d.hw_errors + d.found),
+        "Device Hardware%": _pct(d.hw_errors, d.found),
         "Device Rejected%": _pct(d.rejected_total, d.accepted + d.rejected_total),
         "Device Elapsed": int(d.elapsed),
         "Frequency": d.frequency if d.frequency is not None else 0.0,
@@ -218,6 +218,7 @@ def pool_item(p: PoolSnapshot) -> Item:
         # ours: rejects by the pool's reason (user ask #5), submit latency
         "Rejected Reasons": ", ".join(f"{r}: {n}" for r, n in p.rejected.most_common()),
         "Submit Latency": round(p.latency, 4) if p.latency is not None else 0.0,
+        "Best Share All Time": p.best_all_time,
     }
 
 
@@ -604,14 +605,14 @@ def handle_request(data: bytes, view: MinerView, group: str = "R", now: float | 
         if request.is_json:
             joined: Item = {n: _json_reply(r, description, when) for n, r in replies}
             joined["id"] = 1
-            return json.dumps(joined).encode() + b"\x00"
+            return json.dumps(joined, default=str).encode() + b"\x00"
         return "".join(_text_reply(r, description, when) for _, r in replies).encode() + b"\x00"
     return _encode(_safe_run(request.command, request.parameter, view, group), request.is_json, description, when)
 
 
 def _encode(reply: Reply, is_json: bool, description: str, when: int) -> bytes:
     if is_json:
-        return json.dumps(_json_reply(reply, description, when)).encode() + b"\x00"
+        return json.dumps(_json_reply(reply, description, when), default=str).encode() + b"\x00"
     return _text_reply(reply, description, when).encode() + b"\x00"
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import logging
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +43,11 @@ def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ValueError(f"--http {text!r}: port {number} out of range")
     return host or default_host, number
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # default=str: a driver's details() may hold values JSON has no type for
+    return web.json_response(data, status=status, headers=headers, dumps=partial(json.dumps, default=str))
 
 
 def _plain(obj: Any) -> Any:
@@ -166,7 +173,8 @@ class HttpServer:
         app = web.Application(client_max_size=64 * 1024)
         app.add_routes([
             web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
-            web.get("/api/pools", self._pools), web.get("/metrics", self._metrics),
+            web.get("/api/pools", self._pools), web.get("/api/history", self._history),
+            web.get("/metrics", self._metrics),
             web.post("/api/pools/{index}/{action}", self._pool_action),
             web.post("/api/devices/{index}/{action}", self._device_action),
         ])
@@ -189,13 +197,22 @@ class HttpServer:
 
     # ------------------------------------------------------------ reads
     async def _summary(self, request: web.Request) -> web.Response:
-        return web.json_response(_plain(self.view.summary()))
+        return _json(_plain(self.view.summary()))
 
     async def _devices(self, request: web.Request) -> web.Response:
-        return web.json_response(_plain(self.view.device_snapshots()))
+        return _json(_plain(self.view.device_snapshots()))
 
     async def _pools(self, request: web.Request) -> web.Response:
-        return web.json_response(_plain(self.view.pool_snapshots()))
+        return _json(_plain(self.view.pool_snapshots()))
+
+    async def _history(self, request: web.Request) -> web.Response:
+        """The persisted hash-rate rings ([unix time, H/s] per point), best shares and rejects."""
+        store = self.view.store
+        if store is None:
+            return _json({"error": "no statistics store"}, status=404)
+        data = store.as_dict()
+        data.pop("format", None)
+        return _json(data)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=metrics_text(self.view), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
@@ -203,11 +220,11 @@ class HttpServer:
     # ------------------------------------------------------------ writes
     def _authorised(self, request: web.Request) -> web.Response | None:
         if not self.token:
-            return web.json_response({"error": "writes are disabled; start the miner with --http-token TOKEN"},
+            return _json({"error": "writes are disabled; start the miner with --http-token TOKEN"},
                                      status=403)
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-            return web.json_response({"error": "missing or wrong bearer token"}, status=401,
+            return _json({"error": "missing or wrong bearer token"}, status=401,
                                      headers={"WWW-Authenticate": "Bearer"})
         return None
 
@@ -225,13 +242,13 @@ class HttpServer:
         actions = {"switch": self.view.switch_pool, "enable": self.view.enable_pool,
                    "disable": self.view.disable_pool, "remove": self.view.remove_pool}
         if action not in actions:
-            return web.json_response({"error": f"unknown action {action!r} (have {', '.join(actions)})"},
+            return _json({"error": f"unknown action {action!r} (have {', '.join(actions)})"},
                                      status=404)
         try:
             actions[action](index)
         except CommandError as exc:
-            return web.json_response({"error": str(exc)}, status=409)
-        return web.json_response({"ok": True, "pools": _plain(self.view.pool_snapshots())})
+            return _json({"error": str(exc)}, status=409)
+        return _json({"ok": True, "pools": _plain(self.view.pool_snapshots())})
 
     async def _device_action(self, request: web.Request) -> web.Response:
         if (denied := self._authorised(request)) is not None:
@@ -243,15 +260,15 @@ class HttpServer:
                     body = await request.json()
                     mhz = float(body["mhz"])
                 except (ValueError, KeyError, TypeError):
-                    return web.json_response({"error": 'send JSON like {"mhz": 500}'}, status=400)
+                    return _json({"error": 'send JSON like {"mhz": 500}'}, status=400)
                 self.view.set_frequency(index, mhz)
             elif action == "enable":
                 self.view.enable_device(index)
             elif action == "disable":
                 self.view.disable_device(index)
             else:
-                return web.json_response({"error": f"unknown action {action!r} (frequency, enable, disable)"},
+                return _json({"error": f"unknown action {action!r} (frequency, enable, disable)"},
                                          status=404)
         except CommandError as exc:
-            return web.json_response({"error": str(exc)}, status=409)
-        return web.json_response({"ok": True, "device": _plain(self.view.device_snapshots()[index])})
+            return _json({"error": str(exc)}, status=409)
+        return _json({"ok": True, "device": _plain(self.view.device_snapshots()[index])})

@@ -90,6 +90,7 @@ class PoolSnapshot:
     rate_5s: float = 0.0
     rate_avg: float = 0.0
     last_error: str = ""
+    best_all_time: float = 0.0  # this pool's record across restarts (persisted by URL)
 
     @property
     def rejected_total(self) -> int:
@@ -193,6 +194,8 @@ class MinerView:
             version_rolling=bool(pool.version_mask),
             rate_5s=sum(d.source_rate(pool.name, 5.0) for d in devices),
             rate_avg=sum(d.source_rate(pool.name, None) for d in devices), last_error=pool.last_error,
+            best_all_time=max(pool.stats.best_difficulty,
+                              self.store.best_per_pool.get(pool.config.url, 0.0) if self.store is not None else 0.0),
         )
 
     def pool_snapshots(self) -> list[PoolSnapshot]:
