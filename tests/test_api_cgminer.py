@@ -45,7 +45,7 @@ async def test_read_commands_in_json_and_text_agree_with_the_miner():
             assert len(text) == 1 + len(reply[section]), command
             assert set(text[1]) - {"_section"} == set(reply[section][0]), command
         version = (await api(port, "version"))["VERSION"][0]
-        assert version["API"] == "3.7" and version["CGMiner"] == view.version and "pyminer" in version["Miner"]
+        assert version == {"Miner": f"pyminer {view.version}", "CGMiner": view.version, "API": "3.7"}
         summary = (await api(port, "summary"))["SUMMARY"][0]
         assert summary["Accepted"] == accepted == sum(s.accepted for s in pool.submits)
         assert summary["Rejected"] == 0 and summary["Hardware Errors"] == 0

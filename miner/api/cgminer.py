@@ -236,9 +236,10 @@ def _int_param(param: str, code: int, what: str) -> int:
 
 
 def cmd_version(view: MinerView, param: str) -> Reply:
-    # bfgminer's precedent: CGMiner holds our version for tools that read it, Miner says who we are.
+    # bfgminer's precedent: Miner is "name version", CGMiner holds our version for tools that read it.
+    miner = view.description.replace("/", " ")
     return Reply("S", 22, "CGMiner versions", "VERSION",
-                 [{"CGMiner": view.version, "API": API_VERSION, "Miner": view.description}], text_prefix=True)
+                 [{"Miner": miner, "CGMiner": view.version, "API": API_VERSION}], text_prefix=True)
 
 
 def cmd_config(view: MinerView, param: str) -> Reply:
