@@ -682,7 +682,7 @@ class ApiServer:
 
     async def _read(self, reader: asyncio.StreamReader) -> bytes:
         """The request: what arrives until the client pauses, closes, or sends a NUL. Clients do
-        not terminate requests (cgminer takes one recv), so a short pause ends the request."""
+        not terminate requests (cgminer takes what one recv gives), so a pause of 10 ms ends it."""
         data = bytearray()
         deadline = asyncio.get_running_loop().time() + self.read_timeout
         while len(data) <= MAX_REQUEST:
@@ -690,7 +690,7 @@ class ApiServer:
             if left <= 0:
                 break
             try:
-                chunk = await asyncio.wait_for(reader.read(65536), min(left, 0.05 if data else left))
+                chunk = await asyncio.wait_for(reader.read(65536), min(left, 0.01 if data else left))
             except TimeoutError:
                 break
             if not chunk:
