@@ -200,6 +200,12 @@ async def test_device_commands():
         assert status(await api(port, "ascenable", "0"))[:2] == ("I", 108)
         count = len(pool.submits)
         await pool.wait_submits(count + 1)  # mining again
+        # disable and enable back to back: the start waits for the stop instead of racing it
+        assert status(await api(port, "ascdisable", "0"))[:2] == ("S", 111)
+        assert status(await api(port, "ascenable", "0"))[:2] == ("S", 110)
+        await until(lambda: len(cpu._workers) == 1 and all(w.is_alive() for w in cpu._workers), what="restarted")
+        count = len(pool.submits)
+        await pool.wait_submits(count + 2)
         assert status(await api(port, "hotplug", "5"))[:2] == ("W", 102)  # no device manager here
         assert status(await api(port, "hotplug", "x"))[:2] == ("E", 99)
         assert status(await api(port, "hotplug"))[:2] == ("E", 103)

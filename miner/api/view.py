@@ -137,6 +137,7 @@ class MinerView:
         self.config = config or {}  # api/http settings shown by the `config` command
         self.description = USER_AGENT
         self.version = __version__
+        self._stopping: dict[str, asyncio.Future] = {}  # device name -> its stop running in a thread
 
     # ------------------------------------------------------------ what there is
     @property
@@ -317,7 +318,12 @@ class MinerView:
             return False
         device.enabled = True
         device.set_state(DeviceState.INIT, "enabled through the API")
-        device.start()
+        stopping = self._stopping.pop(device.name, None)
+        if stopping is not None and not stopping.done():
+            # still stopping from a disable a moment ago: start once that is over, not on top of it
+            stopping.add_done_callback(lambda _: device.start() if device.enabled else None)
+        else:
+            device.start()
         return True
 
     def disable_device(self, index: int) -> bool:
@@ -325,7 +331,9 @@ class MinerView:
         if not device.enabled:
             return False
         device.enabled = False
-        self._in_background(device.stop)  # joining device threads must not stall the event loop
+        future = self._in_background(device.stop)  # joining device threads must not stall the event loop
+        if future is not None:
+            self._stopping[device.name] = future
         device.set_state(DeviceState.DISABLED, "disabled through the API")
         return True
 
@@ -389,13 +397,14 @@ class MinerView:
             fn()
 
     @staticmethod
-    def _in_background(fn: Callable[[], Any]) -> None:
+    def _in_background(fn: Callable[[], Any]) -> asyncio.Future | None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             fn()
-            return
+            return None
         future = loop.run_in_executor(None, fn)
         # fetch the exception so a failing stop is logged once instead of "never retrieved"
         future.add_done_callback(lambda f: f.cancelled() or f.exception() is None
                                  or log.warning("background stop failed: %s", f.exception()))
+        return future
