@@ -12,6 +12,7 @@ Faults for tests: corrupted CRCs, garbage, a chip dropping out, a stall, an unpl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -186,11 +187,9 @@ class Bm13xxEmulator:
 
     # ------------------------------------------------------------ the link
     def _send(self, data: bytes) -> None:
-        with self._write_lock:
-            try:
-                self.port.write(data)
-            except (Unplugged, OSError):
-                pass
+        # Unplugged: the bytes are lost, as on a wire.
+        with self._write_lock, contextlib.suppress(Unplugged, OSError):
+            self.port.write(data)
 
     def _reply(self, reply: p.Reply) -> None:
         frame = bytearray(p.encode_reply(reply, self._long()))
@@ -246,10 +245,9 @@ class Bm13xxEmulator:
                 self._restart()  # the hasher picks up the new mask / clock
 
     def _set_baud(self, value: int) -> None:
-        if self.info.header_jobs:  # 0x28 BT8D in bits 15..8
-            divider = (value >> 8) & 0xFF
-        else:  # 0x18 BT8D[4:0] in bits 12..8, BT8D[8:5] in bits 27..24
-            divider = ((value >> 8) & 0x1F) | (((value >> 24) & 0x0F) << 5)
+        # BM1366+: 0x28 BT8D in bits 15..8; BM1397: 0x18 BT8D[4:0] in bits 12..8, BT8D[8:5] in 27..24
+        high = 0 if self.info.header_jobs else ((value >> 24) & 0x0F) << 5
+        divider = ((value >> 8) & (0xFF if self.info.header_jobs else 0x1F)) | high
         self.baud = p.CLKI_HZ // ((divider + 1) * 8)
         log.info("%s: chip UART now %d baud", self.info.name, self.baud)
 
