@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BOOT_BAUD = 115_200
 DEFAULT_TICKET = 256  # ESP-Miner's ticket mask; lowered to the pool's difficulty when that is lower
 MIDSTATES = 4  # BM1397 AsicBoost: four versions per job
+MISSED_POLLS = 2
 
 
 @dataclass
@@ -42,6 +43,7 @@ class ChipStats:
     nonces: int = 0
     hw_errors: int = 0
     present: bool = True
+    missed: int = 0  # polls in a row without a reply
     last_nonce_at: float | None = None
     hashes: RateMeter = field(default_factory=RateMeter)
 
@@ -191,7 +193,7 @@ class Bm13xxDevice(SerialDevice):
         if len(self.chip_stats) != count:
             self.chip_stats = [ChipStats(a) for a in addresses]
         for stats in self.chip_stats:
-            stats.present = True
+            stats.present, stats.missed = True, 0
         self._set_ticket(self.configured_ticket)
         self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(self.ticket)))
         self.frequency = None
@@ -367,14 +369,19 @@ class Bm13xxDevice(SerialDevice):
             self.garbage_bytes += len(item.data)
 
     def _note_presence(self, answered: set[int]) -> None:
+        """After each poll: a chip missing from MISSED_POLLS polls in a row has dropped out (one
+        missed reply is more likely a line error)."""
         for stats in self.chip_stats:
-            here = stats.address in answered
-            if stats.present and not here:
+            if stats.address in answered:
+                if not stats.present:
+                    log.info("%s: chip %02x is back", self.name, stats.address)
+                stats.present, stats.missed = True, 0
+                continue
+            stats.missed += 1
+            if stats.present and stats.missed >= MISSED_POLLS:
+                stats.present = False
                 self.chip_dropouts += 1
                 log.warning("%s: chip %02x stopped answering", self.name, stats.address)
-            elif here and not stats.present:
-                log.info("%s: chip %02x is back", self.name, stats.address)
-            stats.present = here
 
 
 class LegacyChainDevice(SerialDevice):
