@@ -261,10 +261,6 @@ class Bm13xxDevice(SerialDevice):
                 self.stalls += 1
                 raise DeviceError(f"no reply from the chain for {self.stall_timeout:.1f}s (stalled); resetting it")
 
-    def idle(self, port: serial.Serial) -> None:
-        # Nothing on the link stops hashing; a tiny ticket of work is the closest thing (ramp down).
-        pass
-
     # ------------------------------------------------------------ helpers
     def _set_ticket(self, ticket: int) -> None:
         self.ticket = ticket

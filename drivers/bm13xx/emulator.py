@@ -341,7 +341,7 @@ def main(name: str, argv: list[str]) -> int:
               f"(have: {', '.join(p.CHIPS)})", file=sys.stderr)
         return 2
     if chip not in p.CHIPS:
-        chip = "bm1366"  # `miner emulate bm13xx`
+        chip = "bm1397"  # `miner emulate bm13xx`: the Compac F's chip, as the driver assumes
     info = p.CHIPS[chip]
     parser = emulator_arguments(f"miner emulate {name}", f"A chain of emulated {chip.upper()} chips on a pty.",
                                 default_rate_ghs=info.hashrate(info.default_mhz) / 1e9)
