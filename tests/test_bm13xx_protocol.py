@@ -25,6 +25,14 @@ def test_crc_check_values():
     assert p.crc16(b"123456789") == int(V["crc_checks"]["crc16_ccitt_false_123456789"], 16)
 
 
+def test_scan_from_a_midstate_equals_the_header_scan(engine):
+    header = bytes(range(76)) + bytes(4)
+    target = 1 << 244
+    expected = hashing.scan(header, 0, 1 << 18, target, engine)
+    assert expected  # ~4 hits expected per 2**18 at this target; the fixed header has some
+    assert hashing.scan_midstate(hashing.midstate(header), header[64:76], 0, 1 << 18, target, engine) == expected
+
+
 def test_crc5_by_hand_and_partial_bits():
     assert p.crc5(bytes.fromhex("53050000")) == 0x03
     # a whole reply including its CRC byte leaves a zero register
