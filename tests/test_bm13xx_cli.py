@@ -69,3 +69,22 @@ def test_legacy_chips_are_named_but_not_emulated():
     done = subprocess.run([sys.executable, "-m", "miner", "emulate", "bm1387"], capture_output=True, text=True,
                           cwd=ROOT, timeout=30)
     assert done.returncode == 2 and "legacy" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_job_interval_follows_rate_and_version_range():
+    def device(chip, chips, mhz, mask):
+        d = DRIVER.create(DeviceSpec.parse(f"{chip}:/dev/null"), lambda **_: None, lambda n: None, 0)
+        d.chip_count, d.frequency, d.version_mask = chips, mhz, mask
+        return d
+
+    # BM1366+: ~2**48 hashes per job, so ESP-Miner's freshness interval / next_pow2(chips)
+    assert device("bm1366", 1, 485, 0x1FFFE000).job_interval() == 2.0
+    assert device("bm1366", 3, 485, 0x1FFFE000).job_interval() == 0.5
+    assert device("bm1370", 1, 525, 0x1FFFE000).job_interval() == 0.5
+    # ...unless the pool lets nothing roll: then the nonce space runs out first
+    assert device("bm1370", 1, 525, 0).job_interval() < 0.01
+    # BM1397: half the time its midstates' nonce space lasts
+    four = device("bm1397", 1, 425, 0x1FFFE000).job_interval()
+    assert four == (1 << 32) * 4 / (425e6 * 672) / 2
+    assert device("bm1397", 1, 425, 0).job_interval() == four / 4
+    assert device("bm1397", 4, 425, 0x1FFFE000).job_interval() == four / 4

@@ -114,7 +114,10 @@ class Bm13xxDevice(SerialDevice):
         if not rate:
             return 1.0
         chips = p.next_pow2(self.chip_count)
-        versions = 1 << bin(self.version_mask).count("1") if self.info.header_jobs else MIDSTATES
+        if self.info.header_jobs:
+            versions = 1 << bin(self.version_mask).count("1")
+        else:
+            versions = MIDSTATES if self.version_mask else 1
         exhaust = (1 << 32) * versions / rate
         if self.info.job_interval is not None:
             return min(self.info.job_interval / chips, 0.5 * exhaust)
@@ -314,6 +317,7 @@ class Bm13xxDevice(SerialDevice):
             frame = p.HeaderJob(self._job_id, job.nbits, job.ntime, work.merkle_root, job.prevhash,
                                 work.version).encode()
         else:
+            self.version_mask = job.version_mask  # rolled here, into the midstates
             count = MIDSTATES if job.version_mask else 1
             versions = (work.version,)
             while len(versions) < count:
