@@ -61,6 +61,7 @@ class Miner:
         self.started = time.monotonic()
         self._nonces: asyncio.Queue[Nonce] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
         dispatcher.add_listener(self._on_job)
         listeners = getattr(source, "result_listeners", None)
         if listeners is not None:
@@ -95,28 +96,35 @@ class Miner:
 
     async def _share_path(self) -> None:
         while True:
-            nonce = await self._nonces.get()
-            work = self.dispatcher.lookup(nonce.work_id)
-            if work is None:
-                log.warning("%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
-                            nonce.work_id)
-                continue
-            device = self.device_named(nonce.device)
-            target = device.target_for(work) if device is not None else work.target
-            share = check_nonce(work, nonce, device_target=target)
-            self.totals.found += 1
-            if share.verdict is Verdict.HW_ERROR:
-                self.totals.hw_errors += 1
-                if device is not None:
-                    device.note_hw_error()
-                log.warning("%s: hardware error, nonce %08x does not meet its target", nonce.device,
-                            nonce.nonce)
-                continue
+            await self._check(await self._nonces.get())
+
+    async def _drain(self) -> None:
+        """Check and send the nonces still queued when the devices stopped: they are valid work."""
+        while not self._nonces.empty():
+            await self._check(self._nonces.get_nowait())
+
+    async def _check(self, nonce: Nonce) -> None:
+        work = self.dispatcher.lookup(nonce.work_id)
+        if work is None:
+            log.warning("%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
+                        nonce.work_id)
+            return
+        device = self.device_named(nonce.device)
+        target = device.target_for(work) if device is not None else work.target
+        share = check_nonce(work, nonce, device_target=target)
+        self.totals.found += 1
+        if share.verdict is Verdict.HW_ERROR:
+            self.totals.hw_errors += 1
             if device is not None:
-                device.note_valid_nonce(work, nonce.found_at)
-            self.totals.note_best(share.difficulty)
-            if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
-                await self.source.submit(share)
+                device.note_hw_error()
+            log.warning("%s: hardware error, nonce %08x does not meet its target", nonce.device,
+                        nonce.nonce)
+            return
+        if device is not None:
+            device.note_valid_nonce(work, nonce.found_at)
+        self.totals.note_best(share.difficulty)
+        if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
+            await self.source.submit(share)
 
     def device_named(self, name: str) -> Device | None:
         for device in self.devices:
@@ -156,25 +164,37 @@ class Miner:
                 for d in self.devices:
                     log.info("  %s", device_line(d))
 
+    def request_stop(self) -> None:
+        """End `run` cleanly (Ctrl-C, SIGTERM, the API's quit); safe to call before `run` starts."""
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        self._stop_requested.set()
+
     async def run(self, time_limit: float | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
         start = getattr(self.source, "start", None)
         if start is not None:
             await start()
         for device in self.devices:
             if device.enabled:
                 device.start()
-        tasks = [asyncio.create_task(self._share_path()), asyncio.create_task(self._status())]
+        tasks = [asyncio.create_task(self._share_path())]
+        if self.status_interval > 0:  # 0: a live status view shows it instead
+            tasks.append(asyncio.create_task(self._status()))
         if self.manager is not None:
             tasks.append(asyncio.create_task(self.manager.run()))
         try:
-            if time_limit is None:
-                await asyncio.Event().wait()
-            else:
-                await asyncio.sleep(time_limit)
+            await asyncio.wait_for(self._stop_requested.wait(), time_limit)
+        except TimeoutError:
+            pass
         finally:
             for device in self.devices:
                 await asyncio.to_thread(device.stop)
+            tasks[0].cancel()  # the share path; what it had not taken yet is drained here
+            await asyncio.gather(tasks[0], return_exceptions=True)
+            await self._drain()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -12,7 +11,7 @@ from miner import USER_AGENT, bench, hashing
 
 log = logging.getLogger("miner")
 
-SUBCOMMANDS = ("benchmark", "emulate", "solo")
+SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo")
 
 
 def _positive_float(text: str) -> float:
@@ -74,6 +73,9 @@ def mining_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("-D", "--debug", action="store_true", help="debug logging")
     p.add_argument("-V", "--version", action="version", version=USER_AGENT)
+    from miner.operate import add_operator_arguments
+
+    add_operator_arguments(p)
     return p
 
 
@@ -141,36 +143,45 @@ def run_emulator(argv: list[str]) -> int:
     return drivers[name].emulator_main(name, argv[1:])
 
 
-def make_device_manager(args: argparse.Namespace, dispatcher, on_nonce):
+def make_device_manager(args: argparse.Namespace, dispatcher, on_nonce, file=None):
     """Devices from --device, USB detection and the CPU flags; one-line error on a bad spec."""
+    from miner.config import configured_drivers
     from miner.devices.base import DeviceSpec
     from miner.devices.cpu import CpuDevice
-    from miner.devices.manager import DeviceManager
+    from miner.devices.manager import DeviceManager, load_drivers
 
     specs = [DeviceSpec.parse(text) for text in args.devices]
-    return DeviceManager(dispatcher.next_work, on_nonce, specs, hotplug=args.hotplug or 5.0,
+    drivers = configured_drivers(load_drivers(), file)  # the config file's per-driver options
+    return DeviceManager(dispatcher.next_work, on_nonce, specs, drivers=drivers, hotplug=args.hotplug or 5.0,
                          scan_usb=True, cpu=args.cpu,
                          cpu_factory=lambda: CpuDevice(dispatcher.next_work, on_nonce, args.threads, args.engine))
 
 
 def run_mining(argv: list[str]) -> int:
+    from miner import config as cfg
     from miner.app import Miner
     from miner.devices.base import DeviceError
     from miner.dispatch import Dispatcher
+    from miner.operate import load_effective, run
     from miner.sandbox import DEFAULT_SANDBOX_DIFFICULTY, SandboxSource
     from miner.stratum.client import PoolManager
 
     parser = mining_parser()
     args = parser.parse_args(argv)
+    try:
+        effective = load_effective(parser, argv, args)
+    except (cfg.ConfigError, ValueError) as exc:
+        parser.error(str(exc))
     setup_logging(args.quiet, args.debug)
     try:
-        configs = pool_configs(args)
+        # -o on the command line replaces the file's pools
+        configs = pool_configs(args) if args.url or effective.file is None else cfg.pool_configs(effective.file, args)
     except ValueError as exc:
         parser.error(str(exc))
     dispatcher = Dispatcher()
     miner: Miner
     try:
-        manager = make_device_manager(args, dispatcher, lambda n: miner.on_nonce(n))
+        manager = make_device_manager(args, dispatcher, lambda n: miner.on_nonce(n), effective.file)
         devices = manager.setup()
     except (ValueError, DeviceError) as exc:
         parser.error(str(exc))
@@ -189,9 +200,51 @@ def run_mining(argv: list[str]) -> int:
         log.info("to mine on a pool: miner -o stratum+tcp://HOST:PORT -u USER -p PASS")
         dispatcher.set_job(sandbox.job)
     try:
-        asyncio.run(miner.run(args.time_limit))
+        return run(miner, args, effective, argv)
     except KeyboardInterrupt:
         log.info("stopped")
+    return 0
+
+
+def run_devices(argv: list[str]) -> int:
+    """`miner devices`: every serial port, the driver that claims it, and whether it can be opened."""
+    from miner.devices.manager import list_serial_ports, load_drivers
+    from miner.doctor import format_reports, port_reports
+
+    if argv:
+        print("usage: miner devices  (lists serial ports, the driver claiming each, and access)", file=sys.stderr)
+        return 0 if argv[0] in ("-h", "--help") else 2
+    print(format_reports(port_reports(list_serial_ports(), load_drivers().values())))
+    return 0
+
+
+def run_udev_rules(argv: list[str]) -> int:
+    from miner.devices.manager import load_drivers
+    from miner.doctor import udev_rules
+
+    if argv:
+        print("usage: miner udev-rules | sudo tee /etc/udev/rules.d/70-miner.rules", file=sys.stderr)
+        return 0 if argv[0] in ("-h", "--help") else 2
+    sys.stdout.write(udev_rules(load_drivers().values()))
+    return 0
+
+
+def run_config(argv: list[str]) -> int:
+    """`miner config show [mining options]`: the effective configuration and each value's source."""
+    from miner import config as cfg
+    from miner.operate import load_effective
+
+    if not argv or argv[0] != "show":
+        print("usage: miner config show [--config FILE] [any miner option...]", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    parser = mining_parser()
+    args = parser.parse_args(argv[1:])
+    try:
+        effective = load_effective(parser, argv[1:], args)
+    except (cfg.ConfigError, ValueError) as exc:
+        print(f"miner config: {exc}", file=sys.stderr)
+        return 2
+    print(cfg.show(effective))
     return 0
 
 
@@ -201,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_benchmark(argv[1:])
     if argv and argv[0] == "emulate":
         return run_emulator(argv[1:])
+    if argv and argv[0] == "devices":
+        return run_devices(argv[1:])
+    if argv and argv[0] == "udev-rules":
+        return run_udev_rules(argv[1:])
+    if argv and argv[0] == "config":
+        return run_config(argv[1:])
     if argv and argv[0] == "solo":
         from miner.node.solo import main as solo_main
 

@@ -78,6 +78,22 @@ def scan(header: bytes, start: int, count: int, target: int, engine: str | None 
     """
     if len(header) != 80:
         raise ValueError(f"header: must be 80 bytes, got {len(header)}")
+    header_buf = ffi.from_buffer(header)
+    return _scan(lambda *rest: lib.sha256d_scan(rest[0], header_buf, *rest[1:]), start, count, target, engine)
+
+
+def scan_midstate(midstate_bytes: bytes, tail: bytes, start: int, count: int, target: int,
+                  engine: str | None = None) -> list[int]:
+    """`scan` for a header known only by its midstate (as `midstate()` gives it) and bytes 64..75
+    (merkle root tail, ntime, nbits): what midstate-fed ASICs receive, so their emulators hash this."""
+    if len(midstate_bytes) != 32 or len(tail) != 12:
+        raise ValueError(f"midstate/tail: need 32 and 12 bytes, got {len(midstate_bytes)} and {len(tail)}")
+    ms_buf, tail_buf = ffi.from_buffer(midstate_bytes), ffi.from_buffer(tail)
+    return _scan(lambda *rest: lib.sha256d_scan_midstate(rest[0], ms_buf, tail_buf, *rest[1:]),
+                 start, count, target, engine)
+
+
+def _scan(call, start: int, count: int, target: int, engine: str | None) -> list[int]:
     if not 0 <= start < NONCE_SPACE:
         raise ValueError(f"start: must be a 32-bit nonce, got {start}")
     if count < 0 or start + count > NONCE_SPACE:
@@ -90,13 +106,12 @@ def scan(header: bytes, start: int, count: int, target: int, engine: str | None 
     if count == 0:
         return []
 
-    header_buf = ffi.from_buffer(header)
     target_buf = ffi.from_buffer(target.to_bytes(32, "little"))
     found = ffi.new("uint32_t[]", _FOUND_CAP)
     scanned = ffi.new("uint64_t *")
     result: list[int] = []
     while count > 0:
-        n = lib.sha256d_scan(engine_id, header_buf, start, count, target_buf, found, _FOUND_CAP, scanned)
+        n = call(engine_id, start, count, target_buf, found, _FOUND_CAP, scanned)
         result.extend(found[0:n])
         done = scanned[0]
         if done == 0:  # only if the C side refused the call; the checks above make that a bug

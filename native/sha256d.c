@@ -170,18 +170,19 @@ struct scan_ctx {
     uint32_t target[8];   /* the target as little-endian words, target[7] the most significant */
 };
 
-static void scan_ctx_init(struct scan_ctx *ctx, const uint8_t header[80], const uint8_t target[32])
+/* From a midstate (words S0..S7, big-endian) and header bytes 64..75: what a midstate-fed ASIC
+ * gets, so its emulator can hash without the first 64 header bytes. */
+static void scan_ctx_init_midstate(struct scan_ctx *ctx, const uint8_t ms_bytes[32], const uint8_t tail[12],
+                                   const uint8_t target[32])
 {
-    uint8_t ms_bytes[32];
     uint32_t w[16] = {0};
-    sha256d_midstate(header, ms_bytes);
     for (int i = 0; i < 8; i++) {
         ctx->ms[i] = load_be32(ms_bytes + 4 * i);
         ctx->target[i] = (uint32_t)target[4 * i] | ((uint32_t)target[4 * i + 1] << 8) |
                          ((uint32_t)target[4 * i + 2] << 16) | ((uint32_t)target[4 * i + 3] << 24);
     }
     for (int i = 0; i < 3; i++)
-        w[i] = ctx->tail[i] = load_be32(header + 64 + 4 * i);
+        w[i] = ctx->tail[i] = load_be32(tail + 4 * i);
     w[4] = 0x80000000u;
     w[15] = 640;
 
@@ -220,6 +221,13 @@ static void scan_ctx_init(struct scan_ctx *ctx, const uint8_t header[80], const 
     uint32_t t1c = IV256[7] + BSIG1_C(IV256[4]) + CH_C(IV256[4], IV256[5], IV256[6]) + K256[0];
     ctx->e1 = IV256[3] + t1c;
     ctx->a1 = t1c + BSIG0_C(IV256[0]) + MAJ_C(IV256[0], IV256[1], IV256[2]);
+}
+
+static void scan_ctx_init(struct scan_ctx *ctx, const uint8_t header[80], const uint8_t target[32])
+{
+    uint8_t ms_bytes[32];
+    sha256d_midstate(header, ms_bytes);
+    scan_ctx_init_midstate(ctx, ms_bytes, header + 64, target);
 }
 
 /* Full sha256d of the header with this nonce, compared in full against the target. */
@@ -593,6 +601,9 @@ int sha256d_engine_available(int engine)
 #endif
 }
 
+static uint32_t scan_ctx(int engine, const struct scan_ctx *ctx, uint32_t start, uint64_t count,
+                         uint32_t *found, uint32_t cap, uint64_t *scanned);
+
 uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint64_t count,
                       const uint8_t target[32], uint32_t *found, uint32_t cap, uint64_t *scanned)
 {
@@ -602,16 +613,34 @@ uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint
     if (cap == 0 || count > ((uint64_t)1 << 32) - start || !sha256d_engine_available(engine))
         return 0;
     scan_ctx_init(&ctx, header, target);
+    return scan_ctx(engine, &ctx, start, count, found, cap, scanned);
+}
+
+uint32_t sha256d_scan_midstate(int engine, const uint8_t midstate[32], const uint8_t tail[12], uint32_t start,
+                               uint64_t count, const uint8_t target[32], uint32_t *found, uint32_t cap,
+                               uint64_t *scanned)
+{
+    struct scan_ctx ctx;
+    *scanned = 0;
+    if (cap == 0 || count > ((uint64_t)1 << 32) - start || !sha256d_engine_available(engine))
+        return 0;
+    scan_ctx_init_midstate(&ctx, midstate, tail, target);
+    return scan_ctx(engine, &ctx, start, count, found, cap, scanned);
+}
+
+static uint32_t scan_ctx(int engine, const struct scan_ctx *ctx, uint32_t start, uint64_t count,
+                         uint32_t *found, uint32_t cap, uint64_t *scanned)
+{
     switch (engine) {
 #ifdef SHA256D_X86
     case SHA256D_SHANI:
-        return scan_shani(&ctx, start, count, found, cap, scanned);
+        return scan_shani(ctx, start, count, found, cap, scanned);
     case SHA256D_AVX2:
-        return scan_avx2(&ctx, start, count, found, cap, scanned);
+        return scan_avx2(ctx, start, count, found, cap, scanned);
     case SHA256D_AVX512:
-        return scan_avx512(&ctx, start, count, found, cap, scanned);
+        return scan_avx512(ctx, start, count, found, cap, scanned);
 #endif
     default:
-        return scan_portable(&ctx, start, count, found, cap, scanned);
+        return scan_portable(ctx, start, count, found, cap, scanned);
     }
 }

@@ -8,7 +8,9 @@ from miner.sandbox import sandbox_job
 from miner.shares import Verdict, check_nonce
 
 
-def run_device(dispatcher: Dispatcher, seconds: float, **kwargs):
+def run_device(dispatcher: Dispatcher, seconds: float, until_nonces: int | None = None, **kwargs):
+    """Mine for `seconds`; with `until_nonces`, keep going (up to 20 s) until that many are found,
+    so a machine busy with other work still gets its sample."""
     nonces = []
     lock = threading.Lock()
 
@@ -19,6 +21,9 @@ def run_device(dispatcher: Dispatcher, seconds: float, **kwargs):
     device = CpuDevice(dispatcher.next_work, on_nonce, chunk=1 << 16, **kwargs)
     device.start()
     time.sleep(seconds)
+    deadline = time.monotonic() + 20
+    while until_nonces is not None and len(nonces) < until_nonces and time.monotonic() < deadline:
+        time.sleep(0.05)
     device.stop()
     return device, nonces
 
@@ -26,7 +31,7 @@ def run_device(dispatcher: Dispatcher, seconds: float, **kwargs):
 def test_every_reported_nonce_is_a_share_of_its_work():
     dispatcher = Dispatcher()
     dispatcher.set_job(sandbox_job(difficulty=0.0005))
-    device, nonces = run_device(dispatcher, 1.0, threads=2)
+    device, nonces = run_device(dispatcher, 1.0, until_nonces=6, threads=2)
     assert device.hashes.total > 0
     assert len(nonces) > 5
     for n in nonces:

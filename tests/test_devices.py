@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from miner import hashing
 from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, NotThisDevice, UsbId
 from miner.devices.manager import DeviceManager, HealthPolicy, PortInfo, claim, load_drivers
-from miner.devices.serialport import SerialDevice, open_serial
+from miner.devices.serialport import SerialDevice, open_serial, read_exactly
 from miner.dispatch import Dispatcher
 from miner.emulation import PtyPort, Unplugged, paced_scan
 from miner.sandbox import sandbox_job
@@ -75,7 +75,7 @@ class LoopbackDevice(SerialDevice):
 
     def initialise(self, port):
         port.write(b"ID?")
-        answer = port.read(2)
+        answer = read_exactly(port, 2, timeout=3.0)  # generous: the answering thread may be slow under load
         if answer != b"OK":
             raise NotThisDevice(f"{self.port}: answered {answer!r}, not OK")
         self.inits += 1
@@ -208,7 +208,6 @@ def test_manager_detects_hotplugs_and_survives_unplug(pty):
         assert device.inits == 2
         # A second stick appears.
         other = PtyPort()
-        Answerer(other)
         ports.append(PortInfo(other.device_path, 0x1234, 0x9999))
         new = manager.rescan()
         assert [d.name for d in new] == ["LOOP1"]
@@ -259,7 +258,7 @@ def test_health_sick_then_reinit_then_disabled(pty):
     device = manager.setup()[0]
     manager.start()
     try:
-        assert wait_for(lambda: device.state is DeviceState.ALIVE)
+        assert wait_for(lambda: device.state is DeviceState.ALIVE), (device.state, device.last_error)
         now = time.monotonic()
         manager.check_health(now)  # 1 MH/s at difficulty 1: a nonce every ~4295 s, none yet
         assert device.state is DeviceState.ALIVE

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import random
 import socket
@@ -29,6 +30,9 @@ from miner.stratum import protocol as sp
 from miner.work import Job, difficulty_to_target
 
 log = logging.getLogger(__name__)
+# Every line to and from a pool (`--protocol-log`); quiet unless that flag lowers its level.
+protocol_log = logging.getLogger("miner.protocol")
+protocol_log.setLevel(logging.WARNING)
 
 TLS_SCHEMES = {"stratum+ssl", "stratum+tls", "stratum+tcps", "ssl", "tls"}
 TCP_SCHEMES = {"stratum+tcp", "stratum", "tcp"}
@@ -129,6 +133,22 @@ def _same_domain(a: str, b: str) -> bool:
     return a == b or tail(a) == tail(b)
 
 
+def redact_line(line: bytes, password: str) -> str:
+    """A protocol line for the log with the password (mining.authorize's second parameter) hidden."""
+    text = line.decode("utf-8", "replace")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = None
+    if isinstance(message, dict) and message.get("method") == "mining.authorize" \
+            and isinstance(message.get("params"), list) and len(message["params"]) > 1:
+        message["params"][1] = "***"
+        text = json.dumps(message, separators=(",", ":"))
+    if password and len(password) > 1:  # "x" is no secret, and hiding every x would garble the line
+        text = text.replace(password, "***")
+    return text
+
+
 class PoolConnection:
     def __init__(self, config: PoolConfig, name: str,
                  on_job: Callable[[PoolConnection, Job], None],
@@ -144,6 +164,7 @@ class PoolConnection:
         self._on_job = on_job
         self._on_state = on_state
         self.state = PoolState.DISCONNECTED
+        self.enabled = True  # a disabled pool stays connected but is never mined on
         self.alive_since = 0.0
         self.stats = ShareStats()
         # Called with (share, accepted, reject reason) for every answered submit: per-device stats.
@@ -245,7 +266,13 @@ class PoolConnection:
             return
         data = self._proto.data_to_send()
         if data:
+            self._log_lines(">", data)
             self._writer.write(data)
+
+    def _log_lines(self, direction: str, data: bytes) -> None:
+        if protocol_log.isEnabledFor(logging.INFO):
+            for line in data.splitlines():
+                protocol_log.info("%s %s %s", self.name, direction, redact_line(line, self.config.password))
 
     def _close(self) -> None:
         if self._writer is not None:
@@ -343,6 +370,7 @@ class PoolConnection:
             if not data:
                 return
             last_data = time.monotonic()
+            self._log_lines("<", data)
             for event in proto.receive_data(data):
                 if isinstance(event, sp.NewJob):
                     last_job = last_data
@@ -505,6 +533,12 @@ class PoolManager:
         self.active: PoolConnection | None = None
         self._switch_timer: asyncio.TimerHandle | None = None
         self.switches = 0
+        # `pools` keeps the order pools were added (their API numbers); `order` is the priority.
+        self.order = list(self.pools)
+        self._timeouts, self._user_agent = timeouts, user_agent
+        self._next_id = len(self.pools)
+        self._started = False
+        self._stopping: set[asyncio.Task] = set()
 
     @property
     def stats(self) -> ShareStats:
@@ -521,13 +555,81 @@ class PoolManager:
         return next((p for p in self.pools if p.name == name), None)
 
     async def start(self) -> None:
+        self._started = True
         for pool in self.pools:
             pool.start()
 
     async def stop(self) -> None:
         if self._switch_timer:
             self._switch_timer.cancel()
-        await asyncio.gather(*(p.stop() for p in self.pools))
+        await asyncio.gather(*(p.stop() for p in self.pools), *self._stopping)
+
+    # ------------------------------------------------------------ control (the APIs call these)
+    def _pool_at(self, index: int) -> PoolConnection:
+        if not 0 <= index < len(self.pools):
+            raise ValueError(f"no pool {index} (have 0..{len(self.pools) - 1})")
+        return self.pools[index]
+
+    def add_pool(self, config: PoolConfig) -> PoolConnection:
+        """A new pool at the lowest priority; connects at once when the manager runs."""
+        parse_pool_url(config.url)  # a bad URL raises ValueError with its reason
+        pool = PoolConnection(config, f"pool{self._next_id}", self._on_job, self._on_state, self._timeouts,
+                              self._user_agent)
+        self._next_id += 1
+        pool.result_listeners = self.result_listeners
+        self.pools.append(pool)
+        self.order.append(pool)
+        if self._started:
+            pool.start()
+        return pool
+
+    def remove_pool(self, index: int) -> PoolConnection:
+        pool = self._pool_at(index)
+        if pool is self.active:
+            raise ValueError(f"pool {index} is the active pool; switch to another first")
+        if len(self.pools) == 1:
+            raise ValueError("cannot remove the last pool")
+        self.pools.remove(pool)
+        self.order.remove(pool)
+        task = asyncio.get_running_loop().create_task(pool.stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+        return pool
+
+    def enable_pool(self, index: int) -> PoolConnection:
+        pool = self._pool_at(index)
+        pool.enabled = True
+        self._choose()
+        return pool
+
+    def disable_pool(self, index: int) -> PoolConnection:
+        pool = self._pool_at(index)
+        if pool.enabled and not any(p.enabled for p in self.pools if p is not pool):
+            raise ValueError(f"pool {index} is the last enabled pool")
+        pool.enabled = False
+        self._choose()
+        return pool
+
+    def switch_pool(self, index: int) -> PoolConnection:
+        """cgminer's switchpool: enable the pool and give it the top priority; it is mined on at
+        once if it is alive (no switch-back delay: a person asked for it)."""
+        pool = self._pool_at(index)
+        pool.enabled = True
+        self.order.remove(pool)
+        self.order.insert(0, pool)
+        self._choose(immediate=True)
+        return pool
+
+    def set_priority(self, indexes: list[int]) -> None:
+        """cgminer's poolpriority: the listed pools first, in that order; the rest keep theirs."""
+        chosen = [self._pool_at(i) for i in indexes]
+        if len(set(map(id, chosen))) != len(chosen):
+            raise ValueError("a pool is listed twice")
+        self.order = chosen + [p for p in self.order if p not in chosen]
+        self._choose()
+
+    def priority_of(self, pool: PoolConnection) -> int:
+        return self.order.index(pool)
 
     async def submit(self, share: CheckedNonce) -> None:
         pool = self.pool_named(share.work.job.source)
@@ -537,6 +639,8 @@ class PoolManager:
         await pool.submit(share)
 
     def _on_job(self, pool: PoolConnection, job: Job) -> None:
+        if pool not in self.order:  # removed, still closing
+            return
         if pool is self.active:
             self.dispatcher.set_job(job)
         elif self.active is None or (pool.alive and self._rank(pool) < self._rank(self.active)):
@@ -546,16 +650,17 @@ class PoolManager:
         self._choose()
 
     def _rank(self, pool: PoolConnection) -> int:
-        return self.pools.index(pool)
+        return self.order.index(pool)
 
-    def _choose(self) -> None:
-        """Mine on the first alive pool; go back up the list only after switch_delay of life."""
+    def _choose(self, immediate: bool = False) -> None:
+        """Mine on the first alive enabled pool; go back up the list only after switch_delay of life."""
         now = time.monotonic()
         candidate = None
-        for pool in self.pools:
-            if not pool.alive or pool.current_job is None:
+        active_ok = self.active is not None and self.active.alive and self.active.enabled and self.active in self.order
+        for pool in self.order:
+            if not pool.alive or pool.current_job is None or not pool.enabled:
                 continue
-            if (self.active is not None and self.active.alive and self._rank(pool) < self._rank(self.active)
+            if (not immediate and active_ok and self._rank(pool) < self._rank(self.active)
                     and now - pool.alive_since < self.switch_delay):
                 wait = self.switch_delay - (now - pool.alive_since)
                 if self._switch_timer is None:
@@ -563,7 +668,7 @@ class PoolManager:
                 continue
             candidate = pool
             break
-        if candidate is None and self.active is not None and self.active.alive:
+        if candidate is None and active_ok:
             candidate = self.active
         if candidate is not self.active:
             old, self.active = self.active, candidate

@@ -1,0 +1,355 @@
+"""A chain of emulated BM13xx chips behind one pseudo-terminal.
+
+The chain answers the init sequence register by register (broadcast reads: one reply per chip in
+chain order; writes and set-address: silent), refuses jobs until it is initialised, rolls version
+bits within the 0xA4 mask (BM1366+), honours the ticket mask, and hashes real work with the C core:
+full headers for BM1366+, midstates for BM1397 (the chip never sees the first 64 header bytes).
+A nonce belongs to the chip whose address range holds the nonce's chip field (§5.2), so a chip
+that drops out of the chain takes its share of the nonces with it.
+
+Faults for tests: corrupted CRCs, garbage, a chip dropping out, a stall, an unplug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from drivers.bm13xx import protocol as p
+from miner import hashing
+from miner.emulation import PtyPort, Unplugged, emulator_arguments, paced_scan, serve_until_stopped, wait_until
+from miner.work import spread_bits
+
+log = logging.getLogger(__name__)
+
+NONCE_WINDOW = 1 << 16  # nonces one lane (midstate or rolled version) scans before the next lane's turn
+PLL0_RESET = {"bm1397": 0xC0600161}
+
+
+@dataclass
+class EmulatedChip:
+    index: int
+    info: p.ChipInfo
+    address: int = 0
+    awaiting_address: bool = False
+    present: bool = True
+    registers: dict[int, int] = field(default_factory=dict)
+    written: set[int] = field(default_factory=set)
+
+    def reset(self) -> None:
+        self.address = 0
+        self.awaiting_address = False
+        self.registers = {p.REG_CHIP_ID: self.info.id_value, p.REG_TICKET_MASK: 0, p.REG_VERSION_MASK: 0x0000FFFF,
+                          p.REG_PLL0: PLL0_RESET.get(self.info.name, 0)}
+        self.written = set()
+
+    def read(self, reg: int) -> int:
+        if reg == p.REG_CHIP_ID:
+            return (self.info.id_value & ~0xFF) | self.address
+        return self.registers.get(reg, 0)
+
+    def write(self, reg: int, value: int) -> None:
+        self.registers[reg] = value
+        self.written.add(reg)
+
+    @property
+    def initialised(self) -> bool:
+        if not self.info.required <= self.written:
+            return False
+        return not self.info.header_jobs or bool(self.registers[p.REG_VERSION_MASK] & 0x80000000)
+
+
+class Bm13xxEmulator:
+    """`chips` chips of one kind on one pty; `rate` is the chain's hash rate in H/s at the chip's
+    default frequency (it follows the PLL), `difficulty` scales the ticket mask's difficulty."""
+
+    def __init__(self, chip: str = "bm1366", chips: int = 1, rate: float = 20e6, difficulty: float = 1.0,
+                 link: str | os.PathLike[str] | None = None, engine: str | None = None):
+        if chip not in p.CHIPS:
+            raise ValueError(f"no emulator for {chip!r} (have: {', '.join(p.CHIPS)})")
+        if chips < 1:
+            raise ValueError(f"chips: need at least one, got {chips}")
+        self.info = p.CHIPS[chip]
+        self.rate = rate
+        self.scale = difficulty
+        self.engine = hashing.check_engine(engine)
+        self.chips = [EmulatedChip(i, self.info) for i in range(chips)]
+        self.port = PtyPort(link)
+        self._parser = p.CommandParser(self.info.header_jobs)
+        self._write_lock = threading.Lock()
+        self._job_lock = threading.Lock()
+        self._job: p.MidstateJob | p.HeaderJob | None = None
+        self._generation = 0
+        self._job_event = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stalled_until = 0.0
+        self._corrupt = 0
+        self.baud = 115_740
+        # what happened, for tests and the log
+        self.jobs = 0
+        self.jobs_refused = 0
+        self.bad_frames = 0
+        self.nonces_sent = 0
+        self.hashes_done = 0
+        self.commands: list[p.Command] = []
+        self.versions_seen: set[int] = set()
+        self.reset()
+
+    # ------------------------------------------------------------ control
+    @property
+    def device_path(self) -> str:
+        return self.port.device_path
+
+    def start(self) -> Bm13xxEmulator:
+        self._stop.clear()
+        for target, name in ((self._reader, "rx"), (self._hasher, "hash")):
+            thread = threading.Thread(target=target, name=f"emu-{self.info.name}-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._job_event.set()
+        for thread in self._threads:
+            thread.join(5.0)
+        self._threads.clear()
+        self.port.close()
+
+    def run(self, stop: threading.Event) -> None:
+        """For serve_until_stopped."""
+        self.start()
+        stop.wait()
+        self.stop()
+
+    def reset(self) -> None:
+        """Power-on state (the reset line, or a replug)."""
+        for chip in self.chips:
+            chip.reset()
+        self.baud = 115_740
+        with self._job_lock:
+            self._job = None
+            self._generation += 1
+        self._parser = p.CommandParser(self.info.header_jobs)
+
+    @property
+    def initialised(self) -> bool:
+        present = [c for c in self.chips if c.present]
+        addressed = len({c.address for c in present}) == len(present) and not any(c.awaiting_address for c in present)
+        return bool(present) and addressed and all(c.initialised for c in present)
+
+    @property
+    def frequency(self) -> float:
+        return self.info.pll_mhz(self.chips[0].registers.get(p.REG_PLL0, 0))
+
+    @property
+    def ticket_difficulty(self) -> int:
+        return p.ticket_mask_difficulty(self.chips[0].registers.get(p.REG_TICKET_MASK, 0))
+
+    @property
+    def version_mask(self) -> int:
+        return p.register_version_mask(self.chips[0].registers.get(p.REG_VERSION_MASK, 0))
+
+    # ------------------------------------------------------------ faults
+    def corrupt_replies(self, count: int = 1) -> None:
+        """The next `count` replies go out with a wrong CRC."""
+        self._corrupt += count
+
+    def send_garbage(self, size: int = 37) -> None:
+        self._send(bytes(random.getrandbits(8) for _ in range(size)))
+
+    def drop_chip(self, index: int) -> None:
+        self.chips[index].present = False
+
+    def restore_chip(self, index: int) -> None:
+        self.chips[index].present = True
+
+    def stall(self, seconds: float) -> None:
+        """Answer nothing and hash nothing for a while; what arrives meanwhile is lost."""
+        self._stalled_until = time.monotonic() + seconds
+
+    def unplug(self) -> None:
+        self.port.unplug()
+
+    def replug(self) -> None:
+        self.reset()  # a replugged stick powers up again
+        self.port.plug()
+
+    def _stalled(self) -> bool:
+        return time.monotonic() < self._stalled_until
+
+    # ------------------------------------------------------------ the link
+    def _send(self, data: bytes) -> None:
+        # Unplugged: the bytes are lost, as on a wire.
+        with self._write_lock, contextlib.suppress(Unplugged, OSError):
+            self.port.write(data)
+
+    def _reply(self, reply: p.Reply) -> None:
+        frame = bytearray(p.encode_reply(reply, self._long()))
+        if self._corrupt > 0:
+            self._corrupt -= 1
+            frame[-1] ^= 0x01
+        self._send(bytes(frame))
+
+    def _long(self) -> bool:
+        # BM1366+ send 11-byte replies once version rolling is enabled (§2.3)
+        return self.info.long_replies and bool(self.chips[0].registers.get(p.REG_VERSION_MASK, 0) & 0x80000000)
+
+    def _reader(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.port.read(4096, 0.1)
+            except Unplugged:
+                self._stop.wait(0.05)
+                continue
+            if not data or self._stalled():
+                continue
+            for item in self._parser.feed(data):
+                if isinstance(item, p.BadFrame):
+                    self.bad_frames += 1
+                elif isinstance(item, p.Command):
+                    self._command(item)
+                else:
+                    self._new_job(item)
+
+    def _command(self, cmd: p.Command) -> None:
+        self.commands.append(cmd)
+        present = [c for c in self.chips if c.present]
+        if cmd.cmd == p.CMD_INACTIVE:
+            for chip in present:
+                chip.awaiting_address = True
+        elif cmd.cmd == p.CMD_SET_ADDRESS:
+            # The first chip still waiting takes the address and stops passing the command on.
+            for chip in present:
+                if chip.awaiting_address:
+                    chip.address, chip.awaiting_address = cmd.chip, False
+                    break
+        else:
+            targets = present if cmd.broadcast else [c for c in present if c.address == cmd.chip]
+            for chip in targets:
+                if cmd.cmd == p.CMD_READ:
+                    self._reply(p.RegisterReply(chip.read(cmd.reg), chip.address, cmd.reg))
+                else:
+                    assert cmd.value is not None
+                    chip.write(cmd.reg, cmd.value)
+            if cmd.cmd == p.CMD_WRITE and cmd.reg == self.info.baud_register and targets:
+                self._set_baud(cmd.value or 0)
+            if cmd.cmd == p.CMD_WRITE and cmd.reg in (p.REG_TICKET_MASK, p.REG_VERSION_MASK, p.REG_PLL0):
+                self._restart()  # the hasher picks up the new mask / clock
+
+    def _set_baud(self, value: int) -> None:
+        # BM1366+: 0x28 BT8D in bits 15..8; BM1397: 0x18 BT8D[4:0] in bits 12..8, BT8D[8:5] in 27..24
+        high = 0 if self.info.header_jobs else ((value >> 24) & 0x0F) << 5
+        divider = ((value >> 8) & (0xFF if self.info.header_jobs else 0x1F)) | high
+        self.baud = p.CLKI_HZ // ((divider + 1) * 8)
+        log.info("%s: chip UART now %d baud", self.info.name, self.baud)
+
+    def _new_job(self, job: p.MidstateJob | p.HeaderJob) -> None:
+        if not self.initialised:
+            self.jobs_refused += 1
+            return
+        self.jobs += 1
+        with self._job_lock:
+            self._job = job  # a chip mines only its latest job
+        self._restart()
+
+    def _restart(self) -> None:
+        with self._job_lock:
+            self._generation += 1
+        self._job_event.set()
+
+    # ------------------------------------------------------------ hashing
+    def _hasher(self) -> None:
+        while not self._stop.is_set():
+            self._job_event.wait(0.2)
+            self._job_event.clear()
+            with self._job_lock:
+                job, generation = self._job, self._generation
+            if job is None or not self.initialised:
+                continue
+            self._mine(job, generation)
+
+    def _mine(self, job: p.MidstateJob | p.HeaderJob, generation: int) -> None:
+        def stop() -> bool:
+            return self._stop.is_set() or self._generation != generation or not self.port.plugged
+
+        target = p.report_target(self.ticket_difficulty * self.scale)
+        freq = self.frequency
+        rate = self.rate * (freq / self.info.default_mhz if freq else 1.0)
+        chips = len(self.chips)
+        # Lanes (midstates, or rolled versions) take turns over small nonce windows, as a chip's
+        # cores work on them side by side.
+        job_began, done = time.monotonic(), 0
+        for window in range(0, 1 << 32, NONCE_WINDOW):
+            for index, scan, vbits in self._lanes(job, target):
+                # Keep the chain's pace: this lane's window starts when the device would reach it.
+                if not wait_until(job_began + done / rate, stop):
+                    return
+                done += NONCE_WINDOW
+                scanned = 0
+
+                def counted(start: int, count: int, scan=scan) -> list[int]:
+                    nonlocal scanned
+                    found = scan(start, count)
+                    scanned += count
+                    return found
+
+                began = time.monotonic()
+                for found in paced_scan(b"", target, rate, window, NONCE_WINDOW, stop, chunk=NONCE_WINDOW,
+                                        scanner=counted):
+                    if not wait_until(found.due, stop):
+                        break
+                    if self._stalled():
+                        continue  # a stalled chain loses what it finds
+                    wire = int.from_bytes(found.nonce.to_bytes(4, "little"), "big")
+                    if not self.chips[p.chip_index(wire, chips)].present:
+                        continue
+                    self.nonces_sent += 1
+                    self._reply(p.NonceReply(found.nonce, self.info.job_byte(job.job_id, index), vbits))
+                if stop():
+                    # Hashes count as far as the emulated device got: nonces due later were never sent.
+                    self.hashes_done += min(scanned, int((time.monotonic() - began) * rate))
+                    return
+                self.hashes_done += scanned
+
+    def _lanes(self, job, target):
+        """(index, scan(start, count), version bits) for each header the chain hashes."""
+        if isinstance(job, p.MidstateJob):
+            for i, ms in enumerate(job.midstates):
+                yield i, (lambda s, c, ms=ms: hashing.scan_midstate(ms, job.tail, s, c, target, self.engine)), None
+            return
+        mask16 = self.version_mask >> 13
+        core_mask = (1 << self.info.core_bits) - 1
+        for counter in range(1 << bin(mask16).count("1")):
+            vbits = spread_bits(counter, mask16)
+            header = job.header(p.rolled_version(job.version, vbits))
+            self.versions_seen.add(vbits)
+            yield vbits & core_mask, (lambda s, c, h=header: hashing.scan(h, s, c, target, self.engine)), vbits
+
+
+def main(name: str, argv: list[str]) -> int:
+    chip = name.lower()
+    if chip in p.LEGACY_CHIPS:
+        print(f"miner emulate {chip}: the BM1384/BM1387 legacy framing is not emulated yet "
+              f"(have: {', '.join(p.CHIPS)})", file=sys.stderr)
+        return 2
+    if chip not in p.CHIPS:
+        chip = "bm1397"  # `miner emulate bm13xx`: the Compac F's chip, as the driver assumes
+    info = p.CHIPS[chip]
+    parser = emulator_arguments(f"miner emulate {name}", f"A chain of emulated {chip.upper()} chips on a pty.",
+                                default_rate_ghs=info.hashrate(info.default_mhz) / 1e9)
+    parser.add_argument("--chips", type=int, default=1, metavar="N", help="chips on the chain (default 1)")
+    args = parser.parse_args(argv)
+    try:
+        emulator = Bm13xxEmulator(chip, args.chips, args.rate * 1e9, args.difficulty, args.link)
+    except ValueError as exc:
+        print(f"miner emulate {name}: {exc}", file=sys.stderr)
+        return 2
+    return serve_until_stopped(emulator.device_path, emulator.run)

@@ -1,0 +1,1 @@
+"""Front ends that read the running miner and send it commands: the cgminer API, REST and metrics."""

@@ -1,0 +1,132 @@
+"""Statistics that outlive a restart: best share (all time and per pool), rejects by reason, and a
+hash-rate history at three resolutions (1 m, 10 m, 1 h), in a small JSON file.
+
+The file lives in the user's data dir (`--stats-file` overrides it). It is written atomically
+(temporary file, then rename) every minute and at shutdown, so a crash loses at most a minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+# resolution name -> (seconds per sample, samples kept): 1 m for a day, 10 m for a week, 1 h for a month
+RINGS = {"1m": (60, 1440), "10m": (600, 1008), "1h": (3600, 720)}
+
+
+def default_stats_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("miner")) / "stats.json"
+
+
+class StatsStore:
+    """Persisted totals. `observe()` feeds it the running miner's numbers; `save()` writes them."""
+
+    def __init__(self, path: str | Path, clock=time.time):
+        self.path = Path(path)
+        self._clock = clock
+        self.best_all_time = 0.0
+        self.best_per_pool: dict[str, float] = {}  # by pool URL: pool names are per-run
+        self.rejects: Counter[str] = Counter()  # before this run
+        self.session_rejects: Counter[str] = Counter()
+        self.history: dict[str, deque[tuple[float, float]]] = {name: deque(maxlen=keep)
+                                                               for name, (_, keep) in RINGS.items()}
+        self._last_sample: dict[str, float] = {}
+
+    # ------------------------------------------------------------ file
+    def load(self) -> None:
+        """Restore the file; a missing one is a first start, a damaged one is set aside with a warning."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError("unknown format")
+            self.best_all_time = float(data.get("best_all_time", 0.0))
+            self.best_per_pool = {str(k): float(v) for k, v in data.get("best_per_pool", {}).items()}
+            self.rejects = Counter({str(k): int(v) for k, v in data.get("rejects", {}).items()})
+            for name, (_, keep) in RINGS.items():
+                points = data.get("history", {}).get(name, [])
+                self.history[name] = deque(((float(t), float(r)) for t, r in points), maxlen=keep)
+                if self.history[name]:
+                    self._last_sample[name] = self.history[name][-1][0]
+        except FileNotFoundError:
+            return
+        except (ValueError, TypeError, AttributeError, OSError) as exc:
+            broken = self.path.with_suffix(".broken")
+            with contextlib.suppress(OSError):
+                self.path.replace(broken)
+            log.warning("%s: unreadable (%s); starting with empty statistics (old file kept as %s)",
+                        self.path, exc, broken)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "saved_at": self._clock(), "best_all_time": self.best_all_time,
+            "best_per_pool": self.best_per_pool, "rejects": dict(self.all_rejects()),
+            "history": {name: [list(p) for p in ring] for name, ring in self.history.items()},
+        }
+
+    def save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".stats-", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.as_dict(), f)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("%s: cannot save statistics: %s", self.path, exc)
+
+    # ------------------------------------------------------------ updates
+    def all_rejects(self) -> Counter[str]:
+        return self.rejects + self.session_rejects
+
+    def observe(self, best_session: float, pool_bests: dict[str, float], session_rejects: Counter[str],
+                rates: dict[str, float], now: float | None = None) -> None:
+        """The miner's current numbers; `rates` holds the hash rate over each ring's interval."""
+        now = self._clock() if now is None else now
+        self.best_all_time = max(self.best_all_time, best_session)
+        for url, best in pool_bests.items():
+            self.best_per_pool[url] = max(self.best_per_pool.get(url, 0.0), best)
+        self.session_rejects = Counter(session_rejects)
+        for name, (interval, _) in RINGS.items():
+            last = self._last_sample.get(name)
+            if name in rates and (last is None or now - last >= interval):
+                self.history[name].append((now, rates[name]))
+                self._last_sample[name] = now
+
+    def reset(self, everything: bool) -> None:
+        """`zero|bestshare` forgets the best shares; `zero|all` forgets everything."""
+        self.best_all_time = 0.0
+        self.best_per_pool.clear()
+        if everything:
+            self.rejects.clear()
+            self.session_rejects.clear()
+            for ring in self.history.values():
+                ring.clear()
+            self._last_sample.clear()
+        self.save()
+
+
+def observe_view(store: StatsStore, view: Any) -> None:
+    """Feed the store from a MinerView: best shares, rejects, and the hash rate at each resolution."""
+    summary = view.summary()
+    pools = view.pool_snapshots()
+    rejects: Counter[str] = Counter()
+    for pool in pools:
+        rejects.update(pool.rejected)
+    if not pools:
+        rejects.update(summary.rejected)
+    # the meters keep 15 minutes: the 1 h point is the mean of the last six 10 m points and this one
+    ten = summary.rate_15m if summary.elapsed >= 600 else summary.rate_avg
+    recent = [r for _, r in list(store.history["10m"])[-5:]]
+    store.observe(summary.best_session, {p.url: p.best_difficulty for p in pools}, rejects,
+                  {"1m": summary.rate_1m, "10m": ten, "1h": (sum(recent) + ten) / (len(recent) + 1)})
