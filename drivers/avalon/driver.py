@@ -436,7 +436,7 @@ class AvalonDevice(SerialDevice):
             if not sent.start <= report.nonce2 < sent.start + sent.span:
                 continue
             extranonce2 = report.nonce2.to_bytes(sent.nonce2_size, "little") + sent.template[sent.nonce2_size:]
-            ntime = sent.job.ntime + report.ntime_roll if report.ntime_roll else None
+            ntime = (sent.job.ntime + report.ntime_roll) & 0xFFFFFFFF if report.ntime_roll else None
             work = sent.job.make_work(0, extranonce2)
             # Re-check with the C core: a job-id CRC can match an older job too; take the one it solves.
             digest = hashing.sha256d(work.header_for(nonce, None, ntime))

@@ -242,7 +242,7 @@ class AvalonMDevice(Device):
             self.note_hw_error()
             self.counters["unknown_work"] += 1
             return
-        ntime = work.job.ntime + report.ntime_roll if report.ntime_roll else None
+        ntime = (work.job.ntime + report.ntime_roll) & 0xFFFFFFFF if report.ntime_roll else None
         nonce = p.header_nonce(report.nonce, p.NONCE_OFFSET_A3222)
         self.report_nonce(Nonce(work.work_id, nonce, ntime=ntime, device=self.name, found_at=time.monotonic()))
 
