@@ -147,13 +147,15 @@ class FoundNonce:
 
 def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: int = 1 << 32,
                stop: Callable[[], bool] = lambda: False, chunk: int = 1 << 18,
-               engine: str | None = None) -> Iterator[FoundNonce]:
+               engine: str | None = None,
+               scanner: Callable[[int, int], list[int]] | None = None) -> Iterator[FoundNonce]:
     """Scan [start, start+count) of `header` with the C core, yielding every nonce at or under
     `target` together with the moment a device hashing `rate` H/s would have reached it.
 
     Hashing runs ahead of the emulated clock when the CPU is faster than the device, and the
     caller waits until `due` before answering; when the CPU is slower, nonces come as found.
-    `stop()` is polled between chunks (a new job, an unplug).
+    `stop()` is polled between chunks (a new job, an unplug). `scanner(start, count)` replaces the
+    header scan for devices that hash from what their chip is given (a midstate, say).
     """
     began = time.monotonic()
     pos, end = start, start + count
@@ -164,7 +166,8 @@ def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: i
         if lead > 0.25:
             time.sleep(min(lead - 0.2, 0.1))
             continue
-        for nonce in hashing.scan(header, pos, size, target, engine):
+        found = scanner(pos, size) if scanner is not None else hashing.scan(header, pos, size, target, engine)
+        for nonce in found:
             yield FoundNonce(nonce, began + (nonce - start) / rate)
         pos += size
 

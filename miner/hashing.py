@@ -78,6 +78,27 @@ def scan(header: bytes, start: int, count: int, target: int, engine: str | None 
     """
     if len(header) != 80:
         raise ValueError(f"header: must be 80 bytes, got {len(header)}")
+    header_buf = ffi.from_buffer(header)
+    return _scan(lambda e, s, c, t, f, cap, done: lib.sha256d_scan(e, header_buf, s, c, t, f, cap, done),
+                 start, count, target, engine)
+
+
+def scan_midstate(midstate_bytes: bytes, tail: bytes, start: int, count: int, target: int,
+                  engine: str | None = None, nonce_be: bool = True) -> list[int]:
+    """The scan as a hashing chip does it, from the midstate (`midstate()`'s layout) and header
+    bytes 64..75 alone. With `nonce_be` (what USB sticks do) the counter, and every value returned,
+    is the big-endian reading of header bytes 76..79; otherwise the header's own nonce as in scan().
+    """
+    if len(midstate_bytes) != 32 or len(tail) != 12:
+        raise ValueError(f"midstate/tail: need 32 and 12 bytes, got {len(midstate_bytes)} and {len(tail)}")
+    ms_buf, tail_buf = ffi.from_buffer(midstate_bytes), ffi.from_buffer(tail)
+    flag = 1 if nonce_be else 0
+    return _scan(lambda e, s, c, t, f, cap, done: lib.sha256d_scan_midstate(e, ms_buf, tail_buf, flag, s, c, t, f,
+                                                                             cap, done),
+                 start, count, target, engine)
+
+
+def _scan(call, start: int, count: int, target: int, engine: str | None) -> list[int]:
     if not 0 <= start < NONCE_SPACE:
         raise ValueError(f"start: must be a 32-bit nonce, got {start}")
     if count < 0 or start + count > NONCE_SPACE:
@@ -90,13 +111,12 @@ def scan(header: bytes, start: int, count: int, target: int, engine: str | None 
     if count == 0:
         return []
 
-    header_buf = ffi.from_buffer(header)
     target_buf = ffi.from_buffer(target.to_bytes(32, "little"))
     found = ffi.new("uint32_t[]", _FOUND_CAP)
     scanned = ffi.new("uint64_t *")
     result: list[int] = []
     while count > 0:
-        n = lib.sha256d_scan(engine_id, header_buf, start, count, target_buf, found, _FOUND_CAP, scanned)
+        n = call(engine_id, start, count, target_buf, found, _FOUND_CAP, scanned)
         result.extend(found[0:n])
         done = scanned[0]
         if done == 0:  # only if the C side refused the call; the checks above make that a bug

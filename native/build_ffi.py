@@ -14,6 +14,9 @@ ffibuilder.cdef(
     uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint64_t count,
                           const uint8_t target[32], uint32_t *found, uint32_t cap,
                           uint64_t *scanned);
+    uint32_t sha256d_scan_midstate(int engine, const uint8_t midstate[32], const uint8_t tail[12],
+                                   int nonce_be, uint32_t start, uint64_t count, const uint8_t target[32],
+                                   uint32_t *found, uint32_t cap, uint64_t *scanned);
     """
 )
 # -O3 matters: the scan loops are fully unrolled straight-line code.
