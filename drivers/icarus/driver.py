@@ -35,7 +35,7 @@ BAUD = 115200
 GOLDEN_TIMEOUT = 1.0  # cgminer waits 300 ms; an emulator on a busy CPU needs more
 EXTRA_BYTE_WAIT = 0.05  # after 4 golden bytes: is a fifth (the Antminer work id) coming?
 COMMAND_PAUSE = 0.05  # silence after a 4-byte command, so the stick sees it as one
-PARTIAL_REPLY_TIMEOUT = 0.05  # a partial reply with nothing more after this long is dropped
+PARTIAL_REPLY_TIMEOUT = 0.02  # a partial reply with nothing more after this long is dropped
 LATE_WINDOW = 1.0  # seconds after new work during which an Erupter reply may still be for the old job
 MIN_FIT_HASHES = 0x10000  # nonces found this early say more about latency than speed (cgminer's rule)
 
@@ -200,8 +200,8 @@ class IcarusDevice(SerialDevice):
             if self._pending_frequency is not None:
                 mhz, command = self._pending_frequency
                 self._pending_frequency = None
-                self._command(port, command)
                 self.frequency = mhz
+                self._command(port, command)
                 self._fit.clear()
                 self._hs = None
                 current = None
@@ -217,15 +217,19 @@ class IcarusDevice(SerialDevice):
             wait = min(0.1, max(0.001, sent_at + self.range_time() - time.monotonic()))
             data = _read_some(port, wait)
             now = time.monotonic()
+            if data and framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
+                self._drop_partial(framer)  # a reply is written in one go: old bytes belong to no reply
             if data:
                 last_byte = now
                 for reply in framer.feed(data):
                     self._reply(reply, model, current, previous, sent_at, now)
             elif framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
-                dropped = framer.flush_partial()
-                self.comm_errors["Short reads"] += 1
-                log.warning("%s: dropped %d bytes of an incomplete reply (%s)", self.name, len(dropped),
-                            dropped.hex())
+                self._drop_partial(framer)
+
+    def _drop_partial(self, framer: p.ReplyFramer) -> None:
+        dropped = framer.flush_partial()
+        self.comm_errors["Short reads"] += 1
+        log.warning("%s: dropped %d bytes of an incomplete reply (%s)", self.name, len(dropped), dropped.hex())
 
     def _send(self, port: serial.Serial, work: Work, model: p.Model) -> float:
         work_id = 0

@@ -86,6 +86,8 @@ class IcarusEmulator:
         return self.base_rate
 
     def start(self) -> IcarusEmulator:
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=f"icarus-emu-{self.port.path}", daemon=True)
         self._thread.start()
@@ -230,9 +232,13 @@ class IcarusEmulator:
                 return candidate
         return n ^ 0xFFFFFFFF
 
-    def _write(self, data: bytes) -> None:
-        with self._lock, contextlib.suppress(Unplugged, OSError):
-            self.port.write(data)
+    def _write(self, data: bytes, quiet: float = 0.1) -> None:
+        """Write fault bytes, then keep quiet a moment (noise on a line is followed by a gap, which is
+        how the host tells it from the next reply)."""
+        with self._lock:
+            with contextlib.suppress(Unplugged, OSError):
+                self.port.write(data)
+            time.sleep(quiet)
 
 
 def main(name: str, argv: list[str]) -> int:
