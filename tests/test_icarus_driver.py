@@ -183,12 +183,24 @@ def test_clean_job_next_nonce_belongs_to_new_work(harness):
         device.start()
         wait_for(lambda: len(harness.valid()) >= 2, what="first nonces")
         new_job = make_job("2")
+        sent = device.jobs_sent
         harness.dispatcher.set_job(new_job)
         device.restart_work()
+        wait_for(lambda: device.jobs_sent > sent, timeout=2, what="new work sent at once")
         cut = len(harness.nonces)
         wait_for(lambda: len(harness.nonces) > cut, what="a nonce after the clean job")
-        nonce = harness.nonces[cut][0]
-        assert harness.dispatcher.lookup(nonce.work_id).job is new_job
+        nonce, verdict = harness.nonces[cut]
+        assert harness.dispatcher.lookup(nonce.work_id).job is new_job and verdict is not Verdict.HW_ERROR
+
+
+def test_stick_that_stops_at_its_first_find_gets_new_work_after_each_nonce(harness):
+    with emulator("nano1") as emu:
+        device = harness.device(emu.device_path, "model=nano1")
+        device.start()
+        wait_for(lambda: len(harness.valid()) >= 4, what="nonces")
+        # one reply per job: every nonce came from a job of its own
+        jobs = [s.packet for s in emu.sent]
+        assert len(set(jobs)) == len(jobs) and device.hw_errors == 0
 
 
 def test_frequency_change_through_the_driver(harness):

@@ -108,6 +108,7 @@ def test_model_rates_and_ranges():
     with pytest.raises(ValueError, match="fixed clock"):
         be.check_frequency(300)
     assert p.model_named("antminer-u3") is u3
+    assert p.model_named("avalon-nano1").usb_ids[0].vid == 0x1FC9
     with pytest.raises(ValueError, match="unknown Icarus model"):
         p.model_named("s9")
 

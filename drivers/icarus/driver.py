@@ -131,9 +131,12 @@ class IcarusDevice(SerialDevice):
                 return
             raise NotThisDevice(f"{self.port}: no answer to the golden-nonce test: not an Icarus-family "
                                 f"stick (or not powered)")
-        if outcome.n != expected or (model is not None and outcome.size != model.reply_size):
+        if outcome.n != expected:
             raise NotThisDevice(f"{self.port}: answered the golden-nonce test with {outcome.raw.hex()} "
                                 f"instead of {expected:08x}: not an Icarus-family stick")
+        if model is not None and outcome.size != model.reply_size:
+            raise NotThisDevice(f"{self.port}: answers in {outcome.size}-byte replies; a {model.name} sends "
+                                f"{model.reply_size} (wrong model= option?)")
         assert model is not None
         self.chip_model = model
         self.model = model.name
@@ -196,6 +199,7 @@ class IcarusDevice(SerialDevice):
         previous: Work | None = None
         sent_at = 0.0
         last_byte = 0.0
+        done = False  # the stick has stopped working on `current`
         while not self.stopping() and not self.reinit_requested():
             if self._pending_frequency is not None:
                 mhz, command = self._pending_frequency
@@ -207,11 +211,13 @@ class IcarusDevice(SerialDevice):
                 current = None
             restart = self.take_restart()
             now = time.monotonic()
-            if restart or current is None or now - sent_at >= self.range_time():
+            if restart or done or current is None or now - sent_at >= self.range_time():
                 work = self.next_work(wait=0.2)
                 if work is not None:
-                    previous, current = (None if restart else current), work
+                    # A clean job's old work keeps its id too: a late nonce for it is stale, not broken.
+                    previous, current = current, work
                     sent_at = self._send(port, work, model)
+                    done = False
                 elif current is None:
                     continue
             wait = min(0.1, max(0.001, sent_at + self.range_time() - time.monotonic()))
@@ -222,7 +228,9 @@ class IcarusDevice(SerialDevice):
             if data:
                 last_byte = now
                 for reply in framer.feed(data):
-                    self._reply(reply, model, current, previous, sent_at, now)
+                    work = self._reply(reply, model, current, previous, sent_at, now)
+                    # sticks that stop at their first find want new work at once (§A4 item 3)
+                    done = done or (model.first_nonce_only and work is current)
             elif framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
                 self._drop_partial(framer)
 
@@ -244,24 +252,26 @@ class IcarusDevice(SerialDevice):
         return time.monotonic()
 
     def _reply(self, reply: p.Reply, model: p.Model, current: Work | None, previous: Work | None,
-               sent_at: float, now: float) -> None:
+               sent_at: float, now: float) -> Work | None:
+        """Report one reply as a `Nonce` of the work it belongs to (returned)."""
         if model.work_ids:
             work = self._ring[reply.work_id] if reply.work_id is not None and reply.work_id < p.WORK_ID_COUNT else None
             if work is None:
                 self.comm_errors["Unknown work ids"] += 1
                 self.note_hw_error()
                 log.warning("%s: reply %s for work id %s never sent", self.name, reply.encode().hex(), reply.work_id)
-                return
+                return None
         else:
             work = current
             if (previous is not None and now - sent_at < LATE_WINDOW and current is not None
                     and not self._meets(current, reply) and self._meets(previous, reply)):
                 work = previous  # found by the old job just before the stick took the new one
             if work is None:
-                return
+                return None
         if work is current:
             self._learn_timing(p.hashes_done(reply.n, model.engines), now - sent_at, work, reply)
         self.report_nonce(Nonce(work.work_id, reply.header_nonce, device=self.name, found_at=now))
+        return work
 
     def _meets(self, work: Work, reply: p.Reply) -> bool:
         digest = hashing.sha256d(work.header_for(reply.header_nonce))

@@ -210,6 +210,8 @@ class IcarusEmulator:
                 return
             reply = p.Reply(found.nonce, packet.work_id & p.WORK_ID_MASK if self.model.work_ids else None)
             self._answer(packet, reply, generation)
+            if self.model.first_nonce_only:
+                return  # this engine is done with the job (§A4 item 3)
 
     def _answer(self, packet: p.WorkPacket, reply: p.Reply, generation: int) -> None:
         with self._lock:

@@ -303,6 +303,7 @@ class Model:
     min_mhz: float | None = None
     max_mhz: float | None = None
     default_millivolts: int | None = None  # U3: the voltage command sent before identification
+    first_nonce_only: bool = False  # each engine stops at its first find (FPGAs, Avalon nano 1.0)
 
     @property
     def has_clock(self) -> bool:
@@ -349,6 +350,7 @@ class Model:
 
 CP2102 = (0x10C4, 0xEA60)
 PL2303 = (0x067B, 0x2303)
+NANO1 = (0x1FC9, 0x0083)  # NXP LPC11U14 CDC-ACM (/dev/ttyACM*)
 
 MODELS: dict[str, Model] = {
     m.key: m
@@ -364,7 +366,11 @@ MODELS: dict[str, Model] = {
         Model("u3", "Antminer U3", (), ANT_REPLY_SIZE, seconds_per_hash_mhz=3.2e-9, pll="bm1382",
               default_mhz=225, min_mhz=100, max_mhz=250, default_millivolts=775),
         Model("icarus", "Icarus (2 FPGAs)", (UsbId(*PL2303, None, "icarus"),), REPLY_SIZE, chips=2, engines=2,
-              seconds_per_hash=2.6316e-9),
+              seconds_per_hash=2.6316e-9, first_nonce_only=True),
+        # Plain Icarus over the MCU's CDC-ACM port; Canaan's README: 1 engine, 0.22 ns per hash (its
+        # true rate is unconfirmed). The firmware forwards only the first nonce of a job.
+        Model("nano1", "Avalon nano 1.0", (UsbId(*NANO1, None, "nano1"),), REPLY_SIZE, seconds_per_hash=0.22e-9,
+              first_nonce_only=True),
     )
 }
 
@@ -375,10 +381,12 @@ USB_IDS: tuple[UsbId, ...] = (
     UsbId(*CP2102, "Antminer", None),
     UsbId(*CP2102, None, None),
     UsbId(*PL2303, None, "icarus"),
+    UsbId(*NANO1, None, "nano1"),
 )
 
 ALIASES = {"erupter": "erupter", "blockerupter": "erupter", "amu": "erupter", "u1": "u1", "antminer-u1": "u1",
-           "u2": "u2", "antminer-u2": "u2", "u3": "u3", "antminer-u3": "u3", "au3": "u3", "icarus": "icarus"}
+           "u2": "u2", "antminer-u2": "u2", "u3": "u3", "antminer-u3": "u3", "au3": "u3", "icarus": "icarus",
+           "nano1": "nano1", "avalon-nano1": "nano1"}
 
 
 def model_named(name: str) -> Model:
