@@ -69,8 +69,9 @@ class IcarusEmulator:
     def _power_on(self) -> None:
         self.frequency = self.model.default_mhz
         # A U3 is given its core voltage before anything else (cgminer and bfgminer both send it
-        # first); we model a stick that hashes nothing until then. Not stated by any source we
-        # found: it is what makes the drivers' "U1 first, then U3 with voltage" probe meaningful.
+        # first); we model a stick that hashes nothing until then. icarus.md does not say so; users
+        # report a U3 that gives "no response to detect" until the voltage/clock options are passed
+        # (luke-jr/bfgminer issue #580), and it is what cgminer's "U1 first, then U3" probe implies.
         self.powered = self.model.default_millivolts is None
 
     # ------------------------------------------------------------ life

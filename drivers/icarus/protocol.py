@@ -374,8 +374,11 @@ MODELS: dict[str, Model] = {
     )
 }
 
-# Ids the driver claims. Antminers all say "Antminer" (U1/U2 and U3 only differ in behaviour, so
-# the driver tells them apart while identifying); a bare CP2102 is probed as an Erupter would be.
+# Ids the driver claims. Most Erupters and Antminers keep the CP2102's default product string
+# ("CP2102 USB to UART Bridge Controller", as users' bfgminer logs show), so the bare id is the one
+# that usually matches and the golden-nonce test decides (U1/U2 and U3 only differ in behaviour:
+# the driver tells them apart while identifying). The Avalon nano 1.0 (1fc9:0083) speaks plain
+# Icarus over CDC-ACM (icarus.md §A11).
 USB_IDS: tuple[UsbId, ...] = (
     UsbId(*CP2102, "Erupter", "erupter"),
     UsbId(*CP2102, "Antminer", None),
