@@ -117,7 +117,8 @@ class IcarusDevice(SerialDevice):
 
     def initialise(self, port: serial.Serial) -> None:
         expected = expected_golden(self.nonce_target)
-        model = self._given_model
+        # A re-init (after an unplug or a health check) knows the model already: no new probe.
+        model = self._given_model or (self.chip_model if self._identified else None)
         if model is not None:
             outcome = self._golden(port, model, send_setup=True)
             if outcome is None:
