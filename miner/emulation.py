@@ -155,7 +155,7 @@ def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: i
     Hashing runs ahead of the emulated clock when the CPU is faster than the device, and the
     caller waits until `due` before answering; when the CPU is slower, nonces come as found.
     `stop()` is polled between chunks (a new job, an unplug). `scanner(start, count)` replaces the
-    header scan for devices that hash something else (a midstate-fed chip: `hashing.scan_midstate`).
+    header scan for devices that hash from what their chip is given (a midstate, say).
     """
     began = time.monotonic()
     pos, end = start, start + count

@@ -79,17 +79,22 @@ def scan(header: bytes, start: int, count: int, target: int, engine: str | None 
     if len(header) != 80:
         raise ValueError(f"header: must be 80 bytes, got {len(header)}")
     header_buf = ffi.from_buffer(header)
-    return _scan(lambda *rest: lib.sha256d_scan(rest[0], header_buf, *rest[1:]), start, count, target, engine)
+    return _scan(lambda e, s, c, t, f, cap, done: lib.sha256d_scan(e, header_buf, s, c, t, f, cap, done),
+                 start, count, target, engine)
 
 
 def scan_midstate(midstate_bytes: bytes, tail: bytes, start: int, count: int, target: int,
-                  engine: str | None = None) -> list[int]:
-    """`scan` for a header known only by its midstate (as `midstate()` gives it) and bytes 64..75
-    (merkle root tail, ntime, nbits): what midstate-fed ASICs receive, so their emulators hash this."""
+                  engine: str | None = None, nonce_be: bool = False) -> list[int]:
+    """The scan as a hashing chip does it, from the midstate (`midstate()`'s layout) and header
+    bytes 64..75 alone. With `nonce_be` (what USB sticks do) the counter, and every value returned,
+    is the big-endian reading of header bytes 76..79; otherwise the header's own nonce as in scan().
+    """
     if len(midstate_bytes) != 32 or len(tail) != 12:
         raise ValueError(f"midstate/tail: need 32 and 12 bytes, got {len(midstate_bytes)} and {len(tail)}")
     ms_buf, tail_buf = ffi.from_buffer(midstate_bytes), ffi.from_buffer(tail)
-    return _scan(lambda *rest: lib.sha256d_scan_midstate(rest[0], ms_buf, tail_buf, *rest[1:]),
+    flag = 1 if nonce_be else 0
+    return _scan(lambda e, s, c, t, f, cap, done: lib.sha256d_scan_midstate(e, ms_buf, tail_buf, flag, s, c, t, f,
+                                                                             cap, done),
                  start, count, target, engine)
 
 

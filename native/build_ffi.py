@@ -15,7 +15,7 @@ ffibuilder.cdef(
                           const uint8_t target[32], uint32_t *found, uint32_t cap,
                           uint64_t *scanned);
     uint32_t sha256d_scan_midstate(int engine, const uint8_t midstate[32], const uint8_t tail[12],
-                                   uint32_t start, uint64_t count, const uint8_t target[32],
+                                   int nonce_be, uint32_t start, uint64_t count, const uint8_t target[32],
                                    uint32_t *found, uint32_t cap, uint64_t *scanned);
     """
 )

@@ -168,14 +168,15 @@ struct scan_ctx {
     uint32_t w2[32];      /* constant parts of W16..W31 of the second chunk */
     uint32_t a1, e1;      /* a and e after round 0 of the third chunk, less W0 */
     uint32_t target[8];   /* the target as little-endian words, target[7] the most significant */
+    int nonce_be;         /* count the nonce as the big-endian word W3 itself (USB sticks do) */
 };
 
-/* From a midstate (words S0..S7, big-endian) and header bytes 64..75: what a midstate-fed ASIC
- * gets, so its emulator can hash without the first 64 header bytes. */
+/* From the midstate (words stored big-endian) and header bytes 64..75, as hashing chips get them. */
 static void scan_ctx_init_midstate(struct scan_ctx *ctx, const uint8_t ms_bytes[32], const uint8_t tail[12],
-                                   const uint8_t target[32])
+                                   const uint8_t target[32], int nonce_be)
 {
     uint32_t w[16] = {0};
+    ctx->nonce_be = nonce_be;
     for (int i = 0; i < 8; i++) {
         ctx->ms[i] = load_be32(ms_bytes + 4 * i);
         ctx->target[i] = (uint32_t)target[4 * i] | ((uint32_t)target[4 * i + 1] << 8) |
@@ -227,7 +228,13 @@ static void scan_ctx_init(struct scan_ctx *ctx, const uint8_t header[80], const 
 {
     uint8_t ms_bytes[32];
     sha256d_midstate(header, ms_bytes);
-    scan_ctx_init_midstate(ctx, ms_bytes, header + 64, target);
+    scan_ctx_init_midstate(ctx, ms_bytes, header + 64, target, 0);
+}
+
+/* W3 of the second chunk for a nonce counter value. */
+static inline uint32_t nonce_word(const struct scan_ctx *ctx, uint32_t nonce)
+{
+    return ctx->nonce_be ? nonce : BSWAP32(nonce);
 }
 
 /* Full sha256d of the header with this nonce, compared in full against the target. */
@@ -236,7 +243,7 @@ static int check_nonce(const struct scan_ctx *ctx, uint32_t nonce)
     uint32_t state[8], block[16] = {0};
     memcpy(state, ctx->ms, sizeof(state));
     memcpy(block, ctx->tail, sizeof(ctx->tail));
-    block[3] = BSWAP32(nonce);
+    block[3] = nonce_word(ctx, nonce);
     block[4] = 0x80000000u;
     block[15] = 640;
     compress(state, block);
@@ -471,8 +478,8 @@ static uint32_t scan_shani(const struct scan_ctx *ctx, uint32_t start, uint64_t 
         __m128i xabef, xcdgh, xm0, xm1, xm2, xm3, yabef, ycdgh, ym0, ym1, ym2, ym3;
 
         /* chunk two: the header tail, the nonce, padding */
-        xm0 = _mm_insert_epi32(head, (int)BSWAP32(nx), 3);
-        ym0 = _mm_insert_epi32(head, (int)BSWAP32(ny), 3);
+        xm0 = _mm_insert_epi32(head, (int)nonce_word(ctx, nx), 3);
+        ym0 = _mm_insert_epi32(head, (int)nonce_word(ctx, ny), 3);
         xm1 = ym1 = pad2_1;
         xm2 = ym2 = zero;
         xm3 = ym3 = pad2_3;
@@ -601,8 +608,8 @@ int sha256d_engine_available(int engine)
 #endif
 }
 
-static uint32_t scan_ctx(int engine, const struct scan_ctx *ctx, uint32_t start, uint64_t count,
-                         uint32_t *found, uint32_t cap, uint64_t *scanned);
+static uint32_t scan_with(int engine, const struct scan_ctx *ctx, uint32_t start, uint64_t count,
+                          uint32_t *found, uint32_t cap, uint64_t *scanned);
 
 uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint64_t count,
                       const uint8_t target[32], uint32_t *found, uint32_t cap, uint64_t *scanned)
@@ -613,34 +620,35 @@ uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint
     if (cap == 0 || count > ((uint64_t)1 << 32) - start || !sha256d_engine_available(engine))
         return 0;
     scan_ctx_init(&ctx, header, target);
-    return scan_ctx(engine, &ctx, start, count, found, cap, scanned);
+    return scan_with(engine, &ctx, start, count, found, cap, scanned);
 }
 
-uint32_t sha256d_scan_midstate(int engine, const uint8_t midstate[32], const uint8_t tail[12], uint32_t start,
-                               uint64_t count, const uint8_t target[32], uint32_t *found, uint32_t cap,
-                               uint64_t *scanned)
+uint32_t sha256d_scan_midstate(int engine, const uint8_t midstate[32], const uint8_t tail[12], int nonce_be,
+                               uint32_t start, uint64_t count, const uint8_t target[32], uint32_t *found,
+                               uint32_t cap, uint64_t *scanned)
 {
     struct scan_ctx ctx;
     *scanned = 0;
     if (cap == 0 || count > ((uint64_t)1 << 32) - start || !sha256d_engine_available(engine))
         return 0;
-    scan_ctx_init_midstate(&ctx, midstate, tail, target);
-    return scan_ctx(engine, &ctx, start, count, found, cap, scanned);
+    scan_ctx_init_midstate(&ctx, midstate, tail, target, nonce_be != 0);
+    return scan_with(engine, &ctx, start, count, found, cap, scanned);
 }
 
-static uint32_t scan_ctx(int engine, const struct scan_ctx *ctx, uint32_t start, uint64_t count,
-                         uint32_t *found, uint32_t cap, uint64_t *scanned)
+static uint32_t scan_with(int engine, const struct scan_ctx *ctx_, uint32_t start, uint64_t count,
+                          uint32_t *found, uint32_t cap, uint64_t *scanned)
 {
+    const struct scan_ctx ctx = *ctx_;
     switch (engine) {
 #ifdef SHA256D_X86
     case SHA256D_SHANI:
-        return scan_shani(ctx, start, count, found, cap, scanned);
+        return scan_shani(&ctx, start, count, found, cap, scanned);
     case SHA256D_AVX2:
-        return scan_avx2(ctx, start, count, found, cap, scanned);
+        return scan_avx2(&ctx, start, count, found, cap, scanned);
     case SHA256D_AVX512:
-        return scan_avx512(ctx, start, count, found, cap, scanned);
+        return scan_avx512(&ctx, start, count, found, cap, scanned);
 #endif
     default:
-        return scan_portable(ctx, start, count, found, cap, scanned);
+        return scan_portable(&ctx, start, count, found, cap, scanned);
     }
 }

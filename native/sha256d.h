@@ -30,10 +30,14 @@ int sha256d_engine_available(int engine);
 uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint64_t count,
                       const uint8_t target[32], uint32_t *found, uint32_t cap, uint64_t *scanned);
 
-/* The same scan from a midstate (words S0..S7 big-endian, as sha256d_midstate gives) and header
- * bytes 64..75 (merkle root tail, ntime, nbits): what a midstate-fed ASIC and its emulator see. */
-uint32_t sha256d_scan_midstate(int engine, const uint8_t midstate[32], const uint8_t tail[12], uint32_t start,
-                               uint64_t count, const uint8_t target[32], uint32_t *found, uint32_t cap,
-                               uint64_t *scanned);
+/*
+ * The same scan from what a hashing chip is given instead of a header: the midstate (state words
+ * stored big-endian, as sha256d_midstate writes them) and header bytes 64..75. With nonce_be the
+ * counter is the big-endian reading of header bytes 76..79 (what USB sticks count and report),
+ * otherwise the header's little-endian nonce as in sha256d_scan.
+ */
+uint32_t sha256d_scan_midstate(int engine, const uint8_t midstate[32], const uint8_t tail[12], int nonce_be,
+                               uint32_t start, uint64_t count, const uint8_t target[32], uint32_t *found,
+                               uint32_t cap, uint64_t *scanned);
 
 #endif

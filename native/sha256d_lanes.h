@@ -38,7 +38,8 @@ static uint32_t FN(scan)(const struct scan_ctx *ctx, uint32_t start, uint64_t co
     for (; i + LANES <= count; i += LANES) {
         V a, b, c_, d, e, f, g, h, h7;
         V w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15;
-        V wn = VBSWAP(nonces);   /* W3: the nonce as the big-endian word SHA-256 reads */
+        /* W3: the nonce as the big-endian word SHA-256 reads (or the counter itself, nonce_be) */
+        V wn = ctx->nonce_be ? nonces : VBSWAP(nonces);
 
         a = VADD(VSET1(ctx->a4), wn);
         e = VADD(VSET1(ctx->e4), wn);

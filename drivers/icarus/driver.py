@@ -1,0 +1,343 @@
+"""The Icarus-family driver: one thread per stick, speaking protocol.py over a serial port.
+
+Identification is the golden-nonce test (icarus.md §A7): the stick must answer the golden packet
+with its first nonce. A stick of unknown model is probed as cgminer does: first bare (a 4-byte
+answer is an Erupter-class stick, 5 bytes an Antminer U1/U2), then with the U3's voltage and clock
+commands (an answer now is a U3).
+
+Timing (§A5): the stick says nothing when it finds nothing, so the driver must know how long the
+nonce range lasts. It starts from the model's nominal seconds-per-hash and then fits
+elapsed = Hs * hashes + W over the nonces it gets (the nonce value tells how far the stick had
+counted), as cgminer's "long" timing mode does; new work goes out when the range is done or a
+clean job arrives. Antminer replies carry the work id of their job; Erupter replies do not, so a
+nonce arriving just after new work went out is checked against the previous job too (bfgminer
+does this), rather than counted as a hardware error.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import time
+
+import serial
+
+from drivers.icarus import protocol as p
+from miner import hashing
+from miner.devices.base import DeviceError, DeviceSpec, GetWork, NotThisDevice, OnNonce
+from miner.devices.serialport import SerialDevice, open_serial
+from miner.work import Nonce, Work
+
+log = logging.getLogger(__name__)
+
+BAUD = 115200
+GOLDEN_TIMEOUT = 1.0  # cgminer waits 300 ms; an emulator on a busy CPU needs more
+EXTRA_BYTE_WAIT = 0.05  # after 4 golden bytes: is a fifth (the Antminer work id) coming?
+COMMAND_PAUSE = 0.05  # silence after a 4-byte command, so the stick sees it as one
+PARTIAL_REPLY_TIMEOUT = 0.02  # a partial reply with nothing more after this long is dropped
+LATE_WINDOW = 1.0  # seconds after new work during which an Erupter reply may still be for the old job
+MIN_FIT_HASHES = 0x10000  # nonces found this early say more about latency than speed (cgminer's rule)
+
+
+@functools.lru_cache(maxsize=16)
+def expected_golden(target: int) -> int | None:
+    """The first nonce of the golden job at `target`: 0x000187a2 at difficulty 1 (and down to
+    difficulty 0.0001), computed so a driver at any `difficulty=` expects what its stick says."""
+    packet = p.WorkPacket.decode(p.GOLDEN_WORK)
+    found = hashing.scan_midstate(packet.midstate, packet.tail, 0, p.GOLDEN_NONCE + 1, target, nonce_be=True)
+    return found[0] if found else None
+
+
+class IcarusDevice(SerialDevice):
+    driver = "icarus"
+
+    def __init__(self, get_work: GetWork, on_nonce: OnNonce, name: str, port: str, difficulty: float = 1.0,
+                 model: p.Model | None = None, frequency: float | None = None):
+        super().__init__(get_work, on_nonce, name, port, difficulty)
+        self.nonce_target = p.nonce_target(difficulty)
+        self.chip_model = model  # None until identified when not given
+        self._given_model = model
+        self._requested_mhz = frequency
+        if model is not None and frequency is not None:
+            self._check_frequency(model, frequency)
+        self.model = model.name if model else ""
+        self._identified = False
+        self._pending_frequency: tuple[float, bytes] | None = None
+        self._fit: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
+        self._hs: float | None = None  # measured seconds per hash
+        self._overhead = 0.0  # measured W
+        self._ring: list[Work | None] = [None] * p.WORK_ID_COUNT
+        self._next_id = 0
+        self.comm_errors: collections.Counter[str] = collections.Counter()
+        self.jobs_sent = 0
+
+    # ------------------------------------------------------------ settings
+    def _check_frequency(self, model: p.Model, mhz: float) -> None:
+        try:
+            model.check_frequency(mhz)
+        except ValueError as exc:
+            raise DeviceError(f"{self.name} ({self.port}): {exc}") from None
+
+    def set_frequency(self, mhz: float) -> None:
+        model = self.chip_model
+        if model is None:
+            self._requested_mhz = mhz  # checked once the stick says what it is
+            return
+        self._check_frequency(model, mhz)
+        self._requested_mhz = mhz
+        self._pending_frequency = model.frequency_setting(mhz)
+        self.restart_work()  # the mining thread sends the command, then fresh work
+
+    def seconds_per_hash(self) -> float:
+        if self._hs is not None:
+            return self._hs
+        model = self.chip_model or p.MODELS["erupter"]
+        return 1.0 / model.hashrate(self.frequency)
+
+    def range_time(self) -> float:
+        """Seconds the stick needs for the whole nonce range (all engines together)."""
+        return max(0.01, self.seconds_per_hash() * p.NONCE_SPACE + self._overhead)
+
+    def nominal_hashrate(self) -> float | None:
+        return 1.0 / self.seconds_per_hash()
+
+    def details(self) -> dict[str, object]:
+        info: dict[str, object] = {"Model": self.model or "unknown", "Range time": round(self.range_time(), 3),
+                                   "Jobs": self.jobs_sent}
+        if self.chip_model is not None and self.chip_model.has_clock:
+            info["Frequency range"] = f"{self.chip_model.min_mhz:g}-{self.chip_model.max_mhz:g} MHz"
+        for kind, count in self.comm_errors.items():
+            info[kind] = count
+        return info
+
+    # ------------------------------------------------------------ SerialDevice
+    def open_port(self) -> serial.Serial:
+        return open_serial(self.port, BAUD, timeout=0.1)
+
+    def initialise(self, port: serial.Serial) -> None:
+        expected = expected_golden(self.nonce_target)
+        # A re-init (after an unplug or a health check) knows the model already: no new probe.
+        model = self._given_model or (self.chip_model if self._identified else None)
+        if model is not None:
+            outcome = self._golden(port, model, send_setup=True)
+            if outcome is None:
+                outcome = self._golden(port, model, send_setup=True)  # two tries, as cgminer
+        else:
+            model, outcome = self._probe(port)
+        if outcome is None:
+            if self._identified:
+                # It passed before: a stick that hangs is a health matter (re-init, then disable).
+                log.warning("%s: no answer to the golden-nonce test after re-init; mining anyway", self.name)
+                return
+            raise NotThisDevice(f"{self.port}: no answer to the golden-nonce test: not an Icarus-family "
+                                f"stick (or not powered)")
+        if outcome.n != expected:
+            raise NotThisDevice(f"{self.port}: answered the golden-nonce test with {outcome.raw.hex()} "
+                                f"instead of {expected:08x}: not an Icarus-family stick")
+        if model is not None and outcome.size != model.reply_size:
+            raise NotThisDevice(f"{self.port}: answers in {outcome.size}-byte replies; a {model.name} sends "
+                                f"{model.reply_size} (wrong model= option?)")
+        assert model is not None
+        self.chip_model = model
+        self.model = model.name
+        if model.has_clock:
+            if self._requested_mhz is not None:
+                self._check_frequency(model, self._requested_mhz)
+            mhz, command = model.frequency_setting(self._requested_mhz or model.default_mhz)  # type: ignore[arg-type]
+            self._command(port, command)
+            self.frequency = mhz
+        self._identified = True
+        self._fit.clear()
+        self._hs = None
+        log.info("%s: %s on %s passed the golden-nonce test%s", self.name, model.name, self.port,
+                 f" at {self.frequency:g} MHz" if self.frequency else "")
+
+    def _probe(self, port: serial.Serial) -> tuple[p.Model | None, _Golden | None]:
+        """Bare first (Erupter: 4 bytes; U1/U2: 5), then as a U3 (voltage and clock first)."""
+        outcome = self._golden(port, None, send_setup=False)
+        if outcome is not None:
+            return (p.MODELS["u1"] if outcome.size == p.ANT_REPLY_SIZE else p.MODELS["erupter"]), outcome
+        u3 = p.MODELS["u3"]
+        for _ in range(2):
+            outcome = self._golden(port, u3, send_setup=True)
+            if outcome is not None:
+                return u3, outcome
+        return None, None
+
+    def _golden(self, port: serial.Serial, model: p.Model | None, send_setup: bool) -> _Golden | None:
+        port.reset_input_buffer()
+        if send_setup and model is not None and model.has_clock:
+            if model.default_millivolts:
+                self._command(port, p.voltage_command(model.default_millivolts))
+            mhz = self._requested_mhz if self._requested_mhz is not None else model.default_mhz
+            if mhz is not None and model.min_mhz is not None and model.min_mhz <= mhz <= (model.max_mhz or mhz):
+                self._command(port, model.frequency_setting(mhz)[1])
+        port.write(p.GOLDEN_WORK)
+        port.flush()
+        raw = _read(port, p.REPLY_SIZE, GOLDEN_TIMEOUT)
+        if not raw:
+            return None
+        if len(raw) == p.REPLY_SIZE:
+            raw += _read(port, 8, EXTRA_BYTE_WAIT)
+        return _Golden(raw)
+
+    def _command(self, port: serial.Serial, command: bytes) -> None:
+        time.sleep(COMMAND_PAUSE)
+        port.write(command)
+        port.flush()
+        time.sleep(COMMAND_PAUSE)
+
+    def idle(self, port: serial.Serial) -> None:
+        # There is no stop command: a stick stops after its range; nothing to send.
+        pass
+
+    # ------------------------------------------------------------ mining
+    def mine(self, port: serial.Serial) -> None:
+        model = self.chip_model or p.MODELS["erupter"]
+        framer = p.ReplyFramer(model.reply_size)
+        current: Work | None = None
+        previous: Work | None = None
+        sent_at = 0.0
+        last_byte = 0.0
+        done = False  # the stick has stopped working on `current`
+        while not self.stopping() and not self.reinit_requested():
+            if self._pending_frequency is not None:
+                mhz, command = self._pending_frequency
+                self._pending_frequency = None
+                self.frequency = mhz
+                self._command(port, command)
+                self._fit.clear()
+                self._hs = None
+                current = None
+            restart = self.take_restart()
+            now = time.monotonic()
+            if restart or done or current is None or now - sent_at >= self.range_time():
+                work = self.next_work(wait=0.2)
+                if work is not None:
+                    # A clean job's old work keeps its id too: a late nonce for it is stale, not broken.
+                    previous, current = current, work
+                    sent_at = self._send(port, work, model)
+                    done = False
+                elif current is None:
+                    continue
+            wait = min(0.1, max(0.001, sent_at + self.range_time() - time.monotonic()))
+            data = _read_some(port, wait)
+            now = time.monotonic()
+            if data and framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
+                self._drop_partial(framer)  # a reply is written in one go: old bytes belong to no reply
+            if data:
+                last_byte = now
+                for reply in framer.feed(data):
+                    work = self._reply(reply, model, current, previous, sent_at, now)
+                    # sticks that stop at their first find want new work at once (§A4 item 3)
+                    done = done or (model.first_nonce_only and work is current)
+            elif framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
+                self._drop_partial(framer)
+
+    def _drop_partial(self, framer: p.ReplyFramer) -> None:
+        dropped = framer.flush_partial()
+        self.comm_errors["Short reads"] += 1
+        log.warning("%s: dropped %d bytes of an incomplete reply (%s)", self.name, len(dropped), dropped.hex())
+
+    def _send(self, port: serial.Serial, work: Work, model: p.Model) -> float:
+        work_id = 0
+        if model.work_ids:
+            work_id = self._next_id
+            self._ring[work_id] = work
+            self._next_id = (self._next_id + 1) % p.WORK_ID_COUNT
+        packet = p.work_packet(hashing.midstate(work.header), work.header, work_id)
+        port.write(packet)
+        port.flush()
+        self.jobs_sent += 1
+        return time.monotonic()
+
+    def _reply(self, reply: p.Reply, model: p.Model, current: Work | None, previous: Work | None,
+               sent_at: float, now: float) -> Work | None:
+        """Report one reply as a `Nonce` of the work it belongs to (returned)."""
+        if model.work_ids:
+            work = self._ring[reply.work_id] if reply.work_id is not None and reply.work_id < p.WORK_ID_COUNT else None
+            if work is None:
+                self.comm_errors["Unknown work ids"] += 1
+                self.note_hw_error()
+                log.warning("%s: reply %s for work id %s never sent", self.name, reply.encode().hex(), reply.work_id)
+                return None
+        else:
+            work = current
+            if (previous is not None and now - sent_at < LATE_WINDOW and current is not None
+                    and not self._meets(current, reply) and self._meets(previous, reply)):
+                work = previous  # found by the old job just before the stick took the new one
+            if work is None:
+                return None
+        if work is current:
+            self._learn_timing(p.hashes_done(reply.n, model.engines), now - sent_at, work, reply)
+        self.report_nonce(Nonce(work.work_id, reply.header_nonce, device=self.name, found_at=now))
+        return work
+
+    def _meets(self, work: Work, reply: p.Reply) -> bool:
+        digest = hashing.sha256d(work.header_for(reply.header_nonce))
+        return int.from_bytes(digest, "little") <= self.nonce_target
+
+    def _learn_timing(self, hashes: int, elapsed: float, work: Work, reply: p.Reply) -> None:
+        """Least-squares fit of elapsed = Hs * hashes + W over recent valid nonces (§A5)."""
+        if hashes < MIN_FIT_HASHES or hashes > p.NONCE_SPACE - MIN_FIT_HASHES or not self._meets(work, reply):
+            return
+        self._fit.append((float(hashes), elapsed))
+        n = len(self._fit)
+        if n < 3:
+            self._hs = sum(t for _, t in self._fit) / sum(x for x, _ in self._fit)
+            self._overhead = 0.0
+            return
+        mean_x = sum(x for x, _ in self._fit) / n
+        mean_t = sum(t for _, t in self._fit) / n
+        var = sum((x - mean_x) ** 2 for x, _ in self._fit)
+        if var <= 0:
+            return
+        hs = sum((x - mean_x) * (t - mean_t) for x, t in self._fit) / var
+        if hs <= 0:
+            return
+        self._hs = hs
+        self._overhead = max(0.0, mean_t - hs * mean_x)
+
+
+class _Golden:
+    """What a stick answered to the golden packet."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self.size = len(raw)
+        self.n = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+
+
+def _read(port: serial.Serial, size: int, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        port.timeout = min(left, 0.1)
+        data += port.read(size - len(data))
+    return bytes(data)
+
+
+def _read_some(port: serial.Serial, timeout: float) -> bytes:
+    """Whatever arrives within `timeout` (at least one byte, or nothing), without waiting longer."""
+    port.timeout = timeout
+    first = port.read(1)
+    if not first:
+        return b""
+    waiting = port.in_waiting
+    return first + (port.read(waiting) if waiting else b"")
+
+
+def create(spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> IcarusDevice:
+    if not spec.port:
+        raise DeviceError("icarus: give the port, e.g. --device icarus:/dev/ttyUSB0")
+    model_name = spec.option("model", str)
+    try:
+        model = p.model_named(model_name) if model_name else None
+    except ValueError as exc:
+        raise DeviceError(f"icarus:{spec.port}: {exc}") from None
+    return IcarusDevice(get_work, on_nonce, f"ICA{index}", spec.port, spec.difficulty(), model,
+                        spec.option("freq", float, spec.option("frequency", float)))

@@ -1,0 +1,280 @@
+"""An Icarus-family stick on a pseudo-terminal: the driver cannot tell it from the hardware.
+
+It does what icarus.md §A4 says a stick does: a 64-byte packet starts a job at once (abandoning
+the one before), each engine counts the big-endian nonce N up from the start of its share of the
+range, every hash at the stick's target is answered with the 4-byte reply (5 with the work id on
+Antminers), and nothing is said otherwise. Antminers take 4-byte clock and voltage commands; the
+hash rate scales with the clock. Hashing is real (the C core, from the midstate the packet
+carries), paced to the emulated rate; `--difficulty` below 1 reports easier nonces so a CPU-speed
+emulator gives tests something to count.
+
+Faults on request: garbage bytes, a reply cut short, wrong nonces (hardware errors), silence, and
+an unplug (the pty closes) with a replug (a new pty, behind the same link path if one was given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from drivers.icarus import protocol as p
+from miner import hashing
+from miner.emulation import PtyPort, Unplugged, emulator_arguments, paced_scan, serve_until_stopped, wait_until
+
+log = logging.getLogger(__name__)
+
+COMMAND_GAP = 0.010  # a 4-byte command is a burst followed by this much silence (icarus.md Part C)
+PARTIAL_PACKET_TIMEOUT = 0.2  # an incomplete packet with no more bytes for this long is dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A reply the emulator wrote, with the job it answers (for tests to verify)."""
+
+    packet: p.WorkPacket
+    reply: p.Reply
+    valid: bool  # False for an injected wrong nonce
+
+
+class IcarusEmulator:
+    def __init__(self, model: str = "u3", rate_ghs: float | None = None, difficulty: float = 1.0,
+                 link: str | os.PathLike[str] | None = None, engine: str | None = None):
+        self.model = p.model_named(model)
+        if not difficulty > 0:
+            raise ValueError(f"difficulty must be positive, got {difficulty}")
+        self.difficulty = difficulty
+        self.target = p.nonce_target(difficulty)
+        self.base_rate = rate_ghs * 1e9 if rate_ghs else self.model.hashrate()
+        self.engine = hashing.check_engine(engine)
+        self.port = PtyPort(link)
+        self._lock = threading.Lock()  # one writer at a time, and the fault state
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._generation = 0  # bumped by every new job, unplug and stop: running jobs check it
+        self._power_on()
+        # what happened, for tests and the log
+        self.jobs: list[p.WorkPacket] = []
+        self.commands: list[p.Command] = []
+        self.sent: list[Sent] = []
+        self.dropped_partial = 0
+        # faults
+        self._wrong_nonces = 0
+        self._silent_until = 0.0
+
+    def _power_on(self) -> None:
+        self.frequency = self.model.default_mhz
+        # A U3 is given its core voltage before anything else (cgminer and bfgminer both send it
+        # first); we model a stick that hashes nothing until then. icarus.md does not say so; users
+        # report a U3 that gives "no response to detect" until the voltage/clock options are passed
+        # (luke-jr/bfgminer issue #580), and it is what cgminer's "U1 first, then U3" probe implies.
+        self.powered = self.model.default_millivolts is None
+
+    # ------------------------------------------------------------ life
+    @property
+    def device_path(self) -> str:
+        return self.port.device_path
+
+    @property
+    def rate(self) -> float:
+        """Hashes per second now: the base rate scaled by the clock."""
+        if self.model.default_mhz and self.frequency:
+            return self.base_rate * self.frequency / self.model.default_mhz
+        return self.base_rate
+
+    def start(self) -> IcarusEmulator:
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._serve, name=f"icarus-emu-{self.port.path}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._abandon()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+        self.port.close()
+
+    def __enter__(self) -> IcarusEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ faults
+    def inject_garbage(self, data: bytes | None = None) -> None:
+        """Bytes that are no reply at all (line noise); 7 by default, so framing is off afterwards."""
+        self._write(data if data is not None else os.urandom(7))
+
+    def inject_short_read(self) -> None:
+        """A reply cut short: two bytes, then nothing."""
+        self._write(os.urandom(2))
+
+    def inject_wrong_nonce(self, count: int = 1) -> None:
+        """The next `count` replies carry nonces that do not meet the target (hardware errors)."""
+        with self._lock:
+            self._wrong_nonces += count
+
+    def inject_silence(self, seconds: float = 3600.0) -> None:
+        """Say nothing for `seconds` (jobs are still taken and hashed; their nonces are lost)."""
+        with self._lock:
+            self._silent_until = time.monotonic() + seconds
+
+    def resume(self) -> None:
+        with self._lock:
+            self._silent_until = 0.0
+
+    def unplug(self) -> None:
+        self._abandon()
+        self.port.unplug()
+
+    def replug(self) -> None:
+        """A fresh power-on behind the same path (the link, if there is one)."""
+        self._abandon()
+        self._power_on()
+        self.port.plug()
+
+    # ------------------------------------------------------------ the device
+    def _serve(self) -> None:
+        buffer = bytearray()
+        last = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                data = self.port.read(4096, COMMAND_GAP)
+            except Unplugged:
+                buffer.clear()
+                continue
+            now = time.monotonic()
+            if data:
+                buffer += data
+                last = now
+                while len(buffer) >= p.WORK_SIZE:
+                    packet = bytes(buffer[:p.WORK_SIZE])
+                    del buffer[:p.WORK_SIZE]
+                    self._job(p.WorkPacket.decode(packet))
+                continue
+            if not buffer:
+                continue
+            if len(buffer) == p.COMMAND_SIZE and self.model.has_clock and p.is_command_start(buffer[0]):
+                self._command(bytes(buffer))
+                buffer.clear()
+            elif now - last >= PARTIAL_PACKET_TIMEOUT:
+                log.debug("emulator: dropped %d bytes of an incomplete packet", len(buffer))
+                self.dropped_partial += 1
+                buffer.clear()
+
+    def _command(self, data: bytes) -> None:
+        command = p.decode_command(data)
+        if command is None:
+            log.debug("emulator: bad command %s ignored", data.hex())
+            return
+        self.commands.append(command)
+        if isinstance(command, p.FrequencyCommand):
+            self.frequency = self.model.frequency_of(command)
+        elif isinstance(command, p.VoltageCommand):
+            self.powered = command.millivolts > 0
+        # Register reads (0x84): what a BM1380 answers is not known (icarus.md, uncertainty 2);
+        # cgminer discards whatever comes, so the emulator stays silent.
+
+    def _abandon(self) -> None:
+        with self._lock:
+            self._generation += 1
+
+    def _job(self, packet: p.WorkPacket) -> None:
+        self._abandon()  # a new packet abandons the current job at once (§A4 item 1)
+        self.jobs.append(packet)
+        if not self.powered:
+            return
+        with self._lock:
+            generation = self._generation
+        rate = self.rate / self.model.engines
+        for start, count in self.model.engine_ranges():
+            threading.Thread(target=self._hash, args=(packet, generation, start, count, rate),
+                             name="icarus-emu-hash", daemon=True).start()
+
+    def _hash(self, packet: p.WorkPacket, generation: int, start: int, count: int, rate: float) -> None:
+        def stale() -> bool:
+            return self._generation != generation or self._stop.is_set()
+
+        def scanner(first: int, size: int) -> list[int]:
+            return hashing.scan_midstate(packet.midstate, packet.tail, first, size, self.target, self.engine,
+                                         nonce_be=True)
+
+        for found in paced_scan(b"", self.target, rate, start, count, stale, scanner=scanner):
+            if not wait_until(found.due, stale, step=0.005):
+                return
+            reply = p.Reply(found.nonce, packet.work_id & p.WORK_ID_MASK if self.model.work_ids else None)
+            self._answer(packet, reply, generation)
+            if self.model.first_nonce_only:
+                return  # this engine is done with the job (§A4 item 3)
+
+    def _answer(self, packet: p.WorkPacket, reply: p.Reply, generation: int) -> None:
+        with self._lock:
+            if self._generation != generation or time.monotonic() < self._silent_until:
+                return
+            valid = True
+            if self._wrong_nonces:
+                self._wrong_nonces -= 1
+                reply = p.Reply(self._bad_nonce(packet, reply.n), reply.work_id)
+                valid = False
+            with contextlib.suppress(Unplugged, OSError):
+                self.port.write(reply.encode())
+                self.sent.append(Sent(packet, reply, valid))
+
+    def _bad_nonce(self, packet: p.WorkPacket, n: int) -> int:
+        """A nonce near `n` that does not meet the target (checked, so the fault is certain)."""
+        for flip in range(1, 1 << 16):
+            candidate = n ^ (flip << 8)
+            if not hashing.scan_midstate(packet.midstate, packet.tail, candidate, 1, self.target, self.engine,
+                                         nonce_be=True):
+                return candidate
+        return n ^ 0xFFFFFFFF
+
+    def _write(self, data: bytes, quiet: float = 0.1) -> None:
+        """Write fault bytes, then keep quiet a moment (noise on a line is followed by a gap, which is
+        how the host tells it from the next reply)."""
+        with self._lock:
+            with contextlib.suppress(Unplugged, OSError):
+                self.port.write(data)
+            time.sleep(quiet)
+
+
+def main(name: str, argv: list[str]) -> int:
+    """`miner emulate icarus [--model u3] [--rate GH/s] [--difficulty D] [--link PATH]`."""
+    default_model = name if name.lower() in p.ALIASES and name.lower() != "icarus" else "u3"
+    pre = emulator_arguments(f"miner emulate {name}", "", 1.0)
+    pre.add_argument("--model", default=default_model)
+    known, _ = pre.parse_known_args(argv)
+    try:
+        model = p.model_named(known.model)
+    except ValueError as exc:
+        print(f"miner emulate {name}: {exc}", file=sys.stderr)
+        return 2
+    parser = emulator_arguments(
+        f"miner emulate {name}",
+        "Emulate an Icarus-family USB stick (Block Erupter, Antminer U1/U2/U3) on a pseudo-terminal.",
+        round(model.hashrate() / 1e9, 3))
+    parser.add_argument("--model", default=default_model, choices=sorted(p.ALIASES),
+                        help=f"which stick (default {default_model})")
+    parser.add_argument("--engine", help="sha256d engine for the hashing (default: the fastest)")
+    args = parser.parse_args(argv)
+    try:
+        emulator = IcarusEmulator(args.model, args.rate, args.difficulty, args.link, args.engine)
+    except ValueError as exc:
+        print(f"miner emulate {name}: {exc}", file=sys.stderr)
+        return 2
+
+    def run(stop: threading.Event) -> None:
+        with emulator:
+            print(f"{emulator.model.name} at {emulator.rate / 1e9:g} GH/s, difficulty {emulator.difficulty:g}",
+                  file=sys.stderr, flush=True)
+            stop.wait()
+
+    return serve_until_stopped(emulator.device_path, run)
