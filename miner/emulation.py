@@ -39,6 +39,8 @@ class PtyPort:
         self._master: int | None = None
         self._slave: int | None = None
         self._lock = threading.Lock()
+        self._users = 0  # threads inside read()/write() with the master descriptor in hand
+        self._retired: list[int] = []  # hung-up master descriptors waiting for those threads to leave
         self.path = ""
         self.plug()
 
@@ -72,16 +74,44 @@ class PtyPort:
                 tmp.replace(self.link)
 
     def unplug(self) -> None:
-        """Close the pty: the driver's next read or write fails as with a pulled USB stick."""
+        """Hang up the pty: the driver's next read or write fails as with a pulled USB stick."""
         with self._lock:
             if self.link is not None:
                 with contextlib.suppress(FileNotFoundError):
                     self.link.unlink()
-            for fd in (self._master, self._slave):
-                if fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
+            if self._master is not None:
+                # Closing the master hangs up the driver's side at once. The descriptor number is
+                # kept (pointing at /dev/null) while another thread may still select on it: were
+                # it freed, the next openpty could take the number and that thread would read
+                # another emulator's bytes.
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, self._master)
+                os.close(devnull)
+                self._retired.append(self._master)
+            if self._slave is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._slave)
             self._master = self._slave = None
+            self._close_retired()
+
+    def _close_retired(self) -> None:
+        if self._users == 0:
+            for fd in self._retired:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._retired.clear()
+
+    def _enter(self) -> int:
+        with self._lock:
+            if self._master is None:
+                raise Unplugged()
+            self._users += 1
+            return self._master
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            self._close_retired()
 
     def replug(self) -> None:
         self.unplug()
@@ -91,20 +121,23 @@ class PtyPort:
 
     def read(self, size: int, timeout: float) -> bytes:
         """Up to `size` bytes the driver wrote, waiting at most `timeout` seconds for the first."""
-        master = self._master
-        if master is None:
+        try:
+            master = self._enter()
+        except Unplugged:
             time.sleep(min(timeout, 0.05))
-            raise Unplugged()
+            raise
         try:
             ready, _, _ = select.select([master], [], [], timeout)
-            if not ready:
-                return b""
-            return os.read(master, size)
-        except (OSError, ValueError):  # closed under us (unplug) or no reader on the slave side
-            if self._master is None:
-                raise Unplugged() from None
-            time.sleep(min(timeout, 0.05))
-            return b""
+            data = os.read(master, size) if ready else b""
+        except OSError:  # EIO: nobody has the driver's side open right now
+            data = b""
+            if self._master == master:
+                time.sleep(min(timeout, 0.05))
+        finally:
+            self._leave()
+        if not data and self._master != master:
+            raise Unplugged()
+        return data
 
     def read_exactly(self, size: int, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
@@ -117,21 +150,24 @@ class PtyPort:
         return bytes(data)
 
     def write(self, data: bytes) -> None:
-        master = self._master
-        if master is None:
-            raise Unplugged()
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(master, view)
-            except BlockingIOError:
-                select.select([], [master], [], 0.1)
-                continue
-            except OSError:
-                if self._master is None:
-                    raise Unplugged() from None
-                raise
-            view = view[written:]
+        master = self._enter()
+        try:
+            view = memoryview(data)
+            while view:
+                if self._master != master:
+                    raise Unplugged()
+                try:
+                    written = os.write(master, view)
+                except BlockingIOError:
+                    select.select([], [master], [], 0.1)
+                    continue
+                except OSError:
+                    if self._master != master:
+                        raise Unplugged() from None
+                    raise
+                view = view[written:]
+        finally:
+            self._leave()
 
     def drain_input(self) -> None:
         """Forget bytes the driver sent that were not read yet."""

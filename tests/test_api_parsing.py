@@ -4,7 +4,7 @@ import ipaddress
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from miner.api.cgminer import ApiError, group_for, handle_request, parse_allow, parse_request, split_params
@@ -59,6 +59,8 @@ def idle_view():
 @settings(max_examples=150, deadline=None)
 @given(data=st.one_of(st.binary(max_size=200), names.map(str.encode),
                       st.builds(lambda c, p: json.dumps({"command": c, "parameter": p}).encode(), names, params)))
+@example(data=b"\x01\x00+")  # a NUL inside the request once came back inside the reply
+@example(data=b'{"command": "x\\u0000y"}')
 def test_every_request_gets_exactly_one_nul_terminated_reply(idle_view, data):
     reply = handle_request(data, idle_view, "R")
     assert reply.endswith(b"\x00") and reply.count(b"\x00") == 1

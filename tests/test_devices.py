@@ -258,7 +258,8 @@ def test_health_sick_then_reinit_then_disabled(pty):
     device = manager.setup()[0]
     manager.start()
     try:
-        assert wait_for(lambda: device.state is DeviceState.ALIVE), (device.state, device.last_error)
+        assert wait_for(lambda: device.state is DeviceState.ALIVE), (
+            device.state, device.last_error, [t.name for t in threading.enumerate()])
         now = time.monotonic()
         manager.check_health(now)  # 1 MH/s at difficulty 1: a nonce every ~4295 s, none yet
         assert device.state is DeviceState.ALIVE
@@ -402,3 +403,34 @@ def test_device_estimates_rate_from_valid_nonces():
     assert device.hashes.total == 2 * 2.0 * (1 << 32)
     assert device.source_hashes[work.job.source].total == device.hashes.total
     assert device.nonce_target == difficulty_to_target(2.0)
+
+
+def test_a_reader_of_an_unplugged_pty_never_gets_a_new_ptys_bytes():
+    # A thread still waiting in read() when its pty is unplugged must not end up reading from the
+    # next pty opened (which, with a freed descriptor number, it once did: stolen bytes).
+    old = PtyPort()
+    stolen: list[bytes] = []
+
+    def reader():
+        while True:
+            try:
+                data = old.read(64, 0.5)
+            except Unplugged:
+                return
+            if data:
+                stolen.append(data)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.1)  # the reader is inside select()
+    old.unplug()
+    new = PtyPort()
+    try:
+        port = serial.Serial(new.path, 115200, timeout=0.5)
+        port.write(b"hello")
+        assert new.read_exactly(5, 2.0) == b"hello"
+        port.close()
+        thread.join(2.0)
+        assert not thread.is_alive() and stolen == []
+    finally:
+        new.unplug()

@@ -57,7 +57,9 @@ class Request:
 
 def parse_request(data: bytes) -> Request:
     """Text `cmd|param` or JSON `{"command":..,"parameter":..}`; ApiError(23/24/14) when neither."""
-    text = data.decode("utf-8", "replace").strip("\x00 \t\r\n")
+    # A request ends at its first NUL, as it does for cgminer reading a C string; a NUL left
+    # inside would also end our reply early when a message echoes the command.
+    text = data.decode("utf-8", "replace").lstrip("\x00 \t\r\n").split("\x00", 1)[0].rstrip(" \t\r\n")
     if text.startswith("{"):
         try:
             obj = json.loads(text)
@@ -75,7 +77,7 @@ def parse_request(data: bytes) -> Request:
             parameter = ""
         elif not isinstance(parameter, str):
             parameter = str(parameter)
-        return Request(command.strip().lower(), parameter, True)
+        return Request(command.replace("\x00", "").strip().lower(), parameter.replace("\x00", ""), True)
     command, _, parameter = text.partition("|")
     return Request(command.strip().lower(), parameter, False)
 

@@ -147,7 +147,9 @@ class DeviceManager:
             if self._cpu_factory is not None:
                 device = self._cpu_factory()
             else:
-                device = self._create(self.drivers["cpu"], cpu_spec)
+                from miner.devices.cpu import DRIVER as CPU_DRIVER  # the CPU is always there
+
+                device = self._create(self.drivers.get("cpu", CPU_DRIVER), cpu_spec)
             self.devices.append(device)
         if not self.devices:
             raise DeviceError("no devices: no board found and the CPU is disabled (--no-cpu)")
