@@ -402,7 +402,10 @@ def test_device_estimates_rate_from_valid_nonces():
     device.note_valid_nonce(work)
     assert device.hashes.total == 2 * 2.0 * (1 << 32)
     assert device.source_hashes[work.job.source].total == device.hashes.total
-    assert device.nonce_target == difficulty_to_target(2.0)
+    # chips count zero bits: at difficulty 2, every hash under 2**223 (a bit more than the pool's target)
+    assert device.nonce_target == (1 << 223) - 1
+    assert device.nonce_target > difficulty_to_target(2.0)
+    assert Device(lambda **_: None, lambda n: None, "X1").nonce_target == (1 << 224) - 1
 
 
 def test_a_reader_of_an_unplugged_pty_never_gets_a_new_ptys_bytes():

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from miner.devices.base import chip_target
+
 PREAMBLE = b"\x55\xaa"
 REPLY_PREAMBLE = b"\xaa\x55"
 
@@ -427,7 +429,7 @@ def ticket_mask_difficulty(register: int) -> int:
 def report_target(difficulty: float | Fraction) -> int:
     """The largest hash (little-endian int) a chip reports at this difficulty. Chips test zero
     bits: H < 2**(224 - log2 d) (§3.6), a little looser than the pool's diff-1 target / d."""
-    return math.ceil(Fraction(1 << 224) / Fraction(difficulty)) - 1
+    return chip_target(difficulty)
 
 
 # ------------------------------------------------------------------------------------ version mask
