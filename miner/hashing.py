@@ -58,6 +58,22 @@ def midstate(header: bytes) -> bytes:
     return bytes(out)
 
 
+SHA256_IV = bytes.fromhex("6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19")
+
+
+def sha256_state_after(data: bytes, state: bytes = SHA256_IV) -> bytes:
+    """SHA-256 continued from `state` (8 words, big-endian, as `midstate()` gives them) over
+    whole 64-byte blocks of `data`, unpadded: the state a device is handed to carry on from."""
+    if len(state) != 32:
+        raise ValueError(f"state: must be 32 bytes, got {len(state)}")
+    if len(data) % 64:
+        raise ValueError(f"data: {len(data)} bytes is not a whole number of 64-byte blocks")
+    out = ffi.new("uint8_t[32]", state)
+    if data:
+        lib.sha256_blocks(out, ffi.from_buffer(data), len(data) // 64)
+    return bytes(out)
+
+
 def check_engine(engine: str | None) -> str:
     """The engine to use: the named one if this CPU has it, the fastest one for None."""
     if engine is None:

@@ -10,6 +10,7 @@ ffibuilder.cdef(
     enum { SHA256D_PORTABLE, SHA256D_AVX2, SHA256D_AVX512, SHA256D_SHANI };
     void sha256d_hash(const uint8_t *data, size_t len, uint8_t out[32]);
     void sha256d_midstate(const uint8_t header[64], uint8_t out[32]);
+    void sha256_blocks(uint8_t state[32], const uint8_t *data, size_t nblocks);
     int sha256d_engine_available(int engine);
     uint32_t sha256d_scan(int engine, const uint8_t header[80], uint32_t start, uint64_t count,
                           const uint8_t target[32], uint32_t *found, uint32_t cap,

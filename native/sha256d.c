@@ -158,6 +158,19 @@ void sha256d_midstate(const uint8_t header[64], uint8_t out[32])
         store_be32(out + 4 * i, state[i]);
 }
 
+void sha256_blocks(uint8_t state[32], const uint8_t *data, size_t nblocks)
+{
+    uint32_t words[8], block[16];
+    for (int i = 0; i < 8; i++)
+        words[i] = load_be32(state + 4 * i);
+    for (size_t b = 0; b < nblocks; b++) {
+        block_from_bytes(block, data + 64 * b);
+        compress(words, block);
+    }
+    for (int i = 0; i < 8; i++)
+        store_be32(state + 4 * i, words[i]);
+}
+
 /* Everything about a header that does not depend on the nonce, worked out once per scan. */
 struct scan_ctx {
     uint32_t ms[8];       /* midstate: the state after the first 64 header bytes */

@@ -18,6 +18,10 @@ void sha256d_hash(const uint8_t *data, size_t len, uint8_t out[32]);
 /* State words after compressing the first 64 header bytes, each stored big-endian. */
 void sha256d_midstate(const uint8_t header[64], uint8_t out[32]);
 
+/* Continue a SHA-256 from `state` (8 words stored big-endian, updated in place) over nblocks
+ * whole 64-byte blocks: for devices handed "the state after these bytes" (Avalon jobs). */
+void sha256_blocks(uint8_t state[32], const uint8_t *data, size_t nblocks);
+
 /* 1 when this CPU (and its OS) can run the engine. */
 int sha256d_engine_available(int engine);
 

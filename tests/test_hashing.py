@@ -183,3 +183,23 @@ def test_scan_releases_the_gil():
         last = now
     worker.join()
     assert longest_gap < one_call / 2
+
+
+@given(st.binary(max_size=300), st.integers(0, 4))
+def test_sha256_state_after_continues_a_hash_like_hashlib(data, split_blocks):
+    # The state after whole blocks, then the rest padded by hand, gives hashlib's digest.
+    head = data[: 64 * min(split_blocks, len(data) // 64)]
+    rest = data[len(head):]
+    state = hashing.sha256_state_after(head)
+    padded = rest + b"\x80" + b"\x00" * ((55 - len(rest)) % 64) + (8 * len(data)).to_bytes(8, "big")
+    assert hashing.sha256_state_after(padded, state) == hashlib.sha256(data).digest()
+
+
+def test_sha256_state_after_one_block_is_the_midstate_and_bad_lengths_are_refused():
+    header = bytes(range(80))
+    assert hashing.sha256_state_after(header[:64]) == hashing.midstate(header)
+    assert hashing.sha256_state_after(b"") == hashing.SHA256_IV
+    with pytest.raises(ValueError, match="whole number"):
+        hashing.sha256_state_after(b"x" * 65)
+    with pytest.raises(ValueError, match="32 bytes"):
+        hashing.sha256_state_after(b"", b"short")

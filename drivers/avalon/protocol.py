@@ -986,7 +986,7 @@ def icarus_work(header80: bytes) -> bytes:
     kept."""
     if len(header80) != 80:
         raise ValueError("header: 80 bytes")
-    state = sha256.compress(sha256.IV, header80[:64])
+    state = sha256.state_after(header80[:64])
     tail = header80[64:76]
     return sha256.state_bytes(state[::-1]) + bytes(20) + tail[8:12] + tail[4:8] + tail[0:4]
 
