@@ -26,7 +26,7 @@ import serial
 from drivers.icarus import protocol as p
 from miner import hashing
 from miner.devices.base import DeviceError, DeviceSpec, GetWork, NotThisDevice, OnNonce
-from miner.devices.serialport import SerialDevice, open_serial
+from miner.devices.serialport import SerialDevice, open_serial, read_exactly
 from miner.work import Nonce, Work
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,11 @@ class IcarusDevice(SerialDevice):
                 self._command(port, model.frequency_setting(mhz)[1])
         port.write(p.GOLDEN_WORK)
         port.flush()
-        raw = _read(port, p.REPLY_SIZE, GOLDEN_TIMEOUT)
+        raw = read_exactly(port, p.REPLY_SIZE, GOLDEN_TIMEOUT)
         if not raw:
             return None
         if len(raw) == p.REPLY_SIZE:
-            raw += _read(port, 8, EXTRA_BYTE_WAIT)
+            raw += read_exactly(port, 8, EXTRA_BYTE_WAIT)
         return _Golden(raw)
 
     def _command(self, port: serial.Serial, command: bytes) -> None:
@@ -307,18 +307,6 @@ class _Golden:
         self.raw = raw
         self.size = len(raw)
         self.n = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
-
-
-def _read(port: serial.Serial, size: int, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    data = bytearray()
-    while len(data) < size:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        port.timeout = min(left, 0.1)
-        data += port.read(size - len(data))
-    return bytes(data)
 
 
 def _read_some(port: serial.Serial, timeout: float) -> bytes:
