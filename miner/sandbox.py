@@ -86,6 +86,8 @@ class SandboxSource:
         self.difficulty = difficulty
         self.stats = ShareStats()
         self.job = sandbox_job(difficulty)
+        # (share, accepted, reason) for each share, as pools report them: per-device statistics.
+        self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
 
     def status(self, rate_of: Callable[[str], str]) -> str:
         return f"sandbox {rate_of(self.name)}"
@@ -96,3 +98,5 @@ class SandboxSource:
         self.stats.note_best(share.difficulty)
         log.info("sandbox share: nonce %08x diff %s hash %s", share.nonce.nonce,
                  format_difficulty(share.difficulty), display_hash(share.digest)[:24] + "...")
+        for listener in self.result_listeners:
+            listener(share, True, None)

@@ -437,3 +437,21 @@ def test_a_reader_of_an_unplugged_pty_never_gets_a_new_ptys_bytes():
         assert not thread.is_alive() and stolen == []
     finally:
         new.unplug()
+
+
+async def test_each_device_is_credited_with_its_accepted_shares():
+    from miner.app import Miner
+    from miner.devices.cpu import CpuDevice
+    from miner.sandbox import SandboxSource
+
+    dispatcher = Dispatcher()
+    source = SandboxSource(0.0005)
+    miner: Miner
+    devices = [CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), threads=1, chunk=1 << 16, index=i)
+               for i in range(2)]
+    miner = Miner(source, devices, dispatcher, status_interval=60)
+    dispatcher.set_job(source.job)
+    await miner.run(time_limit=2.0)
+    assert source.stats.accepted > 0
+    assert sum(d.shares.accepted for d in devices) == source.stats.accepted
+    assert all(d.shares.accepted > 0 for d in devices), "both devices found shares in 2 s at this difficulty"
