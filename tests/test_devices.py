@@ -455,3 +455,22 @@ async def test_each_device_is_credited_with_its_accepted_shares():
     assert source.stats.accepted > 0
     assert sum(d.shares.accepted for d in devices) == source.stats.accepted
     assert all(d.shares.accepted > 0 for d in devices), "both devices found shares in 2 s at this difficulty"
+
+
+LOOP_DRIVER = LoopDriver()
+
+
+def test_a_third_party_package_adds_a_driver_through_the_entry_point_group(tmp_path, monkeypatch):
+    # An installed distribution is a dist-info folder on sys.path; its entry_points.txt is all a
+    # third-party driver package needs to be found.
+    info = tmp_path / "miner_loop_driver-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: miner-loop-driver\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[miner.drivers]\nloop = tests.test_devices:LOOP_DRIVER\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    drivers = load_drivers()
+    assert drivers["loop"] is LOOP_DRIVER and drivers["loopback"] is LOOP_DRIVER
+    assert drivers["cpu"].name == "cpu"
+    # A broken one is skipped with a warning, not fatal.
+    (info / "entry_points.txt").write_text("[miner.drivers]\nbroken = tests.no_such_module:DRIVER\n")
+    assert "broken" not in load_drivers()
