@@ -900,8 +900,8 @@ def decode_bm1384_reply(frame: bytes) -> Reply:
 class LegacyReplyParser:
     """Fixed-size replies with no preamble. While in step, a frame that fails is one "crc" error and
     is skipped whole; after that the parser slides a byte at a time ("garbage") until a frame
-    decodes. BM1384 nonces have no CRC, so only the job-id range guards them: the driver's check of
-    every nonce against its work is what keeps a misread out of the shares."""
+    decodes and so does the one after it. BM1384 nonces have no CRC, so only the job-id range
+    guards them: the driver's check of every nonce against its work keeps a misread out of shares."""
 
     def __init__(self, size: int, decode):
         self.frame_size = size
@@ -925,9 +925,26 @@ class LegacyReplyParser:
                     yield BadFrame(frame[:1], "garbage")
                     del self._buf[:1]
                 continue
+            if not self._in_step:
+                # Out of step, one frame in 32 (BM1387) passes its CRC by chance: take a frame only
+                # when the bytes after it also decode, or nothing follows it yet.
+                rest = bytes(self._buf[size : 2 * size])
+                if 0 < len(rest) < size:
+                    return
+                if rest and not self._decodes(rest):
+                    yield BadFrame(frame[:1], "garbage")
+                    del self._buf[:1]
+                    continue
             self._in_step = True
             del self._buf[:size]
             yield reply
+
+    def _decodes(self, frame: bytes) -> bool:
+        try:
+            self._decode(frame)
+        except ValueError:
+            return False
+        return True
 
     def clear(self) -> None:
         self._buf.clear()
