@@ -3,7 +3,10 @@
 The chain answers the init sequence register by register (broadcast reads: one reply per chip in
 chain order; writes and set-address: silent), refuses jobs until it is initialised, rolls version
 bits within the 0xA4 mask (BM1366+), honours the ticket mask, and hashes real work with the C core:
-full headers for BM1366+, midstates for BM1397 (the chip never sees the first 64 header bytes).
+full headers for BM1366+, midstates for BM1397, BM1387 and BM1384 (the chip never sees the first
+64 header bytes). BM1387/BM1384 answer in the legacy framing (ChipInfo.framing, bm13xx.md §2.4):
+7-byte replies, or 5-byte ones with the job id in the last byte and the BM1384's ticket mask taken
+from each work block.
 A nonce belongs to the chip whose address range holds the nonce's chip field (§5.2), so a chip
 that drops out of the chain takes its share of the nonces with it.
 

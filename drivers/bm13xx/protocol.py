@@ -706,6 +706,9 @@ CHIPS: dict[str, ChipInfo] = {
     # host-rolled midstates per job like BM1397, job ids 0x10..0x7C in steps of 4 so that the
     # reply's b5 reads the same whether the chip sends job + midstate or job | midstate (§4.3,
     # [unconfirmed]). Fast baud: 0x1C divider 1 → chip 1 562 500, FTDI 1 500 000 (§1.1).
+    # Decisions where the facts stop [unconfirmed]: chip id 0x1387 in reg 0x00 (cgminer checks only
+    # the 13), the ticket mask in 0x14 with the BM1397 encoding (no source gives a BM1387 mask
+    # register), b4/b5 of a register reply = chip address / register as on BM1397.
     "bm1387": ChipInfo(
         "bm1387", 0x1387, 0x13870000, 114, 114, 100.0, 4, 2, False, (1, 0xFFF), False,
         REG_BM1387_BAUD, 0x00200100, 1_500_000, None, framing="bm1387", pll_reg=REG_BM1387_PLL,
