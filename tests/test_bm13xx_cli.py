@@ -5,8 +5,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from drivers.bm13xx import DRIVER, Bm13xxDevice
-from drivers.bm13xx.driver import LegacyChainDevice
 from miner.devices.base import DeviceSpec, DeviceState
 from miner.devices.manager import PortInfo, claim, load_drivers
 from tests.conftest import ROOT
@@ -30,16 +31,19 @@ def test_usb_detection_by_product_string():
     device = DRIVER.create(DeviceSpec("bm13xx", "/dev/ttyUSB0", {"model": model}), lambda **_: None,
                            lambda n: None, 0)
     assert isinstance(device, Bm13xxDevice) and device.info.name == "bm1397"
-    # a bare FTDI bridge is not claimed; a NewPac is, and shows up as a device that says why it is not mined
+    # a bare FTDI bridge is not claimed; a NewPac is, as a BM1387 chain, and a Compac as a BM1384
     assert claim(PortInfo("/dev/ttyUSB1", 0x0403, 0x6015, "FT230X Basic UART"), drivers) is None
     driver, model = claim(PortInfo("/dev/ttyUSB2", 0x0403, 0x6015, "NewPac Bitcoin Miner"), drivers)
     assert model == "bm1387"
-    assert isinstance(DRIVER.create(DeviceSpec("bm13xx", "/dev/ttyUSB2", {"model": model}), lambda **_: None,
-                                    lambda n: None, 0), LegacyChainDevice)
+    newpac = DRIVER.create(DeviceSpec("bm13xx", "/dev/ttyUSB2", {"model": model}), lambda **_: None, lambda n: None, 0)
+    assert isinstance(newpac, Bm13xxDevice) and newpac.info.name == "bm1387" and newpac.model == "BM1387"
+    driver, model = claim(PortInfo("/dev/ttyUSB3", 0x10C4, 0xEA60, "Compac BM1384 Bitcoin Miner"), drivers)
+    assert driver is DRIVER and model == "bm1384"
 
 
-def test_miner_emulate_prints_the_pty_and_a_driver_mines_with_it():
-    proc = subprocess.Popen([sys.executable, "-m", "miner", "emulate", "bm1397", "--chips", "2", "--rate", "0.005",
+@pytest.mark.parametrize("chip", ["bm1397", "bm1387"])
+def test_miner_emulate_prints_the_pty_and_a_driver_mines_with_it(chip):
+    proc = subprocess.Popen([sys.executable, "-m", "miner", "emulate", chip, "--chips", "2", "--rate", "0.005",
                              "--difficulty", "0.0002"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -51,7 +55,7 @@ def test_miner_emulate_prints_the_pty_and_a_driver_mines_with_it():
         dispatcher = Dispatcher()
         dispatcher.set_job(sandbox_job(difficulty=1000))
         nonces = []
-        device = DRIVER.create(DeviceSpec.parse(f"bm1397:{path},difficulty=0.0002,ticket=1,ramp_delay=0,"
+        device = DRIVER.create(DeviceSpec.parse(f"{chip}:{path},difficulty=0.0002,ticket=1,ramp_delay=0,"
                                                 "enumerate=0.3"), dispatcher.next_work, nonces.append, 0)
         device.start()
         deadline = time.monotonic() + 15
@@ -65,10 +69,10 @@ def test_miner_emulate_prints_the_pty_and_a_driver_mines_with_it():
         proc.wait(5)
 
 
-def test_legacy_chips_are_named_but_not_emulated():
-    done = subprocess.run([sys.executable, "-m", "miner", "emulate", "bm1387"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=30)
-    assert done.returncode == 2 and "legacy" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+def test_bm1384_emulator_is_one_chip():
+    done = subprocess.run([sys.executable, "-m", "miner", "emulate", "bm1384", "--chips", "2"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=30)
+    assert done.returncode == 2 and "one chip" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_job_interval_follows_rate_and_version_range():

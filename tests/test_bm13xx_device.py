@@ -22,7 +22,15 @@ from miner.sandbox import sandbox_job
 from miner.shares import Verdict, check_nonce
 from miner.work import hash_to_int
 
-CHIPS = ["bm1397", "bm1366", "bm1368", "bm1370"]
+CHIPS = ["bm1397", "bm1366", "bm1368", "bm1370", "bm1387", "bm1384"]
+# the chip UART rate after init: BM1384 stays at its reset rate (§1.1)
+EMULATED_BAUD = {"bm1397": 3_125_000, "bm1387": 1_562_500, "bm1384": 115_740}
+# BM1384 sticks have one chip, and its replies carry no chip address (§2.4)
+CHAINS = [(chip, n) for chip in CHIPS for n in (1, 4) if chip != "bm1384" or n == 1]
+
+
+def chain_size(chip: str, chips: int) -> int:
+    return 1 if chip == "bm1384" else chips
 RATE = 6e6  # emulated H/s: light on a shared CPU
 SCALE = 0.0001  # difficulty=D: nonces every ~430k hashes at ticket 1
 
@@ -70,8 +78,7 @@ def verdicts(dispatcher, device, nonces):
 
 
 # ------------------------------------------------------------------------------------ init
-@pytest.mark.parametrize("chips", [1, 4])
-@pytest.mark.parametrize("chip", CHIPS)
+@pytest.mark.parametrize(("chip", "chips"), CHAINS)
 def test_init_of_a_chain(chip, chips):
     info = p.CHIPS[chip]
     with chain(chip, chips, options=",ticket=64,frequency=300") as (emulator, device, _, _):
@@ -83,14 +90,16 @@ def test_init_of_a_chain(chip, chips):
         first_read = kinds.index(p.CMD_READ)
         assert first_read < kinds.index(p.CMD_INACTIVE) < kinds.index(p.CMD_SET_ADDRESS)
         assert emulator.commands[first_read] == p.read_register(p.REG_CHIP_ID)
+        if info.ticket_in_job:
+            wait_for(lambda: emulator.jobs > 0, 5, "a job")  # BM1384: the ticket mask travels in the job
         assert emulator.ticket_difficulty == 64 == device.ticket
         assert emulator.frequency == pytest.approx(300) and device.frequency == pytest.approx(300)
         # the PLL was ramped in 6.25 MHz steps, not set in one jump
-        plls = [c.value for c in emulator.commands if c.cmd == p.CMD_WRITE and c.reg == p.REG_PLL0]
+        plls = [c.value for c in emulator.commands if c.cmd == p.CMD_WRITE and c.reg == info.pll_reg]
         assert len(plls) > 10 and info.pll_mhz(plls[0]) < 100
         # the fast baud rate on both ends
         assert device.serial.baudrate == info.fast_baud == device.baud
-        assert emulator.baud == p.CLKI_HZ // ((2 + 1) * 8) if info.header_jobs else emulator.baud == 3_125_000
+        assert emulator.baud == (p.CLKI_HZ // ((2 + 1) * 8) if info.header_jobs else EMULATED_BAUD[chip])
         if info.header_jobs:
             assert emulator.version_mask == 0x1FFFE000
         assert emulator.jobs_refused == 0
@@ -100,24 +109,30 @@ def test_init_of_a_chain(chip, chips):
 
 @pytest.mark.parametrize("chip", CHIPS)
 def test_chain_refuses_work_until_initialised(chip):
-    emulator = Bm13xxEmulator(chip, chips=2, rate=RATE, difficulty=SCALE).start()
+    chips = chain_size(chip, 2)
+    emulator = Bm13xxEmulator(chip, chips=chips, rate=RATE, difficulty=SCALE).start()
     try:
         info = p.CHIPS[chip]
         work = sandbox_job().make_work(0, b"\0\0\0\0")
         job = work.job
+        mids = (hashing.midstate(work.header),)
         if info.header_jobs:
             frame = p.HeaderJob(8, job.nbits, job.ntime, work.merkle_root, job.prevhash, work.version).encode()
+        elif info.framing == "bm1387":
+            frame = p.encode_bm1387_job(p.MidstateJob(0x14, job.nbits, job.ntime, work.header[64:68], mids))
+        elif info.framing == "bm1384":
+            frame = p.Bm1384Job(0x14, job.nbits, job.ntime, work.header[64:68], mids[0], 0).encode()
         else:
-            mids = (hashing.midstate(work.header),)
             frame = p.MidstateJob(4, job.nbits, job.ntime, work.header[64:68], mids).encode()
+        parser = info.reply_parser() if info.legacy else p.ReplyParser(long=False)  # short until VR is on
         with serial.Serial(emulator.device_path, 115200, timeout=0.3) as port:
-            port.write(p.read_register(p.REG_CHIP_ID).encode())
-            ids = port.read(2 * p.SHORT_REPLY)
+            port.write(info.encode_command(p.read_register(p.REG_CHIP_ID)))
+            ids = list(parser.feed(port.read(chips * parser.frame_size)))
             port.write(frame)
             wait_for(lambda: emulator.jobs_refused == 1, 3, "the job refused")
             assert port.read(64) == b""  # nothing hashed
-        # two chips answered the chip-id read, in the short form before version rolling is on
-        assert [p.decode_reply(ids[i : i + 9]).value >> 16 for i in (0, 9)] == [info.chip_id] * 2
+        # every chip answered the chip-id read, in the short form before version rolling is on
+        assert [r.value >> 16 for r in ids] == [info.chip_id] * chips
     finally:
         emulator.stop()
 
@@ -139,8 +154,10 @@ def test_wrong_chip_is_not_this_device():
 @pytest.mark.parametrize("chip", CHIPS)
 def test_mining_at_the_ticket_mask_with_rolled_versions(chip):
     ticket, scale = 4, SCALE / 5
-    with chain(chip, 2, options=f",ticket={ticket},job_interval=0.4", scale=scale) as (emulator, device, dispatcher,
-                                                                                    nonces):
+    options = f",ticket={ticket},job_interval=0.4"
+    with chain(chip, chain_size(chip, 2), options=options, scale=scale) as (emulator, device, dispatcher, nonces):
+        if p.CHIPS[chip].ticket_in_job:
+            wait_for(lambda: emulator.jobs > 0, 5, "a job")  # BM1384: the ticket mask travels in the job
         assert emulator.ticket_difficulty == ticket
         start_hashes, start_count = emulator.hashes_done, len(nonces)
         wait_for(lambda: len(nonces) - start_count >= 25, 15, "nonces")
@@ -156,7 +173,7 @@ def test_mining_at_the_ticket_mask_with_rolled_versions(chip):
         assert all(c.verdict is not Verdict.HW_ERROR for c in checks)
         assert all(hash_to_int(c.digest) <= p.report_target(ticket * scale) for c in checks)
         rolled = [c for c in checks if c.version != c.work.version]
-        assert rolled, "no version-rolled nonce"
+        assert rolled or p.CHIPS[chip].midstates == 1, "no version-rolled nonce"  # BM1384: one midstate
         for c in rolled:
             # the C core agrees: the rolled header hashes under the target
             assert hashing.scan(c.header, c.nonce.nonce, 1, device.target_for(c.work)) == [c.nonce.nonce]
@@ -167,7 +184,7 @@ def test_mining_at_the_ticket_mask_with_rolled_versions(chip):
         assert device.crc_errors == 0 and device.garbage_bytes == 0
 
 
-@pytest.mark.parametrize("chip", ["bm1397", "bm1370"])
+@pytest.mark.parametrize("chip", ["bm1397", "bm1370", "bm1387", "bm1384"])
 def test_clean_job_replaces_the_chips_work(chip):
     with chain(chip, options=",job_interval=5") as (emulator, device, dispatcher, nonces):
         wait_for(lambda: len(nonces) >= 3, 10, "nonces")
@@ -198,7 +215,7 @@ def test_frequency_change_at_run_time(chip):
 
 
 # ------------------------------------------------------------------------------------ faults
-@pytest.mark.parametrize("chip", ["bm1397", "bm1368"])
+@pytest.mark.parametrize("chip", ["bm1397", "bm1368", "bm1387"])
 def test_faults_are_counted_and_survived(chip, tmp_path):
     link = tmp_path / "ttyBM"
     with chain(chip, 4, options=",stall=1.0", link=link) as (emulator, device, dispatcher, nonces):
@@ -236,4 +253,29 @@ def test_faults_are_counted_and_survived(chip, tmp_path):
         wait_for(lambda: device.state is DeviceState.ALIVE, 10, "back after the replug")
         assert emulator.initialised and device.chip_count == 4
         more_nonces()
-        assert Verdict.HW_ERROR not in verdicts(dispatcher, device, nonces)
+        assert verdicts(dispatcher, device, nonces).count(Verdict.HW_ERROR) <= (1 if p.CHIPS[chip].legacy else 0)
+
+
+def test_bm1384_faults_are_counted_and_survived(tmp_path):
+    """One chip, so no dropout; its nonces carry no CRC, so corrupted replies are not a fault the
+    link can see. Garbage, a stall and an unplug it must survive."""
+    with chain("bm1384", 1, options=",stall=1.0", link=tmp_path / "ttyBM") as (emulator, device, dispatcher, nonces):
+        def more_nonces(count=2, timeout=10.0):
+            mark = len(nonces)
+            wait_for(lambda: len(nonces) >= mark + count, timeout, "nonces")
+
+        more_nonces()
+        emulator.send_garbage(40)
+        wait_for(lambda: device.garbage_bytes + device.crc_errors > 0, 5, "garbage noticed")
+        more_nonces()
+        emulator.stall(2.0)
+        wait_for(lambda: device.stalls == 1, 5, "the stall noticed")
+        wait_for(lambda: device.state is DeviceState.ALIVE, 10, "re-initialised")
+        more_nonces()
+        emulator.unplug()
+        wait_for(lambda: device.state is DeviceState.NO_DEVICE, 5, "NoDevice")
+        emulator.replug()
+        wait_for(lambda: device.state is DeviceState.ALIVE, 10, "back after the replug")
+        more_nonces()
+        # garbage that reads as a nonce (no CRC on BM1384 nonces) is an HW error, never a share
+        assert verdicts(dispatcher, device, nonces).count(Verdict.HW_ERROR) <= 2

@@ -1,5 +1,5 @@
 """Bitmain BM13xx chip chains: the GekkoScience Compac F / NewPac / R606 / Compac sticks and
-Bitaxe-class boards. `--device bm1397:PORT` (or bm1366, bm1368, bm1370) picks the chip;
+Bitaxe-class boards. `--device bm1397:PORT` (or bm1384, bm1387, bm1366, bm1368, bm1370) picks the chip;
 `miner emulate bm1366 --chips 4` runs an emulated chain."""
 
 from drivers.bm13xx.driver import Bm13xxDevice, Bm13xxDriver

@@ -6,9 +6,11 @@ ramp the PLL to the target frequency, switch to the fast baud rate; then send a 
 `job_interval()` (at once after a clean job), read nonce replies, map each back to its work,
 version bits and chip, and poll the chain so a chip that drops out is noticed.
 
-BM1366/68/70 roll version bits on the chip; BM1397 gets up to four midstates whose versions the
-driver rolls. Either way the device hashes versions the dispatcher did not give it, so the class
-flag `rolls_version` asks the dispatcher for a merkle root of its own.
+BM1366/68/70 roll version bits on the chip; BM1397 and BM1387 get up to four midstates whose
+versions the driver rolls; BM1384 takes one midstate. BM1387/BM1384 speak the legacy framing of
+bm13xx.md §2.4 (ChipInfo.framing picks the codec; the sequence above is the same). Either way
+the device hashes versions the dispatcher did not give it, so the class flag `rolls_version` asks
+the dispatcher for a merkle root of its own.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class Bm13xxDevice(SerialDevice):
         self.expected_chips = chips
         self.target_frequency = frequency or chip.default_mhz
         self.configured_ticket = p.ticket_difficulty(ticket)
+        if chip.ticket_in_job:
+            self.configured_ticket = min(256, self.configured_ticket)  # one byte of the BM1384 job
         self.fast_baud = chip.fast_baud if baud is None else baud
         self.ramp_delay = ramp_delay
         self.poll_interval = poll_interval
@@ -93,7 +97,7 @@ class Bm13xxDevice(SerialDevice):
         self._slots: dict[int, SentJob] = {}
         self._job_id = 0
         self._last_nonce: tuple[int, int] | None = None
-        self._parser = p.ReplyParser(chip.long_replies)
+        self._parser = chip.reply_parser()
         self._pending_frequency: float | None = None
         self._freq_lock = threading.Lock()
         self._set_ticket(self.configured_ticket)
@@ -117,7 +121,7 @@ class Bm13xxDevice(SerialDevice):
         if self.info.header_jobs:
             versions = 1 << bin(self.version_mask).count("1")
         else:
-            versions = MIDSTATES if self.version_mask else 1
+            versions = min(MIDSTATES, self.info.midstates) if self.version_mask else 1
         exhaust = (1 << 32) * versions / rate
         if self.info.job_interval is not None:
             return min(self.info.job_interval / chips, 0.5 * exhaust)
@@ -125,7 +129,7 @@ class Bm13xxDevice(SerialDevice):
 
     def set_frequency(self, mhz: float) -> None:
         try:
-            self.info.pll(mhz)
+            self.info.actual_mhz(mhz)
         except ValueError as exc:
             raise DeviceError(f"{self.name}: {exc}") from None
         with self._freq_lock:
@@ -162,7 +166,7 @@ class Bm13xxDevice(SerialDevice):
         port.baudrate = BOOT_BAUD
         self.baud = BOOT_BAUD
         port.reset_input_buffer()
-        self._parser = p.ReplyParser(info.long_replies)
+        self._parser = info.reply_parser()
         self._slots.clear()
         for reg, value in info.pre_enumerate:
             self._send(port, p.write_register(reg, value))
@@ -198,7 +202,8 @@ class Bm13xxDevice(SerialDevice):
         for stats in self.chip_stats:
             stats.present, stats.missed = True, 0
         self._set_ticket(self.configured_ticket)
-        self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(self.ticket)))
+        if not info.ticket_in_job:
+            self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(self.ticket)))
         self.frequency = None
         self._ramp(port, self.target_frequency)
         if info.header_jobs:
@@ -215,8 +220,8 @@ class Bm13xxDevice(SerialDevice):
             self.baud = self.fast_baud
             port.reset_input_buffer()
         # Read the clock back from the first chip: proves the link works at the new rate.
-        self._send(port, p.read_register(p.REG_PLL0, chip=0))
-        back = [r for r in self._collect(port, max(self.enumerate_timeout, 0.5), want=1) if r.reg == p.REG_PLL0]
+        self._send(port, p.read_register(info.pll_reg, chip=0))
+        back = [r for r in self._collect(port, max(self.enumerate_timeout, 0.5), want=1) if r.reg == info.pll_reg]
         if not back:
             raise DeviceError(f"{self.port}: the chain went silent after init (baud switch to {self.baud} failed?)")
         self._last_rx = time.monotonic()
@@ -271,7 +276,7 @@ class Bm13xxDevice(SerialDevice):
         self.nonce_target = p.report_target(self.difficulty)
 
     def _send(self, port: serial.Serial, command: p.Command) -> None:
-        port.write(command.encode())
+        port.write(self.info.encode_command(command))
 
     def _collect(self, port: serial.Serial, silence: float, want: int | None = None) -> list[p.RegisterReply]:
         """Register replies until `silence` seconds pass without one (or `want` arrived)."""
@@ -293,10 +298,10 @@ class Bm13xxDevice(SerialDevice):
         """PLL0 in 6.25 MHz steps (§3.7); a change at run time ramps from the current clock."""
         start = self.frequency or p.RAMP_START_MHZ
         for mhz in p.frequency_ramp(start, target):
-            self._send(port, p.write_register(p.REG_PLL0, self.info.pll_register(mhz)))
+            self._send(port, p.write_register(self.info.pll_reg, self.info.pll_register(mhz)))
             if self.ramp_delay:
                 time.sleep(self.ramp_delay)
-        self.frequency = self.info.pll(target).mhz
+        self.frequency = self.info.actual_mhz(target)
         log.info("%s: clock %.2f MHz", self.name, self.frequency)
 
     def _send_work(self, port: serial.Serial, work: Work) -> None:
@@ -306,7 +311,8 @@ class Bm13xxDevice(SerialDevice):
         if want < self.ticket:
             # Only ever lowered at run time: nonces in flight at the old mask still meet the new one.
             self._set_ticket(want)
-            self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(want)))
+            if not info.ticket_in_job:
+                self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(want)))
         self._job_id = info.next_job_id(self._job_id)
         header = work.header
         if info.header_jobs:
@@ -318,12 +324,20 @@ class Bm13xxDevice(SerialDevice):
                                 work.version).encode()
         else:
             self.version_mask = job.version_mask  # rolled here, into the midstates
-            count = MIDSTATES if job.version_mask else 1
+            count = min(MIDSTATES, info.midstates) if job.version_mask else 1
             versions = (work.version,)
             while len(versions) < count:
                 versions += (p.increment_in_mask(versions[-1], job.version_mask),)
             mids = tuple(hashing.midstate(struct.pack("<I", v) + header[4:64]) for v in versions)
-            frame = p.MidstateJob(self._job_id, job.nbits, job.ntime, header[64:68], mids).encode()
+            if info.framing == "bm1384":
+                # HCN: the nonce range per core, as for the newer chips (2^32 / next_pow2(cores));
+                # the emulator ignores it and no source says how the BM1384 uses it [decision].
+                frame = p.Bm1384Job(self._job_id, job.nbits, job.ntime, header[64:68], mids[0],
+                                    p.bm1384_ticket(self.ticket), (1 << 32) // p.next_pow2(info.big_cores)).encode()
+            elif info.framing == "bm1387":
+                frame = p.encode_bm1387_job(p.MidstateJob(self._job_id, job.nbits, job.ntime, header[64:68], mids))
+            else:
+                frame = p.MidstateJob(self._job_id, job.nbits, job.ntime, header[64:68], mids).encode()
         self._slots[self._job_id] = SentJob(work, versions, time.monotonic())
         port.write(frame)
         self.jobs_sent += 1
@@ -384,23 +398,6 @@ class Bm13xxDevice(SerialDevice):
                 log.warning("%s: chip %02x stopped answering", self.name, stats.address)
 
 
-class LegacyChainDevice(SerialDevice):
-    """BM1384 / BM1387 sticks: their framing (bm13xx.md §2.4) is not implemented yet."""
-
-    driver = "bm13xx"
-
-    def __init__(self, chip: str, get_work: GetWork, on_nonce: OnNonce, name: str, port: str):
-        super().__init__(get_work, on_nonce, name, port)
-        self.model = chip.upper()
-
-    def open_port(self) -> serial.Serial:
-        return open_serial(self.port or "", BOOT_BAUD)
-
-    def initialise(self, port: serial.Serial) -> None:
-        raise NotThisDevice(f"{self.port}: {self.model} chips use the legacy BM1384/BM1387 framing, which this "
-                            "driver does not speak yet")
-
-
 class Bm13xxDriver:
     """`--device bm1397:/dev/ttyUSB0[,chips=N][,frequency=MHz][,ticket=D][,difficulty=D]...`"""
 
@@ -418,9 +415,6 @@ class Bm13xxDriver:
             chip = "bm1397"  # a bare bm13xx:PORT: the Compac F's chip
         if not spec.port:
             raise DeviceError(f"{spec.driver}: needs a port, e.g. --device {chip}:/dev/ttyUSB0")
-        if chip in p.LEGACY_CHIPS:
-            # A detected NewPac / R606 / Compac must not stop the miner: it shows up Dead, saying why.
-            return LegacyChainDevice(chip, get_work, on_nonce, f"{chip}-{index}", spec.port)
         if chip not in p.CHIPS:
             raise DeviceError(f"{spec.driver}:{spec.port}: unknown chip {chip!r} (have: {', '.join(p.CHIPS)})")
         info = p.CHIPS[chip]

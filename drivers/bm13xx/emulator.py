@@ -3,7 +3,10 @@
 The chain answers the init sequence register by register (broadcast reads: one reply per chip in
 chain order; writes and set-address: silent), refuses jobs until it is initialised, rolls version
 bits within the 0xA4 mask (BM1366+), honours the ticket mask, and hashes real work with the C core:
-full headers for BM1366+, midstates for BM1397 (the chip never sees the first 64 header bytes).
+full headers for BM1366+, midstates for BM1397, BM1387 and BM1384 (the chip never sees the first
+64 header bytes). BM1387/BM1384 answer in the legacy framing (ChipInfo.framing, bm13xx.md §2.4):
+7-byte replies, or 5-byte ones with the job id in the last byte and the BM1384's ticket mask taken
+from each work block.
 A nonce belongs to the chip whose address range holds the nonce's chip field (§5.2), so a chip
 that drops out of the chain takes its share of the nonces with it.
 
@@ -46,7 +49,7 @@ class EmulatedChip:
         self.address = 0
         self.awaiting_address = False
         self.registers = {p.REG_CHIP_ID: self.info.id_value, p.REG_TICKET_MASK: 0, p.REG_VERSION_MASK: 0x0000FFFF,
-                          p.REG_PLL0: PLL0_RESET.get(self.info.name, 0)}
+                          self.info.pll_reg: PLL0_RESET.get(self.info.name, 0)}
         self.written = set()
 
     def read(self, reg: int) -> int:
@@ -75,16 +78,19 @@ class Bm13xxEmulator:
             raise ValueError(f"no emulator for {chip!r} (have: {', '.join(p.CHIPS)})")
         if chips < 1:
             raise ValueError(f"chips: need at least one, got {chips}")
+        if chip == "bm1384" and chips > 1:
+            # BM1384 replies carry no chip address (§2.4), and the Compac sticks have one chip.
+            raise ValueError("chips: a BM1384 stick has one chip (its replies carry no chip address)")
         self.info = p.CHIPS[chip]
         self.rate = rate
         self.scale = difficulty
         self.engine = hashing.check_engine(engine)
         self.chips = [EmulatedChip(i, self.info) for i in range(chips)]
         self.port = PtyPort(link)
-        self._parser = p.CommandParser(self.info.header_jobs)
+        self._parser = self.info.command_parser()
         self._write_lock = threading.Lock()
         self._job_lock = threading.Lock()
-        self._job: p.MidstateJob | p.HeaderJob | None = None
+        self._job: p.MidstateJob | p.HeaderJob | p.Bm1384Job | None = None
         self._generation = 0
         self._job_event = threading.Event()
         self._stop = threading.Event()
@@ -137,7 +143,7 @@ class Bm13xxEmulator:
         with self._job_lock:
             self._job = None
             self._generation += 1
-        self._parser = p.CommandParser(self.info.header_jobs)
+        self._parser = self.info.command_parser()
 
     @property
     def initialised(self) -> bool:
@@ -147,10 +153,13 @@ class Bm13xxEmulator:
 
     @property
     def frequency(self) -> float:
-        return self.info.pll_mhz(self.chips[0].registers.get(p.REG_PLL0, 0))
+        return self.info.pll_mhz(self.chips[0].registers.get(self.info.pll_reg, 0))
 
     @property
     def ticket_difficulty(self) -> int:
+        if self.info.ticket_in_job:
+            job = self._job
+            return job.ticket_difficulty if isinstance(job, p.Bm1384Job) else 1
         return p.ticket_mask_difficulty(self.chips[0].registers.get(p.REG_TICKET_MASK, 0))
 
     @property
@@ -192,7 +201,7 @@ class Bm13xxEmulator:
             self.port.write(data)
 
     def _reply(self, reply: p.Reply) -> None:
-        frame = bytearray(p.encode_reply(reply, self._long()))
+        frame = bytearray(self.info.encode_reply(reply, self._long()))
         if self._corrupt > 0:
             self._corrupt -= 1
             frame[-1] ^= 0x01
@@ -241,17 +250,22 @@ class Bm13xxEmulator:
                     chip.write(cmd.reg, cmd.value)
             if cmd.cmd == p.CMD_WRITE and cmd.reg == self.info.baud_register and targets:
                 self._set_baud(cmd.value or 0)
-            if cmd.cmd == p.CMD_WRITE and cmd.reg in (p.REG_TICKET_MASK, p.REG_VERSION_MASK, p.REG_PLL0):
+            if cmd.cmd == p.CMD_WRITE and cmd.reg in (p.REG_TICKET_MASK, p.REG_VERSION_MASK, self.info.pll_reg):
                 self._restart()  # the hasher picks up the new mask / clock
 
     def _set_baud(self, value: int) -> None:
-        # BM1366+: 0x28 BT8D in bits 15..8; BM1397: 0x18 BT8D[4:0] in bits 12..8, BT8D[8:5] in 27..24
+        # BM1366+: 0x28 BT8D in bits 15..8; BM1397: 0x18 BT8D[4:0] in bits 12..8, BT8D[8:5] in 27..24;
+        # BM1387: 0x1C = 00 20 div 00, chip baud 25 MHz / ((div + 1) × 8) (§1.1). cgminer's second 0x1C
+        # write (40 20 80|div 80) is not sent by the driver, so it is not modelled.
+        if self.info.framing == "bm1387":
+            self.baud = p.CLKI_HZ // ((((value >> 8) & 0xFF) + 1) * 8)
+            return
         high = 0 if self.info.header_jobs else ((value >> 24) & 0x0F) << 5
         divider = ((value >> 8) & (0xFF if self.info.header_jobs else 0x1F)) | high
         self.baud = p.CLKI_HZ // ((divider + 1) * 8)
         log.info("%s: chip UART now %d baud", self.info.name, self.baud)
 
-    def _new_job(self, job: p.MidstateJob | p.HeaderJob) -> None:
+    def _new_job(self, job: p.MidstateJob | p.HeaderJob | p.Bm1384Job) -> None:
         if not self.initialised:
             self.jobs_refused += 1
             return
@@ -276,7 +290,7 @@ class Bm13xxEmulator:
                 continue
             self._mine(job, generation)
 
-    def _mine(self, job: p.MidstateJob | p.HeaderJob, generation: int) -> None:
+    def _mine(self, job: p.MidstateJob | p.HeaderJob | p.Bm1384Job, generation: int) -> None:
         def stop() -> bool:
             return self._stop.is_set() or self._generation != generation or not self.port.plugged
 
@@ -321,7 +335,7 @@ class Bm13xxEmulator:
 
     def _lanes(self, job, target):
         """(index, scan(start, count), version bits) for each header the chain hashes."""
-        if isinstance(job, p.MidstateJob):
+        if not isinstance(job, p.HeaderJob):
             for i, ms in enumerate(job.midstates):
                 yield i, (lambda s, c, ms=ms: hashing.scan_midstate(ms, job.tail, s, c, target, self.engine)), None
             return
@@ -336,10 +350,6 @@ class Bm13xxEmulator:
 
 def main(name: str, argv: list[str]) -> int:
     chip = name.lower()
-    if chip in p.LEGACY_CHIPS:
-        print(f"miner emulate {chip}: the BM1384/BM1387 legacy framing is not emulated yet "
-              f"(have: {', '.join(p.CHIPS)})", file=sys.stderr)
-        return 2
     if chip not in p.CHIPS:
         chip = "bm1397"  # `miner emulate bm13xx`: the Compac F's chip, as the driver assumes
     info = p.CHIPS[chip]

@@ -51,6 +51,20 @@ REG_VERSION_MASK = 0xA4
 REG_A8 = 0xA8
 REG_B9 = 0xB9
 
+# Legacy framing (§2.4)
+REG_BM1387_PLL = 0x0C
+REG_BM1387_BAUD = 0x1C
+REG_BM1384_PLL = 0x04  # read back as "register 4" (frequency ping); written with the set-PLL command
+BM1387_JOB_HDR = 0x21
+BM1387_REPLY = 7
+BM1384_REPLY = 5
+BM1384_JOB = 64
+BM1387_CODES = {CMD_SET_ADDRESS: 1, CMD_READ: 4, CMD_INACTIVE: 5, CMD_WRITE: 8}
+BM1384_CODES = {CMD_SET_ADDRESS: 1, CMD_WRITE: 2, CMD_READ: 4, CMD_INACTIVE: 5}
+BM1384_BROADCAST = 0x80
+BM1387_MHZ = (50.0, 800.0)  # the range accepted (R606 runs 550 in cgminer); not a chip limit we know
+BM1384_MHZ = (50.0, 400.0)
+
 SHORT_REPLY = 9
 LONG_REPLY = 11  # BM1366+ once version rolling is enabled in 0xA4
 COMMAND_SHORT = 7  # LEN 5
@@ -520,14 +534,54 @@ class ChipInfo:
     per_chip_init: tuple[tuple[int, int], ...] = ()
     # Registers the emulator wants written before it hashes (the core set-up of §3).
     required: frozenset[int] = field(default_factory=frozenset)
+    # The wire format (§2.4): "55aa" (BM1397+), "bm1387" or "bm1384" (legacy, no preamble).
+    framing: str = "55aa"
+    pll_reg: int = REG_PLL0  # the register holding the clock (BM1387 0x0C, BM1384 its "set PLL" 4)
+    job_ids: tuple[int, int] = (0, 128)  # the range job ids cycle through
+    midstates: int = 4  # most midstates per job (host-rolled versions; BM1384 takes one)
+    ticket_in_job: bool = False  # BM1384: the ticket mask is a byte of each job, not a register
 
     @property
     def long_replies(self) -> bool:
         return self.header_jobs
 
+    @property
+    def legacy(self) -> bool:
+        return self.framing != "55aa"
+
+    # framing ------------------------------------------------------------------
+    def encode_command(self, command: Command) -> bytes:
+        if self.framing == "bm1387":
+            return encode_bm1387_command(command)
+        if self.framing == "bm1384":
+            return encode_bm1384_command(command)
+        return command.encode()
+
+    def encode_reply(self, reply: Reply, long: bool = False) -> bytes:
+        if self.framing == "bm1387":
+            return encode_reply(reply)[2:]  # the BM1397 reply minus AA 55 (§2.4)
+        if self.framing == "bm1384":
+            return encode_bm1384_reply(reply)
+        return encode_reply(reply, long)
+
+    def reply_parser(self) -> ReplyParser | LegacyReplyParser:
+        if self.framing == "bm1387":
+            return LegacyReplyParser(BM1387_REPLY, decode_bm1387_reply)
+        if self.framing == "bm1384":
+            return LegacyReplyParser(BM1384_REPLY, decode_bm1384_reply)
+        return ReplyParser(self.long_replies)
+
+    def command_parser(self) -> CommandParser | Bm1387CommandParser | Bm1384CommandParser:
+        if self.framing == "bm1387":
+            return Bm1387CommandParser()
+        if self.framing == "bm1384":
+            return Bm1384CommandParser()
+        return CommandParser(self.header_jobs)
+
     # job ids ------------------------------------------------------------------
     def next_job_id(self, job_id: int) -> int:
-        return (job_id + self.job_id_step) % 128
+        low, high = self.job_ids
+        return low + (job_id - low + self.job_id_step) % (high - low)
 
     def job_byte(self, job_id: int, index: int) -> int:
         """b7 of a nonce reply for this job and midstate / small-core index (§4.3)."""
@@ -545,10 +599,25 @@ class ChipInfo:
 
     # PLL ----------------------------------------------------------------------
     def pll(self, mhz: float) -> Pll:
+        if self.framing == "bm1384":
+            raise ValueError("BM1384: its clock is a PLL word, see actual_mhz")
+        if self.framing == "bm1387":
+            return bm1387_pll(mhz)
         return pll_search(mhz, self.pll_fb_range)
 
+    def actual_mhz(self, mhz: float) -> float:
+        """The clock the chip runs at when asked for `mhz`; ValueError when it cannot."""
+        if self.framing == "bm1384":
+            bm1384_pll_word(mhz)
+            return float(mhz)
+        return self.pll(mhz).mhz
+
     def pll_register(self, mhz: float) -> int:
+        if self.framing == "bm1384":
+            return bm1384_pll_word(mhz)
         pll = self.pll(mhz)
+        if self.framing == "bm1387":
+            return bm1387_pll_register(pll)
         sub = 1 if self.pll_nibble_minus_one else 0
         high = 0x50 if self.header_jobs and pll.vco_mhz >= 2400 else 0x40
         return (high << 24 | pll.fbdiv << 16 | pll.refdiv << 8 | (pll.postdiv1 - sub) << 4
@@ -556,6 +625,11 @@ class ChipInfo:
 
     def pll_mhz(self, register: int) -> float:
         """The hash clock a PLL0 value gives (0 if a divider is zero: the PLL is not set up)."""
+        if self.framing == "bm1384":
+            return bm1384_pll_mhz(register)
+        if self.framing == "bm1387":
+            fb, ref, p1, p2 = (register >> 16) & 0xFFF, (register >> 8) & 0xF, (register >> 4) & 0xF, register & 0xF
+            return 25.0 * fb / (ref * p1 * p2) if ref and p1 and p2 else 0.0
         fb, ref = (register >> 16) & 0xFFF, (register >> 8) & 0x3F
         add = 1 if self.pll_nibble_minus_one else 0
         p1, p2 = ((register >> 4) & 7) + add, (register & 7) + add
@@ -628,12 +702,24 @@ CHIPS: dict[str, ChipInfo] = {
                        (REG_CORE_CTRL, 0x8000800C), (REG_CORE_CTRL, 0x800082AA), (REG_B9, 0x00004480),
                        (REG_ANALOG_MUX, 0x00000002), (REG_B9, 0x00004480), (REG_CORE_CTRL, 0x80008DEE)),
         required=_REQUIRED_NEW, **{**_BM1366_LIKE, "core_bits": 4}),
+    # Legacy framing (§2.4; cgminer driver-gekko.c is the only source). BM1387: NewPac / R606, four
+    # host-rolled midstates per job like BM1397, job ids 0x10..0x7C in steps of 4 so that the
+    # reply's b5 reads the same whether the chip sends job + midstate or job | midstate (§4.3,
+    # [unconfirmed]). Fast baud: 0x1C divider 1 → chip 1 562 500, FTDI 1 500 000 (§1.1).
+    # Decisions where the facts stop [unconfirmed]: chip id 0x1387 in reg 0x00 (cgminer checks only
+    # the 13), the ticket mask in 0x14 with the BM1397 encoding (no source gives a BM1387 mask
+    # register), b4/b5 of a register reply = chip address / register as on BM1397.
+    "bm1387": ChipInfo(
+        "bm1387", 0x1387, 0x13870000, 114, 114, 100.0, 4, 2, False, (1, 0xFFF), False,
+        REG_BM1387_BAUD, 0x00200100, 1_500_000, None, framing="bm1387", pll_reg=REG_BM1387_PLL,
+        job_ids=(0x10, 0x80), required=frozenset({REG_BM1387_PLL})),
+    # BM1384: Compac / 2Pac / Terminus; one midstate per 64-byte job, job ids 0x10..0x1F, ticket
+    # mask in the job, UART stays at 115 200 (§1.1, §2.4).
+    "bm1384": ChipInfo(
+        "bm1384", 0x1384, 0x13840000, 55, 55, 150.0, 1, 0, False, (1, 0xFFFF), False,
+        -1, 0, 115_200, None, framing="bm1384", pll_reg=REG_BM1384_PLL, job_ids=(0x10, 0x20), midstates=1,
+        ticket_in_job=True, required=frozenset({REG_BM1384_PLL})),
 }
-
-# BM1384 and BM1387 (GekkoScience Compac / NewPac / R606) speak the legacy framing of §2.4: no
-# preamble, other command codes, 4- and 5-byte frames. They are named here so their USB ids and
-# aliases resolve, but neither the driver nor the emulator speaks that framing yet.
-LEGACY_CHIPS = {"bm1384": (0x1384, 55, 150.0), "bm1387": (0x1387, 114, 100.0)}
 
 RAMP_START_MHZ = 56.25
 RAMP_STEP_MHZ = 6.25
@@ -649,3 +735,338 @@ def frequency_ramp(start: float, target: float, step: float = RAMP_STEP_MHZ) -> 
         out.append(f)
     out.append(target)
     return out
+
+
+# ==================================================================================== legacy framing
+# BM1387 and BM1384 (bm13xx.md §2.4, from cgminer's driver-gekko.c only [1 src]): no preamble either
+# way, other command codes. The abstract Command (CMD_* codes above) is shared; only the bytes differ.
+
+
+
+def encode_bm1387_command(command: Command) -> bytes:
+    """BM1397 command minus 55 AA, with BM1387 codes: HDR LEN data CRC5 (LEN = whole frame)."""
+    hdr = TYPE_CMD | (ALL if command.broadcast else 0) | BM1387_CODES[command.cmd]
+    data = bytes([0 if command.broadcast else command.chip, command.reg])
+    if command.value is not None:
+        data += struct.pack(">I", command.value)
+    body = bytes([hdr, len(data) + 3]) + data
+    return body + bytes([crc5(body)])
+
+
+def decode_bm1387_command(frame: bytes) -> Command:
+    if len(frame) not in (5, 9) or frame[1] != len(frame) or frame[0] & 0xE0 != TYPE_CMD:
+        raise ValueError(f"bm1387 command: bad frame {frame.hex(' ')}")
+    if crc5(frame[:-1]) != frame[-1]:
+        raise ValueError(f"bm1387 command: CRC-5 mismatch in {frame.hex(' ')}")
+    codes = {v: k for k, v in BM1387_CODES.items()}
+    if frame[0] & 0x0F not in codes:
+        raise ValueError(f"bm1387 command: unknown code {frame[0] & 0x0F}")
+    value = struct.unpack_from(">I", frame, 4)[0] if len(frame) == 9 else None
+    return Command(codes[frame[0] & 0x0F], bool(frame[0] & ALL), frame[2], frame[3], value)
+
+
+def encode_bm1384_command(command: Command) -> bytes:
+    """4 bytes: code (bit 7 broadcast), two data bytes, CRC-5 of the first 27 bits in the low 5 bits
+    of byte 3. BM1384 has no general register write: a write means "set PLL" (word in bytes 1..2)."""
+    code = BM1384_CODES[command.cmd] | (BM1384_BROADCAST if command.broadcast else 0)
+    if command.cmd == CMD_WRITE:
+        if command.reg != REG_BM1384_PLL or command.value is None or command.value > 0xFFFF or not command.broadcast:
+            raise ValueError("bm1384: the only write is a broadcast set-PLL with a 16-bit word")
+        data = struct.pack(">H", command.value)
+    elif command.cmd == CMD_SET_ADDRESS:
+        data = bytes([command.chip, 0])
+    else:
+        data = bytes([0 if command.broadcast else command.chip, command.reg])
+    body = bytes([code]) + data
+    return body + bytes([crc5(body + b"\0", 27)])
+
+
+def decode_bm1384_command(frame: bytes) -> Command:
+    if len(frame) != 4 or frame[3] & 0xE0 or crc5(frame, 27) != frame[3]:
+        raise ValueError(f"bm1384 command: bad frame or CRC {frame.hex(' ')}")
+    codes = {v: k for k, v in BM1384_CODES.items()}
+    code, broadcast = frame[0] & 0x7F, bool(frame[0] & BM1384_BROADCAST)
+    if code not in codes:
+        raise ValueError(f"bm1384 command: unknown code {code}")  # 6 (gate block) is not used here
+    cmd = codes[code]
+    if cmd == CMD_WRITE:
+        return Command(cmd, broadcast, 0, REG_BM1384_PLL, frame[1] << 8 | frame[2])
+    return Command(cmd, broadcast, frame[1], 0 if cmd == CMD_SET_ADDRESS else frame[2])
+
+
+# ------------------------------------------------------------------------------------ legacy jobs
+def encode_bm1387_job(job: MidstateJob) -> bytes:
+    """21 LEN job_id n 00000000 nbits ntime merkle_tail midstate×n CRC16: the BM1397 job minus
+    55 AA; LEN = whole frame (54 for one midstate)."""
+    payload = job.payload()
+    body = bytes([BM1387_JOB_HDR, len(payload) + 4]) + payload
+    return body + struct.pack(">H", crc16(body))
+
+
+def decode_bm1387_job(frame: bytes) -> MidstateJob:
+    if len(frame) < 6 or frame[0] != BM1387_JOB_HDR or frame[1] != len(frame):
+        raise ValueError("bm1387 job: not a 21 LEN frame of LEN bytes")
+    return decode_midstate_job(PREAMBLE + frame)
+
+
+@dataclass(frozen=True, slots=True)
+class Bm1384Job:
+    """The 64-byte BM1384 work block (§2.4): one midstate, ticket mask byte, hash-counting number."""
+
+    job_id: int
+    nbits: int
+    ntime: int
+    merkle_tail: bytes
+    midstate: bytes
+    ticket: int = 0xFF  # byte 39: low-bits mask, ticket difficulty - 1 [unconfirmed encoding]
+    hcn: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.midstate) != 32 or len(self.merkle_tail) != 4:
+            raise ValueError("bm1384 job: midstate is 32 bytes, merkle tail 4")
+        if not 0x10 <= self.job_id <= 0x1F or not 0 <= self.ticket <= 0xFF:
+            raise ValueError("bm1384 job: job id is 0x10..0x1F, ticket one byte")
+
+    @property
+    def midstates(self) -> tuple[bytes, ...]:
+        return (self.midstate,)
+
+    @property
+    def tail(self) -> bytes:
+        return self.merkle_tail + struct.pack("<II", self.ntime, self.nbits)
+
+    @property
+    def ticket_difficulty(self) -> int:
+        return self.ticket + 1
+
+    def encode(self) -> bytes:
+        out = word_reverse(self.midstate) + bytes(7) + bytes([self.ticket]) + struct.pack(">I", self.hcn)
+        out += bytes(7) + bytes([self.job_id]) + struct.pack("<II", self.nbits, self.ntime) + self.merkle_tail
+        return out
+
+
+def decode_bm1384_job(frame: bytes) -> Bm1384Job:
+    if not looks_like_bm1384_job(frame):
+        raise ValueError(f"bm1384 job: not a 64-byte work block ({len(frame)} bytes)")
+    nbits, ntime = struct.unpack_from("<II", frame, 52)
+    return Bm1384Job(frame[51], nbits, ntime, frame[60:64], word_reverse(frame[:32]), frame[39],
+                     struct.unpack_from(">I", frame, 40)[0])
+
+
+def looks_like_bm1384_job(frame: bytes) -> bool:
+    """The work block has no header or CRC; its zero bytes and job id range tell it from commands."""
+    return (len(frame) == BM1384_JOB and not any(frame[32:39]) and not any(frame[44:51])
+            and 0x10 <= frame[51] <= 0x1F)
+
+
+def bm1384_ticket(difficulty: int) -> int:
+    return min(256, ticket_difficulty(difficulty)) - 1
+
+
+# ------------------------------------------------------------------------------------ legacy replies
+def decode_bm1387_reply(frame: bytes) -> Reply:
+    """7 bytes: value/nonce(4) b4 b5 T|CRC5 (CRC over 51 bits): the BM1397 reply minus AA 55. b4 of a
+    register reply is taken as the chip address and b5 as the register, as on BM1397 [unconfirmed]."""
+    if len(frame) != BM1387_REPLY:
+        raise ValueError(f"bm1387 reply: 7 bytes, got {len(frame)}")
+    if crc5(frame, 51) != frame[-1] & 0x1F:
+        raise ValueError(f"bm1387 reply: CRC-5 mismatch in {frame.hex(' ')}")
+    if frame[-1] & REPLY_NONCE:
+        return NonceReply(struct.unpack_from("<I", frame)[0], frame[5], None, frame[4])
+    return RegisterReply(struct.unpack_from(">I", frame)[0], frame[4], frame[5])
+
+
+def encode_bm1384_reply(reply: Reply) -> bytes:
+    """5 bytes: nonce (header order) + 0x80|job id, no CRC; or value (big-endian) + CRC-5 of 35 bits."""
+    if isinstance(reply, NonceReply):
+        return struct.pack("<I", reply.nonce) + bytes([0x80 | reply.job_byte])
+    value = struct.pack(">I", reply.value)
+    return value + bytes([crc5(value + b"\0", 35)])
+
+
+def decode_bm1384_reply(frame: bytes) -> Reply:
+    """The reply carries no chip or register: a value starting 13 is the chip id (register 0), any
+    other the PLL word read back (register 4); the chip is 0 (Compac sticks are single-chip)."""
+    if len(frame) != BM1384_REPLY:
+        raise ValueError(f"bm1384 reply: 5 bytes, got {len(frame)}")
+    last = frame[4]
+    if last & 0x80:
+        if not 0x10 <= last & 0x7F <= 0x1F:
+            raise ValueError(f"bm1384 reply: job id {last & 0x7F:#x} outside 0x10..0x1F")
+        return NonceReply(struct.unpack_from("<I", frame)[0], last & 0x7F)
+    if last & 0xE0 or crc5(frame, 35) != last:
+        raise ValueError(f"bm1384 reply: CRC-5 mismatch in {frame.hex(' ')}")
+    value = struct.unpack_from(">I", frame)[0]
+    return RegisterReply(value, 0, REG_CHIP_ID if value >> 24 == 0x13 else REG_BM1384_PLL)
+
+
+class LegacyReplyParser:
+    """Fixed-size replies with no preamble. A frame that fails while the frames after it (up to
+    LOOKAHEAD, waiting for them to arrive) decode in step is a "crc" error, skipped whole; when none
+    of them does, the stream is out of step and the parser slides a byte at a time ("garbage") until
+    a frame decodes and so does the one after it (or nothing follows yet). Garbage that happens to
+    pass a CRC (1 in 32 on BM1387) still reads as a reply, and BM1384 nonces have no CRC at all:
+    the driver's check of every nonce against its work is what keeps a misread out of the shares."""
+
+    LOOKAHEAD = 3
+
+    def __init__(self, size: int, decode):
+        self.frame_size = size
+        self._decode = decode
+        self._buf = bytearray()
+        self._in_step = True
+
+    def feed(self, data: bytes) -> Iterator[Reply | BadFrame]:
+        self._buf += data
+        size = self.frame_size
+        while len(self._buf) >= size:
+            frame = bytes(self._buf[:size])
+            try:
+                reply = self._decode(frame)
+            except ValueError:
+                if self._in_step:
+                    verdict = self._later_frames_decode(1, self.LOOKAHEAD)
+                    if verdict is None:
+                        return  # wait for the frames that tell a bad CRC from a slip
+                    if verdict:
+                        yield BadFrame(frame, "crc")
+                        del self._buf[:size]
+                        continue
+                    self._in_step = False
+                yield BadFrame(frame[:1], "garbage")
+                del self._buf[:1]
+                continue
+            if not self._in_step:
+                # Out of step: take a frame only when the one after it decodes too, or none follows yet.
+                verdict = self._later_frames_decode(1, 1)
+                if verdict is None and len(self._buf) > size:
+                    return
+                if verdict is False:
+                    yield BadFrame(frame[:1], "garbage")
+                    del self._buf[:1]
+                    continue
+            self._in_step = True
+            del self._buf[:size]
+            yield reply
+
+    def _later_frames_decode(self, first: int, count: int) -> bool | None:
+        """Whether one of frames first..first+count-1 after the buffer's start decodes in step (None:
+        not all of them are here yet and none of those here decodes)."""
+        size = self.frame_size
+        for k in range(first, first + count):
+            frame = bytes(self._buf[k * size : (k + 1) * size])
+            if len(frame) < size:
+                return None
+            try:
+                self._decode(frame)
+            except ValueError:
+                continue
+            return True
+        return False
+
+    def clear(self) -> None:
+        self._buf.clear()
+        self._in_step = True
+
+
+class Bm1387CommandParser:
+    """Host → BM1387 stream: 21 LEN jobs (CRC-16) and HDR LEN commands (CRC-5)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[Command | MidstateJob | BadFrame]:
+        self._buf += data
+        while len(self._buf) >= 2:
+            hdr, length = self._buf[0], self._buf[1]
+            is_job = hdr == BM1387_JOB_HDR and length >= 54 and (length - 54) % 32 == 0
+            if not is_job and not (hdr & 0xE0 == TYPE_CMD and length in (5, 9)):
+                yield BadFrame(bytes(self._buf[:1]), "garbage")
+                del self._buf[:1]
+                continue
+            if len(self._buf) < length:
+                return
+            frame = bytes(self._buf[:length])
+            try:
+                item: Command | MidstateJob = decode_bm1387_job(frame) if is_job else decode_bm1387_command(frame)
+            except ValueError:
+                yield BadFrame(frame[:1], "crc")
+                del self._buf[:1]
+                continue
+            del self._buf[:length]
+            yield item
+
+
+class Bm1384CommandParser:
+    """Host → BM1384 stream: 4-byte commands and 64-byte work blocks, neither with a header that
+    says which. A work block is recognised by its zero bytes and job id (looks_like_bm1384_job)
+    once 64 bytes are in; otherwise 4 bytes with a good CRC are a command. The host writes each
+    frame whole, so a work block does not arrive cut short behind a command-looking start."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[Command | Bm1384Job | BadFrame]:
+        self._buf += data
+        while len(self._buf) >= 4:
+            if len(self._buf) >= BM1384_JOB and looks_like_bm1384_job(bytes(self._buf[:BM1384_JOB])):
+                yield decode_bm1384_job(bytes(self._buf[:BM1384_JOB]))
+                del self._buf[:BM1384_JOB]
+                continue
+            try:
+                command = decode_bm1384_command(bytes(self._buf[:4]))
+            except ValueError:
+                if len(self._buf) < BM1384_JOB:
+                    return  # maybe the start of a work block
+                yield BadFrame(bytes(self._buf[:1]), "garbage")
+                del self._buf[:1]
+                continue
+            del self._buf[:4]
+            yield command
+
+
+# ------------------------------------------------------------------------------------ legacy PLL
+def bm1387_pll(mhz: float) -> Pll:
+    """Reg 0x0C = 00 FB 02 PP (§3.7): REFDIV 2 and post dividers 4×1 (PP 0x41) below 400 MHz, 2×1
+    (PP 0x21) from 400; FB = f×8/25 or f×4/25, so steps of 3.125 / 6.25 MHz."""
+    if not BM1387_MHZ[0] <= mhz <= BM1387_MHZ[1]:
+        raise ValueError(f"frequency {mhz} MHz is out of the BM1387's range {BM1387_MHZ[0]:g}..{BM1387_MHZ[1]:g}")
+    p1 = 4 if mhz < 400 else 2
+    return Pll(round(mhz * 2 * p1 / 25), 2, p1, 1)
+
+
+def bm1387_pll_register(pll: Pll) -> int:
+    return pll.fbdiv << 16 | pll.refdiv << 8 | pll.postdiv1 << 4 | pll.postdiv2
+
+
+def bm1384_pll_word(mhz: float) -> int:
+    """The 16-bit word of the BM1384 set-PLL command (§3.7, cgminer's formula, reproduced not
+    understood): below 100 MHz 0x0783 − 0x80 per 6.25 MHz under 100; else with r = floor(log2(f/25))
+    0x0785 − r + (0x200 >> r) per 6.25 MHz above 25·2^r. 150 MHz → 0x0B83. cgminer's alternate word
+    for frequencies that are not multiples of 25 is not described well enough to follow, so this
+    formula serves every multiple of 6.25 MHz [decision]."""
+    steps = mhz / 6.25
+    if not BM1384_MHZ[0] <= mhz <= BM1384_MHZ[1] or steps != int(steps):
+        raise ValueError(f"frequency {mhz} MHz: the BM1384 takes multiples of 6.25 MHz in "
+                         f"{BM1384_MHZ[0]:g}..{BM1384_MHZ[1]:g}")
+    if mhz < 100:
+        return 0x0783 - 0x80 * int((100 - mhz) / 6.25)
+    r = int(math.floor(math.log2(mhz / 25)))
+    return 0x0785 - r + (0x200 >> r) * int((mhz - 25 * 2**r) / 6.25)
+
+
+def bm1384_pll_mhz(word: int) -> float:
+    """Inverse of bm1384_pll_word (0.0 for a word no accepted frequency gives)."""
+    return _BM1384_WORDS().get(word, 0.0)
+
+
+_bm1384_words: dict[int, float] = {}
+
+
+def _BM1384_WORDS() -> dict[int, float]:  # noqa: N802 - a lazily built constant table
+    if not _bm1384_words:
+        f = BM1384_MHZ[0]
+        while f <= BM1384_MHZ[1]:
+            _bm1384_words[bm1384_pll_word(f)] = f
+            f += 6.25
+    return _bm1384_words
