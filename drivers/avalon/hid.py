@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 import time
 from typing import Any, Protocol
 
 from drivers.avalon import protocol as p
-from miner.devices.base import Device, DeviceError, DeviceState, NotThisDevice
+from miner.devices.base import DeviceError, NotThisDevice
+from miner.devices.serialport import SerialDevice
 from miner.work import Nonce, Work
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,13 @@ class AvalonMSession:
         return self.read_packet()
 
 
-class AvalonMDevice(Device):
-    """A nano 2.0 / Avalon4 mini; `port` is a hidapi path (or empty for the first one found)."""
+class AvalonMDevice(SerialDevice):
+    """A nano 2.0 / Avalon4 mini; `port` is a hidapi path (or empty for the first one found).
+
+    The HID transport takes the place of the serial port in SerialDevice's open/init/mine
+    thread, so a vanished device is NoDevice and reopened, and a wrong answer is Dead, as for
+    every other device.
+    """
 
     driver = "avalonm"
 
@@ -144,48 +149,18 @@ class AvalonMDevice(Device):
         self.status: p.StatusM | None = None
         self.counters = collections.Counter()
         self._works: collections.OrderedDict[int, Work] = collections.OrderedDict()
-        self._stop = threading.Event()
-        self._restart = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.reopen_interval = 1.0
+        self._session: AvalonMSession | None = None
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"dev-{self.name}", daemon=True)
-        self._thread.start()
+    def open_port(self):
+        return self._factory()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def initialise(self, port) -> None:
+        self._session = AvalonMSession(port)
+        self._initialise(self._session)
 
-    def restart_work(self) -> None:
-        self._restart.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                transport = self._factory()
-            except DeviceError as exc:
-                self.set_state(DeviceState.NO_DEVICE, str(exc))
-                self._stop.wait(self.reopen_interval)
-                continue
-            try:
-                session = AvalonMSession(transport)
-                self._initialise(session)
-                self.set_state(DeviceState.ALIVE, "initialised")
-                self._mine(session)
-            except NotThisDevice as exc:
-                self.set_state(DeviceState.DEAD, str(exc))
-                transport.close()
-                return
-            except (OSError, DeviceError) as exc:
-                self.set_state(DeviceState.NO_DEVICE, str(exc))
-                self._stop.wait(self.reopen_interval)
-            transport.close()
+    def mine(self, port) -> None:
+        assert self._session is not None
+        self._mine(self._session)
 
     def _initialise(self, session: AvalonMSession) -> None:
         ack = session.detect()
@@ -200,7 +175,7 @@ class AvalonMDevice(Device):
             session.send(p.avalonm_set_freq_packet(self.wanted_frequency))
 
     def _mine(self, session: AvalonMSession) -> None:
-        while not self._stop.is_set():
+        while not self.stopping() and not self.reinit_requested():
             self._restart.clear()
             batch = []
             for _ in range(self.asic_count):

@@ -62,7 +62,8 @@ def _kind(mode: int) -> str:
 
 
 class SerialDevice(Device):
-    """A device behind one serial port, driven by one thread."""
+    """A device behind one port, driven by one thread. The port is a pyserial port for every
+    serial driver; `open_port` may return any transport with `close()` (the Avalon nano's HID)."""
 
     reopen_interval = 1.0  # seconds between attempts to reopen a port that vanished
 
