@@ -317,6 +317,17 @@ def decode_reply(frame: bytes) -> Reply:
     return RegisterReply(struct.unpack_from(">I", body)[0], body[4], body[5])
 
 
+def skip_to_preamble(buf: bytearray, preamble: bytes) -> tuple[list[BadFrame], bool]:
+    """Drop the bytes before the next preamble from `buf` (as garbage); True when `buf` now starts
+    with one. A trailing first preamble byte is kept: it may be the first half of the next one."""
+    start = buf.find(preamble)
+    if start < 0:
+        start = len(buf) - (1 if buf[-1:] == preamble[:1] else 0)
+    dropped = bytes(buf[:start])
+    del buf[:start]
+    return ([BadFrame(dropped, "garbage")] if dropped else []), buf[: len(preamble)] == preamble
+
+
 class ReplyParser:
     """Chip → host byte stream to replies; resynchronises on AA 55 after garbage or a bad CRC."""
 
@@ -332,17 +343,10 @@ class ReplyParser:
         self._buf += data
         size = self.frame_size
         while True:
-            start = self._buf.find(REPLY_PREAMBLE)
-            if start < 0:
-                # Keep a trailing AA: it may be the first half of the next preamble.
-                keep = 1 if self._buf[-1:] == REPLY_PREAMBLE[:1] else 0
-                if len(self._buf) > keep:
-                    yield BadFrame(bytes(self._buf[: len(self._buf) - keep]), "garbage")
-                    del self._buf[: len(self._buf) - keep]
+            skipped, found = skip_to_preamble(self._buf, REPLY_PREAMBLE)
+            yield from skipped
+            if not found:
                 return
-            if start:
-                yield BadFrame(bytes(self._buf[:start]), "garbage")
-                del self._buf[:start]
             if len(self._buf) < size:
                 return
             frame = bytes(self._buf[:size])
@@ -369,16 +373,10 @@ class CommandParser:
     def feed(self, data: bytes) -> Iterator[Command | MidstateJob | HeaderJob | BadFrame]:
         self._buf += data
         while True:
-            start = self._buf.find(PREAMBLE)
-            if start < 0:
-                keep = 1 if self._buf[-1:] == PREAMBLE[:1] else 0
-                if len(self._buf) > keep:
-                    yield BadFrame(bytes(self._buf[: len(self._buf) - keep]), "garbage")
-                    del self._buf[: len(self._buf) - keep]
+            skipped, found = skip_to_preamble(self._buf, PREAMBLE)
+            yield from skipped
+            if not found:
                 return
-            if start:
-                yield BadFrame(bytes(self._buf[:start]), "garbage")
-                del self._buf[:start]
             if len(self._buf) < 4:
                 return
             hdr, length = self._buf[2], self._buf[3]
