@@ -308,7 +308,6 @@ def test_open_serial_errors(path, message):
         open_serial(path, 115200)
 
 
-@pytest.mark.skipif(not hasattr(os, "setuid"), reason="POSIX only")
 def test_open_serial_permission_denied_names_the_fix(pty):
     os.chmod(pty.path, 0o600)
     # Import everything first: the unprivileged user may not read the Python install.
