@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from miner import bench, hashing
+from miner.app import bench
+from miner.core import hashing
 
 # Per thread, median of 45-second runs on the same machine kind (figures from issue 2).
 REFERENCE_MHS = {

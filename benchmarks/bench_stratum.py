@@ -15,10 +15,11 @@ import os
 import statistics
 import time
 
-from miner.dispatch import Dispatcher
-from miner.stratum import protocol as sp
-from miner.stratum.client import PoolConfig, PoolManager
-from miner.work import Job, difficulty_to_target
+from miner.core.dispatch import Dispatcher
+from miner.core.targets import difficulty_to_target
+from miner.core.work import Job
+from miner.sources.stratum import protocol as sp
+from miner.sources.stratum.client import PoolConfig, PoolManager
 
 BRANCHES = 12  # a block of ~3000 transactions
 COINB1 = os.urandom(60)
@@ -39,7 +40,8 @@ def notify_to_work_latency(devices: int, rounds: int) -> float:
         def listener(job, restart, i=i):
             held[i] = dispatcher.next_work()
         dispatcher.add_listener(listener)
-    manager = PoolManager([PoolConfig("stratum+tcp://127.0.0.1:1", "u")], dispatcher)
+    manager = PoolManager([PoolConfig("stratum+tcp://127.0.0.1:1", "u")])
+    manager.bind(dispatcher.set_job, lambda *result: None)
     pool = manager.pools[0]
     proto = sp.StratumProtocol("bench")
     pool._proto = proto

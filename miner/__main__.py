@@ -1,5 +1,5 @@
 import sys
 
-from miner.cli import main
+from miner.app.cli import main
 
 sys.exit(main())

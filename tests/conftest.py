@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from miner import hashing
+from miner.core import hashing
 
 ROOT = Path(__file__).resolve().parent.parent
 # The shared vectors live beside the project in the workplace; a copy is kept in tests/vectors so
@@ -26,7 +26,7 @@ def engine(request) -> str:
 def regtest_node():
     """One bcoin regtest node for the tests that only add blocks. Not installed is a failure, not a
     skip: .ci/run installs it."""
-    from tests.bcoin_node import BcoinNode
+    from tests.helpers.bcoin_node import BcoinNode
 
     node = BcoinNode()
     try:
@@ -41,7 +41,7 @@ def regtest_node():
 @pytest.fixture
 def make_node():
     """Nodes a test starts, stops and restarts itself (make_node(port=..., api_key=...))."""
-    from tests.bcoin_node import BcoinNode
+    from tests.helpers.bcoin_node import BcoinNode
 
     nodes = []
 

@@ -28,15 +28,15 @@ class AvalonDriver:
                    "over USB HID with the 'hid' extra")
 
     def create(self, spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> Device:
-        from drivers.avalon import protocol as p
+        from miner.drivers.avalon import protocol as p
 
         if spec.driver in HID_ALIASES:
-            from drivers.avalon.hid import AvalonMDevice
+            from miner.drivers.avalon.hid import AvalonMDevice
 
             return AvalonMDevice(get_work, on_nonce, f"AVM{index}", spec.port, spec.difficulty(),
                                  frequency=spec.option("frequency", int),
                                  voltage=spec.option("voltage", int))
-        from drivers.avalon.driver import AvalonDevice
+        from miner.drivers.avalon.driver import AvalonDevice
 
         family = p.Family(FAMILY_BY_ALIAS.get(spec.driver, "avalon7"))
         try:
@@ -54,7 +54,7 @@ class AvalonDriver:
             print(f"miner emulate {name}: the nano 2.0 is a USB HID device, not a serial port; emulate an AUC "
                   "controller instead (miner emulate avalon --model avalon7)", file=sys.stderr)
             return 2
-        from drivers.avalon.emulator import main
+        from miner.drivers.avalon.emulator import main
 
         return main(name, argv)
 

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import serial
+from miner.drivers.avalon import protocol as p
 
-from drivers.avalon import protocol as p
-from miner import hashing
+from miner.core import hashing
+from miner.core.dispatch import Dispatcher
+from miner.core.stats import RateMeter
+from miner.core.targets import difficulty_to_target, hash_to_int, target_to_difficulty
+from miner.core.work import Job, Nonce, Work
 from miner.devices.base import DeviceError, NotThisDevice
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
-from miner.dispatch import Dispatcher
-from miner.stats import RateMeter
-from miner.work import Job, Nonce, Work, difficulty_to_target, hash_to_int, target_to_difficulty
 
 log = logging.getLogger(__name__)
 

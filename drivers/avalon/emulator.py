@@ -21,9 +21,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from drivers.avalon import protocol as p
-from miner.emulation import PtyPort, Unplugged, emulator_arguments, paced_scan, serve_until_stopped, wait_until
-from miner.work import difficulty_to_target
+from miner.drivers.avalon import protocol as p
+from miner.drivers.kit.emulation import (
+    PtyPort,
+    Unplugged,
+    emulator_arguments,
+    paced_scan,
+    serve_until_stopped,
+    wait_until,
+)
+
+from miner.core.targets import difficulty_to_target
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ the hidapi library, an optional extra (`pip install 'miner[hid]'`), imported onl
 device is used. The protocol logic (`AvalonMSession`) works on any transport with `write(40 bytes)`
 and `read(timeout) -> bytes`, which is how it is tested without hardware.
 
-The host loop follows the firmware's rules (shared/protocols/avalon.md §B4): after DETECT and SETM,
+The host loop follows the firmware's rules (docs/avalon.md §B4): after DETECT and SETM,
 send one work per ASIC, poll every 5 ms until a STATUS_M arrives (processing every NONCE_M), wait
 the calibration delay, repeat. Each nonce carries the work id it was sent with and N + 0x4000.
 """
@@ -17,10 +17,11 @@ import logging
 import time
 from typing import Any, Protocol
 
-from drivers.avalon import protocol as p
+from miner.drivers.avalon import protocol as p
+
+from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, NotThisDevice
 from miner.devices.serialport import SerialDevice
-from miner.work import Nonce, Work
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Canaan Avalon wire formats, with no I/O (shared/protocols/avalon.md, part B).
+"""Canaan Avalon wire formats, with no I/O (docs/avalon.md, part B).
 
 * The 40-byte MM packet: 'C' 'N', type, opt, idx, cnt, 32 data bytes, CRC-16/XMODEM of the data.
   Hosts write the CRC high byte first; Avalon4/4.1/6 modules answer low byte first.
@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from drivers.avalon import sha256
+from miner.drivers.avalon import sha256
 
 HEAD = b"CN"
 PACKET_SIZE = 40
@@ -981,7 +981,7 @@ class Set4:
 
 # ------------------------------------------------------------------------------------ avalonm work
 def icarus_work(header80: bytes) -> bytes:
-    """The 64-byte Icarus work (shared/protocols/icarus.md §A2): the midstate words S7..S0 (each
+    """The 64-byte Icarus work (docs/icarus.md §A2): the midstate words S7..S0 (each
     big-endian), 20 zero bytes, then header bytes 64..75 with the word order reversed and the bytes
     kept."""
     if len(header80) != 80:

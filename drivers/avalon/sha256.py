@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from miner import hashing
+from miner.core import hashing
 
 IV = struct.unpack(">8I", hashing.SHA256_IV)
 

@@ -2,7 +2,8 @@
 Bitaxe-class boards. `--device bm1397:PORT` (or bm1384, bm1387, bm1366, bm1368, bm1370) picks the chip;
 `miner emulate bm1366 --chips 4` runs an emulated chain."""
 
-from drivers.bm13xx.driver import Bm13xxDevice, Bm13xxDriver
+from miner.drivers.bm13xx.driver import Bm13xxDevice, Bm13xxDriver
+
 from miner.devices.base import UsbId
 
 # cgminer's usbutils.c (bm13xx.md §1.2). The bridges are generic (FTDI FT-X 0403:6015, Silicon Labs

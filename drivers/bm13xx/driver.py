@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import serial
+from miner.drivers.bm13xx import protocol as p
 
-from drivers.bm13xx import protocol as p
-from miner import hashing
+from miner.core import hashing
+from miner.core.stats import RateMeter
+from miner.core.targets import hash_to_int
+from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, GetWork, NotThisDevice, OnNonce
 from miner.devices.serialport import SerialDevice, open_serial
-from miner.stats import RateMeter
-from miner.work import Nonce, Work, hash_to_int
 
 log = logging.getLogger(__name__)
 
@@ -427,6 +428,6 @@ class Bm13xxDriver:
             enumerate_timeout=spec.option("enumerate", float, 0.5))
 
     def emulator_main(self, name: str, argv: list[str]) -> int:
-        from drivers.bm13xx.emulator import main
+        from miner.drivers.bm13xx.emulator import main
 
         return main(name, argv)

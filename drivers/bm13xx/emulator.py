@@ -24,10 +24,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from drivers.bm13xx import protocol as p
-from miner import hashing
-from miner.emulation import PtyPort, Unplugged, emulator_arguments, paced_scan, serve_until_stopped, wait_until
-from miner.work import spread_bits
+from miner.drivers.bm13xx import protocol as p
+from miner.drivers.kit.emulation import (
+    PtyPort,
+    Unplugged,
+    emulator_arguments,
+    paced_scan,
+    serve_until_stopped,
+    wait_until,
+)
+
+from miner.core import hashing
+from miner.core.work import spread_bits
 
 log = logging.getLogger(__name__)
 

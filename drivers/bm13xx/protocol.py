@@ -1,7 +1,7 @@
 """The Bitmain BM13xx UART protocol (BM1397, BM1366, BM1368, BM1370): frames, CRCs, per-chip
 constants. Pure functions and dataclasses, no I/O; the driver and the emulator share this codec.
 
-Facts and byte layouts: shared/protocols/bm13xx.md (section numbers below refer to it).
+Facts and byte layouts: docs/bm13xx.md (section numbers below refer to it).
 
 Host → chip:  55 AA | HDR | LEN | data | CRC5 (commands) or CRC16 hi lo (jobs)
 Chip → host:  AA 55 | value/nonce (4) | b6 | b7 | [2 bytes once version rolling is on] | TYPE|CRC5
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from miner.devices.base import chip_target
+from miner.core.targets import chip_target
 
 PREAMBLE = b"\x55\xaa"
 REPLY_PREAMBLE = b"\xaa\x55"

@@ -22,12 +22,12 @@ import logging
 import time
 
 import serial
+from miner.drivers.icarus import protocol as p
 
-from drivers.icarus import protocol as p
-from miner import hashing
+from miner.core import hashing
+from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, GetWork, NotThisDevice, OnNonce
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
-from miner.work import Nonce, Work
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,17 @@ import threading
 import time
 from dataclasses import dataclass
 
-from drivers.icarus import protocol as p
-from miner import hashing
-from miner.emulation import PtyPort, Unplugged, emulator_arguments, paced_scan, serve_until_stopped, wait_until
+from miner.drivers.icarus import protocol as p
+from miner.drivers.kit.emulation import (
+    PtyPort,
+    Unplugged,
+    emulator_arguments,
+    paced_scan,
+    serve_until_stopped,
+    wait_until,
+)
+
+from miner.core import hashing
 
 log = logging.getLogger(__name__)
 

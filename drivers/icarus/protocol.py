@@ -1,7 +1,7 @@
 """The Icarus wire format (Block Erupter, Antminer U1/U2/U3, the original Icarus): pure encode and
 decode, shared by the driver and its emulator. No serial port, no clock.
 
-Facts from shared/protocols/icarus.md (section numbers in the comments):
+Facts from docs/icarus.md (section numbers in the comments):
 - host -> device: one 64-byte work packet (§A2): the midstate with its 32 bytes reversed as a whole,
   20 zero bytes (byte 51 carries an Antminer work id), then header bytes 72..76, 68..72, 64..68.
 - device -> host: 4 bytes per nonce, header bytes 76..80 verbatim (§A3); Antminers add a fifth byte
@@ -18,8 +18,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from miner.core.targets import difficulty_to_target
 from miner.devices.base import UsbId
-from miner.work import difficulty_to_target
 
 WORK_SIZE = 64
 REPLY_SIZE = 4  # Icarus, Block Erupter
@@ -63,7 +63,7 @@ def bswap32(value: int) -> int:
 @dataclass(frozen=True, slots=True)
 class WorkPacket:
     """One 64-byte job. `midstate` is the 8 state words S0..S7 each big-endian (what
-    `miner.hashing.midstate` returns); `tail` is header bytes 64..76 (merkle tail, ntime, nbits)."""
+    `miner.core.hashing.midstate` returns); `tail` is header bytes 64..76 (merkle tail, ntime, nbits)."""
 
     midstate: bytes
     tail: bytes

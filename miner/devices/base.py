@@ -13,31 +13,20 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, ClassVar, Protocol
 
-from miner.stats import RateMeter, ShareStats
-from miner.work import Nonce, Work
+from miner.core.stats import RateMeter, ShareStats
+from miner.core.targets import chip_target
+from miner.core.work import Nonce, Work
 
 log = logging.getLogger(__name__)
 
 GetWork = Callable[..., Work | None]  # dispatcher.next_work(device_rolls_version=False)
 OnNonce = Callable[[Nonce], None]
-
-
-def chip_target(difficulty: float | Fraction) -> int:
-    """The largest hash (as a little-endian integer) a hashing chip reports at `difficulty`.
-
-    Chips test zero bits, not the pool's difficulty-1 target: at difficulty 1 they report every
-    hash whose top 32 bits are zero, a little more than 0xffff * 2**208 lets through. Judging them
-    by the pool's target would call about 1 in 65536 good nonces hardware errors.
-    """
-    return math.ceil(Fraction(1 << 224) / Fraction(difficulty)) - 1
 
 
 class DeviceState(enum.Enum):

@@ -17,14 +17,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from miner import hashing
+from miner.core import hashing
+from miner.core.stats import RateMeter
+from miner.core.targets import NONCE_SPACE
+from miner.core.work import Nonce, Work
 from miner.devices.base import Device, DeviceSpec, DeviceState, GetWork, OnNonce, UsbId
-from miner.stats import RateMeter
-from miner.work import Nonce, Work
 
 log = logging.getLogger(__name__)
 
-NONCE_SPACE = 1 << 32
 DEFAULT_CHUNK = 1 << 21  # ~70 ms at 30 MH/s per thread
 
 

@@ -1,0 +1,509 @@
+"""The configuration file: TOML (`miner.toml`) or a cgminer JSON config (`cgminer.conf`).
+
+Precedence is command line > file > built-in defaults, value by value; `miner config show`
+prints the effective configuration and where each value came from. A bad file stops the miner
+with one line naming the file, the line and the key.
+
+    [miner]                      # any long option of `miner`, without the dashes
+    threads = 2
+    [api]
+    listen = true
+    port = 4028
+    allow = "W:127.0.0.1,R:192.168.1.0/24"
+    [http]
+    listen = "127.0.0.1:8080"
+    token = "change-me"
+    [[pool]]
+    url = "stratum+tcp://pool.example:3333"
+    user = "me.worker1"
+    pass = "x"
+    suggest-diff = 0.001
+    xnsub = false
+    tls = false
+    [devices.bm1397]             # applies to every device of this driver (found or listed)
+    frequency = 400
+    chips = 1
+    ports = ["/dev/ttyUSB0"]     # listed explicitly, as --device bm1397:/dev/ttyUSB0,...
+    [devices.cpu]
+    enabled = false
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from miner.devices.base import DeviceSpec
+
+
+class ConfigError(Exception):
+    """One line: the file, the line, the key, what is wrong and what is expected."""
+
+
+def default_config_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("miner")) / "miner.toml"
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+        return value.strip().lower() in ("true", "yes", "1", "on")
+    raise ValueError("expected true or false")
+
+
+def _number(kind: type) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a{'n integer' if kind is int else ' number'}")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a{'n integer' if kind is int else ' number'}, got {value!r}") from None
+        if kind is float and not number >= 0:
+            raise ValueError(f"expected a number >= 0, got {value!r}")
+        return number
+    return convert
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)  # e.g. api allow = ["W:127.0.0.1", "R:10.0.0.0/8"]
+    raise ValueError(f"expected a string, got {value!r}")
+
+
+# (table, key in the file) -> (argparse dest, converter)
+SETTINGS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
+    ("miner", "threads"): ("threads", _number(int)),
+    ("miner", "engine"): ("engine", _text),
+    ("miner", "cpu"): ("cpu", _bool),
+    ("miner", "hotplug"): ("hotplug", _number(float)),
+    ("miner", "status-interval"): ("status_interval", _number(float)),
+    ("miner", "sandbox-diff"): ("sandbox_diff", _number(float)),
+    ("miner", "failover-switch-delay"): ("failover_switch_delay", _number(float)),
+    ("miner", "suggest-diff"): ("suggest_diff", _number(float)),
+    ("miner", "no-version-rolling"): ("no_version_rolling", _bool),
+    ("miner", "tls-no-verify"): ("tls_no_verify", _bool),
+    ("miner", "tls-ca"): ("tls_ca", _text),
+    ("miner", "no-tui"): ("no_tui", _bool),
+    ("miner", "protocol-log"): ("protocol_log", _bool),
+    ("miner", "stats-file"): ("stats_file", _text),
+    ("miner", "quiet"): ("quiet", _bool),
+    ("miner", "debug"): ("debug", _bool),
+    ("api", "listen"): ("api_listen", _bool),
+    ("api", "port"): ("api_port", _number(int)),
+    ("api", "allow"): ("api_allow", _text),
+    ("http", "listen"): ("http", _text),
+    ("http", "token"): ("http_token", _text),
+}
+POOL_KEYS = {"url", "user", "pass", "password", "tls", "tls-verify", "tls-ca", "suggest-diff", "xnsub",
+             "version-rolling"}
+SECRET_DESTS = {"http_token"}
+
+
+@dataclass
+class PoolEntry:
+    url: str
+    user: str
+    password: str = "x"
+    tls: bool | None = None
+    tls_verify: bool | None = None
+    tls_ca: str | None = None
+    suggest_difficulty: float | None = None
+    xnsub: bool = False
+    version_rolling: bool | None = None
+
+
+@dataclass
+class FileConfig:
+    path: Path
+    kind: str  # "toml" or "cgminer"
+    options: dict[str, Any] = field(default_factory=dict)  # argparse dest -> value
+    pools: list[PoolEntry] = field(default_factory=list)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # driver -> options
+    ignored: list[str] = field(default_factory=list)  # cgminer keys this miner has no use for
+
+
+# ------------------------------------------------------------------ locating keys for messages
+def _toml_line(text: str, table: str, key: str, index: int | None = None) -> int | None:
+    """The line where `key` is set inside `[table]` (or the index-th `[[table]]`)."""
+    current, seen = "", -1
+    header = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
+    assignment = re.compile(r"^\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_.-]+)\s*=")
+    for number, line in enumerate(text.splitlines(), 1):
+        m = header.match(line)
+        if m:
+            current = m.group(2).replace('"', "").replace("'", "")
+            if m.group(1) == "[[" and current == table:
+                seen += 1
+            continue
+        m = assignment.match(line)
+        if not m:
+            continue
+        name = m.group(1).strip("\"'")
+        full = f"{current}.{name}" if current else name
+        matches = full == f"{table}.{key}" if table else name == key
+        if matches and (index is None or seen == index):
+            return number
+    return None
+
+
+def _json_line(text: str, key: str, occurrence: int = 0) -> int | None:
+    """The line of the occurrence-th `"key":` in a JSON text (pools[1].url is the second "url")."""
+    needle = re.compile(re.escape(json.dumps(key)) + r"\s*:")
+    seen = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        for _ in needle.finditer(line):
+            if seen == occurrence:
+                return number
+            seen += 1
+    return None
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line else str(path)
+
+
+# ------------------------------------------------------------------ reading
+def load(path: str | Path) -> FileConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if path.suffix.lower() in (".conf", ".json") or text.lstrip().startswith("{"):
+        return _load_cgminer(path, text)
+    return _load_toml(path, text)
+
+
+def _load_toml(path: Path, text: str) -> FileConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already says "(at line N, column M)"
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    config = FileConfig(path, "toml")
+    for table, value in data.items():
+        if table in ("miner", "api", "http"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{_where(path, _toml_line(text, '', table))}: {table!r} must be a table "
+                                  f"([{table}])")
+            for key, item in value.items():
+                line = _toml_line(text, table, key)
+                setting = SETTINGS.get((table, key))
+                if setting is None:
+                    known = ", ".join(k for t, k in SETTINGS if t == table)
+                    raise ConfigError(f"{_where(path, line)}: unknown key '{table}.{key}' (known: {known})")
+                dest, convert = setting
+                try:
+                    config.options[dest] = convert(item)
+                except ValueError as exc:
+                    raise ConfigError(f"{_where(path, line)}: key '{table}.{key}': {exc}") from None
+        elif table == "pool":
+            if not isinstance(value, list):
+                raise ConfigError(f"{_where(path, _toml_line(text, '', 'pool'))}: pools are [[pool]] tables")
+            for index, entry in enumerate(value):
+                config.pools.append(_toml_pool(path, text, index, entry))
+        elif table == "devices":
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise ConfigError(f"{path}: 'devices' holds one table per driver, like [devices.icarus]")
+            for driver, options in value.items():
+                config.devices[driver.lower()] = _device_options(path, text, driver, options)
+        else:
+            line = _toml_line(text, "", table) or next(
+                (n for n, raw in enumerate(text.splitlines(), 1) if re.match(rf"^\s*\[+\s*{re.escape(table)}\b", raw)),
+                None)
+            raise ConfigError(f"{_where(path, line)}: unknown key '{table}' (tables: miner, api, http, pool, "
+                              "devices)")
+    return config
+
+
+def _toml_pool(path: Path, text: str, index: int, entry: dict[str, Any]) -> PoolEntry:
+    def fail(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{_where(path, _toml_line(text, 'pool', key, index))}: key 'pool[{index}].{key}': {why}")
+
+    for key in entry:
+        if key not in POOL_KEYS:
+            raise fail(key, f"unknown (known: {', '.join(sorted(POOL_KEYS))})")
+    if "url" not in entry:
+        raise ConfigError(f"{path}: pool {index} has no url")
+    values: dict[str, Any] = {}
+    for key, convert in (("url", _text), ("user", _text), ("pass", _text), ("password", _text), ("tls", _bool),
+                         ("tls-verify", _bool), ("tls-ca", _text), ("suggest-diff", _number(float)),
+                         ("xnsub", _bool), ("version-rolling", _bool)):
+        if key in entry:
+            try:
+                values[key] = convert(entry[key])
+            except ValueError as exc:
+                raise fail(key, str(exc)) from None
+    return _pool_entry(values, lambda key, why: fail(key, why))
+
+
+def _pool_entry(values: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> PoolEntry:
+    from miner.sources.stratum.client import parse_pool_url
+
+    try:
+        parse_pool_url(values["url"])
+    except ValueError as exc:
+        raise fail("url", str(exc)) from None
+    if not values.get("user"):
+        raise fail("user", "every pool needs a user (worker name)")
+    return PoolEntry(url=values["url"], user=values["user"],
+                     password=values.get("pass", values.get("password", "x")), tls=values.get("tls"),
+                     tls_verify=values.get("tls-verify"), tls_ca=values.get("tls-ca"),
+                     suggest_difficulty=values.get("suggest-diff"), xnsub=values.get("xnsub", False),
+                     version_rolling=values.get("version-rolling"))
+
+
+def _device_options(path: Path, text: str, driver: str, options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        line = _toml_line(text, f"devices.{driver}", key)
+        try:
+            if key == "enabled":
+                out[key] = _bool(value)
+            elif key == "ports":
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError("expected a list of port paths")
+                out[key] = value
+            elif key in ("frequency", "difficulty"):
+                out[key] = _number(float)(value)
+            elif key in ("chips", "threads"):
+                out[key] = _number(int)(value)
+            elif isinstance(value, str | int | float) and not isinstance(value, bool):
+                out[key] = value  # a driver's own option, passed on as key=value
+            elif isinstance(value, bool):
+                out[key] = "1" if value else "0"
+            else:
+                raise ValueError(f"expected a number or a string, got {value!r}")
+        except ValueError as exc:
+            raise ConfigError(f"{_where(path, line)}: key 'devices.{driver}.{key}': {exc}") from None
+    return out
+
+
+# cgminer.conf keys (JSON, values usually strings) -> our argparse dest and converter
+CGMINER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "api-listen": ("api_listen", _bool),
+    "api-port": ("api_port", _number(int)),
+    "api-allow": ("api_allow", _text),
+    "hotplug": ("hotplug", _number(float)),
+    "log": ("status_interval", _number(float)),
+    "suggest-diff": ("suggest_diff", _number(float)),
+    "failover-switch-delay": ("failover_switch_delay", _number(float)),
+    "quiet": ("quiet", _bool),
+    "debug": ("debug", _bool),
+}
+
+
+def _load_cgminer(path: Path, text: str) -> FileConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a cgminer config is a JSON object {{...}}")
+    config = FileConfig(path, "cgminer")
+    for key, value in data.items():
+        line = _json_line(text, key)
+        if key == "pools":
+            if not isinstance(value, list):
+                raise ConfigError(f"{_where(path, line)}: key 'pools': expected a list of pools")
+            for index, entry in enumerate(value):
+                if not isinstance(entry, dict):
+                    raise ConfigError(f"{_where(path, line)}: key 'pools[{index}]': expected an object")
+
+                def fail(k: str, why: str, index: int = index, near: int | None = line) -> ConfigError:
+                    where = _where(path, _json_line(text, k, _nth_pool_key(data["pools"], index, k)) or near)
+                    return ConfigError(f"{where}: key 'pools[{index}].{k}': {why}")
+                if "url" not in entry:
+                    raise fail("url", "missing")
+                values = {k: entry[k] for k in ("url", "user", "pass") if k in entry}
+                for k, v in values.items():
+                    if not isinstance(v, str):
+                        raise fail(k, f"expected a string, got {v!r}")
+                config.pools.append(_pool_entry(values, fail))
+        elif key == "api-network":
+            # cgminer: any address may read; privileged commands still need an --api-allow W: entry
+            if _bool(value) and "api_allow" not in config.options:
+                config.options["api_allow"] = "R:0/0"
+        elif key in CGMINER_KEYS:
+            dest, convert = CGMINER_KEYS[key]
+            try:
+                config.options[dest] = convert(value)
+            except ValueError as exc:
+                raise ConfigError(f"{_where(path, line)}: key '{key}': {exc}") from None
+        else:
+            config.ignored.append(key)
+    return config
+
+
+def _nth_pool_key(pools: list, index: int, key: str) -> int:
+    """How many earlier pools also have `key` (to find this pool's occurrence of it)."""
+    return sum(1 for p in pools[:index] if isinstance(p, dict) and key in p)
+
+
+# ------------------------------------------------------------------ merging with the command line
+def explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The options given on the command line (parsed again with every default suppressed)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:  # argparse has no public way to list them
+        if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            continue
+        kwargs: dict[str, Any] = {"dest": action.dest, "default": argparse.SUPPRESS}
+        if action.option_strings:
+            if isinstance(action, argparse._StoreConstAction | argparse._StoreTrueAction |
+                          argparse._StoreFalseAction):
+                kwargs.update(action="store_const", const=action.const)
+            elif isinstance(action, argparse._AppendAction):
+                kwargs.update(action="append", nargs=action.nargs)
+            else:
+                kwargs.update(nargs=action.nargs)
+            probe.add_argument(*action.option_strings, **kwargs)
+    namespace, _ = probe.parse_known_args(argv)
+    return set(vars(namespace))
+
+
+@dataclass
+class Effective:
+    """The merged configuration: the args namespace and where each value came from."""
+
+    args: argparse.Namespace
+    sources: dict[str, str]
+    file: FileConfig | None
+    pools_from: str = "none"
+
+
+def apply(parser: argparse.ArgumentParser, argv: list[str], args: argparse.Namespace,
+          file: FileConfig | None) -> Effective:
+    """Fill `args` from the file where the command line said nothing; note every value's source."""
+    given = explicit_dests(parser, argv)
+    sources = {dest: ("cli" if dest in given else "default") for dest in vars(args)}
+    if file is not None:
+        where = f"file {file.path}"
+        for dest, value in file.options.items():
+            if dest not in given:
+                setattr(args, dest, value)
+                sources[dest] = where
+        cpu = file.devices.get("cpu", {})
+        if "enabled" in cpu and "cpu" not in given and "cpu" not in file.options:
+            args.cpu = cpu["enabled"]
+            sources["cpu"] = where
+        if "threads" in cpu and "threads" not in given and "threads" not in file.options:
+            args.threads = cpu["threads"]
+            sources["threads"] = where
+        if not args.devices:
+            args.devices = [spec for spec in device_specs(file)]
+            if args.devices:
+                sources["devices"] = where
+    pools_from = "cli" if args.url else (f"file {file.path}" if file is not None and file.pools else "none")
+    return Effective(args, sources, file, pools_from)
+
+
+def device_specs(file: FileConfig) -> list[str]:
+    """`--device` specs for the ports a [devices.DRIVER] table lists."""
+    specs = []
+    for driver, options in file.devices.items():
+        if driver == "cpu" or not options.get("enabled", True):
+            continue
+        extra = "".join(f",{k}={v}" for k, v in options.items() if k not in ("ports", "enabled"))
+        specs.extend(f"{driver}:{port}{extra}" for port in options.get("ports", []))
+    return specs
+
+
+def pool_configs(file: FileConfig, args: argparse.Namespace) -> list:
+    """PoolConfigs for the file's pools; global flags fill what a pool does not say."""
+    from miner.sources.stratum.client import PoolConfig
+
+    configs = []
+    for entry in file.pools:
+        url = entry.url
+        if entry.tls and "://" in url and not url.split("://", 1)[0].endswith(("ssl", "tls", "tcps")):
+            url = "stratum+ssl://" + url.split("://", 1)[1]
+        elif entry.tls and "://" not in url:
+            url = "stratum+ssl://" + url
+        configs.append(PoolConfig(
+            url=url, user=entry.user, password=entry.password,
+            suggest_difficulty=entry.suggest_difficulty if entry.suggest_difficulty is not None
+            else args.suggest_diff,
+            xnsub=entry.xnsub,
+            version_rolling=entry.version_rolling if entry.version_rolling is not None else not args.no_version_rolling,
+            tls_verify=entry.tls_verify if entry.tls_verify is not None else not args.tls_no_verify,
+            ca_file=entry.tls_ca or args.tls_ca))
+    return configs
+
+
+class ConfiguredDriver:
+    """A driver whose devices get the [devices.DRIVER] options of the file (a spec's own win)."""
+
+    def __init__(self, driver: Any, options: dict[str, Any]):
+        self._driver = driver
+        self._options = {k: str(v) for k, v in options.items() if k not in ("ports", "enabled")}
+        self.name, self.aliases, self.usb_ids = driver.name, driver.aliases, driver.usb_ids
+        self.description = driver.description
+
+    def create(self, spec: DeviceSpec, get_work, on_nonce, index: int):
+        merged = DeviceSpec(spec.driver, spec.port, {**self._options, **spec.options})
+        return self._driver.create(merged, get_work, on_nonce, index)
+
+    def emulator_main(self, name: str, argv: list[str]) -> int:
+        return self._driver.emulator_main(name, argv)
+
+
+def configured_drivers(drivers: dict[str, Any], file: FileConfig | None) -> dict[str, Any]:
+    """Drivers with the file's per-driver options; a driver with `enabled = false` is left out."""
+    if file is None or not file.devices:
+        return drivers
+    out: dict[str, Any] = {}
+    wrapped: dict[int, Any] = {}
+    for name, driver in drivers.items():
+        options = file.devices.get(driver.name)
+        if options is None:
+            out[name] = driver
+        elif driver.name != "cpu" and not options.get("enabled", True):
+            continue
+        else:
+            out[name] = wrapped.setdefault(id(driver), ConfiguredDriver(driver, options))
+    return out
+
+
+# ------------------------------------------------------------------ `miner config show`
+def show(effective: Effective) -> str:
+    args, sources = effective.args, effective.sources
+    lines = [f"# effective configuration (command line > {effective.file.path if effective.file else 'no file'}"
+             " > defaults)"]
+    for dest in sorted(vars(args)):
+        if dest in ("url", "user", "password", "config"):
+            continue
+        value = getattr(args, dest)
+        shown = "***" if dest in SECRET_DESTS and value else json.dumps(value)
+        lines.append(f"{dest.replace('_', '-')} = {shown}  # {sources.get(dest, 'default')}")
+    if effective.file is not None and effective.file.ignored:
+        lines.append(f"# ignored cgminer keys: {', '.join(effective.file.ignored)}")
+    lines.append(f"# pools from: {effective.pools_from}")
+    if effective.pools_from == "cli":
+        for i, url in enumerate(args.url):
+            user = args.user[min(i, len(args.user) - 1)] if args.user else ""
+            lines.append(f"pool {i}: {url} user={user} pass=***")
+    elif effective.file is not None:
+        for i, entry in enumerate(effective.file.pools):
+            lines.append(f"pool {i}: {entry.url} user={entry.user} pass=***"
+                         + (f" suggest-diff={entry.suggest_difficulty:g}" if entry.suggest_difficulty else "")
+                         + (" xnsub" if entry.xnsub else "") + (" tls" if entry.tls else ""))
+    if effective.file is not None:
+        for driver, options in effective.file.devices.items():
+            lines.append(f"devices.{driver}: " + ", ".join(f"{k}={v}" for k, v in options.items()))
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""The running miner: devices hash work from the dispatcher, nonces go through the share path to
+the job source that made them, and a status line reports every few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from miner.core.dispatch import Dispatcher
+from miner.core.shares import CheckedNonce, Verdict, check_nonce
+from miner.core.source import JobSource
+from miner.core.stats import ShareStats, format_difficulty, format_hashrate
+from miner.core.work import Job, Nonce
+from miner.devices.base import Device
+
+if TYPE_CHECKING:
+    from miner.devices.manager import DeviceManager
+
+log = logging.getLogger(__name__)
+
+
+def device_line(device: Device) -> str:
+    """One device's part of the log: name, state, rate, results, and what the hardware reports."""
+    parts = [f"{device.name} {device.state.value}", f"{format_hashrate(device.hashes.rate(5.0))} (5s)",
+             f"{format_hashrate(device.hashes.average())} (avg)",
+             f"A:{device.shares.accepted} R:{device.shares.rejected_total} HW:{device.hw_errors}"]
+    if device.temperature is not None:
+        parts.append(f"{device.temperature:.1f}C")
+    if device.frequency is not None:
+        parts.append(f"{device.frequency:g}MHz")
+    if device.port:
+        parts.append(device.port)
+    return " | ".join(parts)
+
+
+class Miner:
+    def __init__(self, source: JobSource, devices: Sequence[Device], dispatcher: Dispatcher,
+                 status_interval: float = 5.0, manager: DeviceManager | None = None):
+        self.source = source
+        # With a manager, share its list: hot-plugged devices appear here as they are found.
+        self.manager = manager
+        self.devices = manager.devices if manager is not None else list(devices)
+        self.dispatcher = dispatcher
+        self.status_interval = status_interval
+        self.totals = ShareStats()
+        self.started = time.monotonic()
+        self._nonces: asyncio.Queue[Nonce] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        dispatcher.add_listener(self._on_job)
+        # The engine is the only caller of dispatcher.set_job: sources hand their jobs here.
+        source.bind(dispatcher.set_job, self._on_share_result)
+
+    def _on_share_result(self, share: CheckedNonce, accepted: bool, reason: str | None) -> None:
+        device = self.device_named(share.nonce.device)
+        if device is None:
+            return
+        if accepted:
+            device.shares.accepted += 1
+            device.shares.accepted_difficulty += share.work.job.share_difficulty
+            device.shares.note_best(share.difficulty)
+        else:
+            device.shares.rejected[reason or "rejected"] += 1
+
+    # Called from device threads.
+    def on_nonce(self, nonce: Nonce) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._nonces.put_nowait, nonce)
+        except RuntimeError:  # the loop has closed: the miner is shutting down
+            log.debug("%s: nonce %08x found during shutdown, not checked", nonce.device, nonce.nonce)
+
+    def _on_job(self, job: Job, restart: bool) -> None:
+        for device in self.devices:
+            if restart:
+                device.restart_work()
+            else:
+                device.work_available()
+
+    async def _share_path(self) -> None:
+        while True:
+            await self._check(await self._nonces.get())
+
+    async def _drain(self) -> None:
+        """Check and send the nonces still queued when the devices stopped: they are valid work."""
+        while not self._nonces.empty():
+            await self._check(self._nonces.get_nowait())
+
+    async def _check(self, nonce: Nonce) -> None:
+        work = self.dispatcher.lookup(nonce.work_id)
+        if work is None:
+            log.warning("%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
+                        nonce.work_id)
+            return
+        device = self.device_named(nonce.device)
+        target = device.target_for(work) if device is not None else work.target
+        share = check_nonce(work, nonce, device_target=target)
+        self.totals.found += 1
+        if share.verdict is Verdict.HW_ERROR:
+            self.totals.hw_errors += 1
+            if device is not None:
+                device.note_hw_error()
+            log.warning("%s: hardware error, nonce %08x does not meet its target", nonce.device,
+                        nonce.nonce)
+            return
+        if device is not None:
+            device.note_valid_nonce(work, nonce.found_at)
+        self.totals.note_best(share.difficulty)
+        if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
+            await self.source.submit(share)
+
+    def device_named(self, name: str) -> Device | None:
+        for device in self.devices:
+            if device.name == name:
+                return device
+        return None
+
+    def hashrate(self, window: float | None = None) -> float:
+        if window is None:
+            return sum(d.hashes.average() for d in self.devices)
+        return sum(d.hashes.rate(window) for d in self.devices)
+
+    def status_line(self) -> str:
+        s = self.source.stats
+        parts = [
+            f"{format_hashrate(self.hashrate(5.0))} (5s) {format_hashrate(self.hashrate())} (avg)",
+            f"A:{s.accepted} R:{s.rejected_total} S:{s.stale} HW:{self.totals.hw_errors}",
+        ]
+        job = self.dispatcher.job
+        if job is not None:
+            parts.append(f"diff {format_difficulty(job.share_difficulty)}")
+        parts.append(f"best {format_difficulty(max(s.best_difficulty, self.totals.best_difficulty))}")
+        parts.append(self.source.status(self.source_rate))
+        return " | ".join(parts)
+
+    def source_rate(self, source: str) -> str:
+        """Hash rate spent on one source's work, 5 s / average."""
+        short = sum(d.source_rate(source, 5.0) for d in self.devices)
+        average = sum(d.source_rate(source, None) for d in self.devices)
+        return f"{format_hashrate(short)}/{format_hashrate(average)}"
+
+    async def _status(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval)
+            log.info("%s", self.status_line())
+            if len(self.devices) > 1:
+                for d in self.devices:
+                    log.info("  %s", device_line(d))
+
+    def request_stop(self) -> None:
+        """End `run` cleanly (Ctrl-C, SIGTERM, the API's quit); safe to call before `run` starts."""
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        self._stop_requested.set()
+
+    async def run(self, time_limit: float | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        await self.source.start()
+        for device in self.devices:
+            if device.enabled:
+                device.start()
+        tasks = [asyncio.create_task(self._share_path())]
+        if self.status_interval > 0:  # 0: a live status view shows it instead
+            tasks.append(asyncio.create_task(self._status()))
+        if self.manager is not None:
+            tasks.append(asyncio.create_task(self.manager.run()))
+        try:
+            await asyncio.wait_for(self._stop_requested.wait(), time_limit)
+        except TimeoutError:
+            pass
+        finally:
+            for device in self.devices:
+                await asyncio.to_thread(device.stop)
+            tasks[0].cancel()  # the share path; what it had not taken yet is drained here
+            await asyncio.gather(tasks[0], return_exceptions=True)
+            await self._drain()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.source.stop()
+            log.info("final: %s", self.status_line())

@@ -1,0 +1,65 @@
+"""The share path: every nonce a device reports is rebuilt into its header and hashed by the C core
+before anything is sent. Hashes above the device's own target are hardware errors."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from miner.core import hashing
+from miner.core.targets import DIFF1_TARGET, hash_difficulty, hash_to_int
+from miner.core.work import Nonce, Work
+
+
+class Verdict(enum.Enum):
+    HW_ERROR = "hw-error"  # the device claimed a nonce that does not meet its own target
+    WORK = "work"  # valid for the device, but under the pool's difficulty: nothing to send
+    SHARE = "share"  # meets the share target: submit
+    BLOCK = "block"  # meets the network target too
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedNonce:
+    work: Work
+    nonce: Nonce
+    header: bytes
+    digest: bytes
+    verdict: Verdict
+
+    @property
+    def difficulty(self) -> float:
+        return hash_difficulty(self.digest)
+
+    @property
+    def version(self) -> int:
+        return self.work.version if self.nonce.version is None else self.nonce.version
+
+    @property
+    def job_version(self) -> int:
+        return self.work.job.version
+
+    @property
+    def ntime(self) -> int:
+        return self.work.job.ntime if self.nonce.ntime is None else self.nonce.ntime
+
+
+def check_nonce(work: Work, nonce: Nonce, device_target: int = DIFF1_TARGET) -> CheckedNonce:
+    """Hash the header the device claims to have found and classify it.
+
+    device_target is the target the device reports at (difficulty 1 for most ASICs, the share
+    target for the CPU). A rolled version outside the job's mask counts as a hardware error.
+    """
+    job = work.job
+    version = work.version if nonce.version is None else nonce.version
+    header = work.header_for(nonce.nonce, nonce.version, nonce.ntime)
+    digest = hashing.sha256d(header)
+    value = hash_to_int(digest)
+    if (version ^ job.version) & ~job.version_mask & 0xFFFFFFFF or value > device_target:
+        verdict = Verdict.HW_ERROR
+    elif value > job.share_target:
+        verdict = Verdict.WORK
+    elif value <= job.network_target:
+        verdict = Verdict.BLOCK
+    else:
+        verdict = Verdict.SHARE
+    return CheckedNonce(work, nonce, header, digest, verdict)

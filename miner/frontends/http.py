@@ -1,0 +1,274 @@
+"""REST (JSON) and Prometheus metrics over HTTP (`--http 127.0.0.1:8080`), served by aiohttp.
+
+Reads are open to whoever can reach the port (it binds loopback unless told otherwise); writes
+need `Authorization: Bearer TOKEN` with the `--http-token` given at start, and are off without one.
+No CORS headers: a web page elsewhere cannot drive the miner from a visitor's browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import logging
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from miner.frontends.view import CommandError, MinerView
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """`HOST:PORT`, `PORT` or `[IPV6]:PORT`; ValueError naming the problem."""
+    value = text.strip()
+    host, port = default_host, value
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.lstrip(":")
+    elif ":" in value:
+        host, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"--http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"--http {text!r}: port {number} out of range")
+    return host or default_host, number
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # default=str: a driver's details() may hold values JSON has no type for
+    return web.json_response(data, status=status, headers=headers, dumps=partial(json.dumps, default=str))
+
+
+def _plain(obj: Any) -> Any:
+    """A snapshot as JSON-ready data (Counters become objects)."""
+    if dataclasses.is_dataclass(obj):
+        out = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        for name in ("rejected_total",):
+            if hasattr(obj, name):
+                out[name] = getattr(obj, name)
+        return out
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+class MinerCollector(Collector):
+    """The miner's numbers as Prometheus metrics, read fresh on every scrape."""
+
+    def __init__(self, view: MinerView):
+        self.view = view
+
+    def collect(self) -> Iterator[Any]:
+        view = self.view
+        summary = view.summary()
+        devices = view.device_snapshots()
+        pools = view.pool_snapshots()
+
+        rate = GaugeMetricFamily("miner_hashrate_hashes_per_second", "Hash rate per device",
+                                 labels=["device", "driver", "window"])
+        total_rate = GaugeMetricFamily("miner_total_hashrate_hashes_per_second", "Hash rate of all devices",
+                                       labels=["window"])
+        for window, attr in (("5s", "rate_5s"), ("1m", "rate_1m"), ("5m", "rate_5m"), ("15m", "rate_15m"),
+                             ("avg", "rate_avg")):
+            for d in devices:
+                rate.add_metric([d.name, d.driver, window], getattr(d, attr))
+            total_rate.add_metric([window], getattr(summary, attr))
+        yield rate
+        yield total_rate
+
+        hashes = CounterMetricFamily("miner_hashes", "Hashes done (estimated from nonces for ASICs)",
+                                     labels=["device"])
+        hw = CounterMetricFamily("miner_hardware_errors", "Nonces that failed the device target",
+                                 labels=["device"])
+        up = GaugeMetricFamily("miner_device_up", "1 when the device is Alive", labels=["device", "state"])
+        temperature = GaugeMetricFamily("miner_device_temperature_celsius", "Device temperature",
+                                        labels=["device"])
+        frequency = GaugeMetricFamily("miner_device_frequency_mhz", "Chip frequency", labels=["device"])
+        device_shares = CounterMetricFamily("miner_device_shares", "Shares per device by result",
+                                            labels=["device", "result"])
+        for d in devices:
+            hashes.add_metric([d.name], d.total_hashes)
+            hw.add_metric([d.name], d.hw_errors)
+            up.add_metric([d.name, d.state], 1.0 if d.state == "Alive" else 0.0)
+            device_shares.add_metric([d.name, "accepted"], d.accepted)
+            device_shares.add_metric([d.name, "rejected"], d.rejected_total)
+            if d.temperature is not None:
+                temperature.add_metric([d.name], d.temperature)
+            if d.frequency is not None:
+                frequency.add_metric([d.name], d.frequency)
+        yield from (hashes, hw, up, temperature, frequency, device_shares)
+
+        shares = CounterMetricFamily("miner_shares", "Shares by result", labels=["result"])
+        shares.add_metric(["accepted"], summary.accepted)
+        shares.add_metric(["rejected"], summary.rejected_total)
+        shares.add_metric(["stale"], summary.stale)
+        yield shares
+        rejects = CounterMetricFamily("miner_rejected_shares", "Rejected shares by the pool's reason",
+                                      labels=["pool", "reason"])
+        for p in pools:
+            for reason, count in p.rejected.items():
+                rejects.add_metric([p.name, reason], count)
+        if not pools:
+            for reason, count in summary.rejected.items():
+                rejects.add_metric(["", reason], count)
+        yield rejects
+        best = GaugeMetricFamily("miner_best_share_difficulty", "Best share difficulty", labels=["scope"])
+        best.add_metric(["session"], summary.best_session)
+        best.add_metric(["all_time"], summary.best_all_time)
+        yield best
+        yield GaugeMetricFamily("miner_hardware_errors_all", "Hardware errors of all devices",
+                                value=summary.hw_errors)
+        yield GaugeMetricFamily("miner_uptime_seconds", "Seconds since the miner started", value=summary.elapsed)
+
+        pool_up = GaugeMetricFamily("miner_pool_up", "1 when the pool is connected and sending work",
+                                    labels=["pool", "url"])
+        pool_active = GaugeMetricFamily("miner_pool_active", "1 for the pool the devices mine on",
+                                        labels=["pool", "url"])
+        pool_diff = GaugeMetricFamily("miner_pool_difficulty", "Share difficulty the pool asks for",
+                                      labels=["pool", "url"])
+        pool_shares = CounterMetricFamily("miner_pool_shares", "Shares per pool by result",
+                                          labels=["pool", "url", "result"])
+        latency = GaugeMetricFamily("miner_pool_submit_latency_seconds", "Last submit round trip",
+                                    labels=["pool", "url"])
+        for p in pools:
+            labels = [p.name, p.url]
+            pool_up.add_metric(labels, 1.0 if p.alive else 0.0)
+            pool_active.add_metric(labels, 1.0 if p.active else 0.0)
+            pool_diff.add_metric(labels, p.difficulty)
+            for result, count in (("accepted", p.accepted), ("rejected", p.rejected_total), ("stale", p.stale)):
+                pool_shares.add_metric([*labels, result], count)
+            if p.latency is not None:
+                latency.add_metric(labels, p.latency)
+        yield from (pool_up, pool_active, pool_diff, pool_shares, latency)
+
+
+def metrics_text(view: MinerView) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MinerCollector(view))
+    return generate_latest(registry)
+
+
+class HttpServer:
+    def __init__(self, view: MinerView, host: str = "127.0.0.1", port: int = 8080, token: str | None = None):
+        self.view = view
+        self.host = host
+        self.port = port
+        self.token = token
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024)
+        app.add_routes([
+            web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
+            web.get("/api/pools", self._pools), web.get("/api/history", self._history),
+            web.get("/metrics", self._metrics),
+            web.post("/api/pools/{index}/{action}", self._pool_action),
+            web.post("/api/devices/{index}/{action}", self._device_action),
+        ])
+        return app
+
+    async def start(self) -> int:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self._runner.addresses:
+            self.port = self._runner.addresses[0][1]  # the port the system chose for port 0
+        log.info("HTTP API and /metrics on http://%s:%d/ (writes %s)", self.host, self.port,
+                 "need the bearer token" if self.token else "disabled: no --http-token")
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ------------------------------------------------------------ reads
+    async def _summary(self, request: web.Request) -> web.Response:
+        return _json(_plain(self.view.summary()))
+
+    async def _devices(self, request: web.Request) -> web.Response:
+        return _json(_plain(self.view.device_snapshots()))
+
+    async def _pools(self, request: web.Request) -> web.Response:
+        return _json(_plain(self.view.pool_snapshots()))
+
+    async def _history(self, request: web.Request) -> web.Response:
+        """The persisted hash-rate rings ([unix time, H/s] per point), best shares and rejects."""
+        store = self.view.store
+        if store is None:
+            return _json({"error": "no statistics store"}, status=404)
+        data = store.as_dict()
+        data.pop("format", None)
+        return _json(data)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=metrics_text(self.view), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
+    # ------------------------------------------------------------ writes
+    def _authorised(self, request: web.Request) -> web.Response | None:
+        if not self.token:
+            return _json({"error": "writes are disabled; start the miner with --http-token TOKEN"},
+                                     status=403)
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            return _json({"error": "missing or wrong bearer token"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+    @staticmethod
+    def _index(request: web.Request) -> int:
+        try:
+            return int(request.match_info["index"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+
+    async def _pool_action(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        index, action = self._index(request), request.match_info["action"]
+        actions = {"switch": self.view.switch_pool, "enable": self.view.enable_pool,
+                   "disable": self.view.disable_pool, "remove": self.view.remove_pool}
+        if action not in actions:
+            return _json({"error": f"unknown action {action!r} (have {', '.join(actions)})"},
+                                     status=404)
+        try:
+            actions[action](index)
+        except CommandError as exc:
+            return _json({"error": str(exc)}, status=409)
+        return _json({"ok": True, "pools": _plain(self.view.pool_snapshots())})
+
+    async def _device_action(self, request: web.Request) -> web.Response:
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        index, action = self._index(request), request.match_info["action"]
+        try:
+            if action == "frequency":
+                try:
+                    body = await request.json()
+                    mhz = float(body["mhz"])
+                except (ValueError, KeyError, TypeError):
+                    return _json({"error": 'send JSON like {"mhz": 500}'}, status=400)
+                self.view.set_frequency(index, mhz)
+            elif action == "enable":
+                self.view.enable_device(index)
+            elif action == "disable":
+                self.view.disable_device(index)
+            else:
+                return _json({"error": f"unknown action {action!r} (frequency, enable, disable)"},
+                                         status=404)
+        except CommandError as exc:
+            return _json({"error": str(exc)}, status=409)
+        return _json({"ok": True, "device": _plain(self.view.device_snapshots()[index])})

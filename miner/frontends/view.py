@@ -1,0 +1,410 @@
+"""What every front end (the 4028 API, REST, /metrics, the status view) reads and commands.
+
+`MinerView` turns the running miner's live objects into plain snapshots, and carries out the few
+commands front ends may send (pool control, device frequency and enable/disable, zeroing, quit).
+Front ends never touch devices or pools directly, so they all agree on every number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from miner import USER_AGENT, __version__
+from miner.core.stats import ShareStats
+from miner.devices.base import Device, DeviceError, DeviceState
+
+if TYPE_CHECKING:
+    from miner.core.engine import Miner
+    from miner.frontends.persist import StatsStore
+    from miner.sources.stratum.client import PoolConnection, PoolManager
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; `code` is cgminer's message code for it."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class DeviceSnapshot:
+    index: int
+    name: str
+    driver: str
+    port: str | None
+    model: str
+    state: str
+    enabled: bool
+    rate_5s: float
+    rate_1m: float
+    rate_5m: float
+    rate_15m: float
+    rate_avg: float
+    total_hashes: float
+    accepted: int
+    rejected: Counter[str]
+    hw_errors: int
+    found: int
+    accepted_difficulty: float
+    best_difficulty: float
+    temperature: float | None
+    frequency: float | None
+    voltage: float | None
+    elapsed: float
+    last_valid_age: float | None  # seconds since the last valid nonce
+    last_error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass
+class PoolSnapshot:
+    index: int
+    name: str
+    url: str
+    user: str
+    state: str  # Alive / Dead / Connecting / Disabled
+    active: bool
+    priority: int
+    difficulty: float
+    accepted: int
+    rejected: Counter[str]
+    stale: int
+    accepted_difficulty: float
+    best_difficulty: float
+    latency: float | None  # seconds from the last submit to its answer
+    version_rolling: bool
+    rate_5s: float = 0.0
+    rate_avg: float = 0.0
+    last_error: str = ""
+    best_all_time: float = 0.0  # this pool's record across restarts (persisted by URL)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "Alive"
+
+
+@dataclass
+class Summary:
+    elapsed: float
+    rate_5s: float
+    rate_1m: float
+    rate_5m: float
+    rate_15m: float
+    rate_avg: float
+    total_hashes: float
+    accepted: int
+    rejected: Counter[str]
+    stale: int
+    hw_errors: int
+    found: int
+    blocks: int
+    accepted_difficulty: float
+    best_session: float
+    best_all_time: float
+    pool_difficulty: float | None
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+class MinerView:
+    def __init__(self, miner: Miner, store: StatsStore | None = None,
+                 on_quit: Callable[[], None] | None = None, on_restart: Callable[[], None] | None = None,
+                 config: dict[str, Any] | None = None):
+        self.miner = miner
+        self.store = store
+        self._on_quit = on_quit or miner.request_stop
+        self._on_restart = on_restart
+        self.config = config or {}  # api/http settings shown by the `config` command
+        self.description = USER_AGENT
+        self.version = __version__
+        self._stopping: dict[str, asyncio.Future] = {}  # device name -> its stop running in a thread
+
+    # ------------------------------------------------------------ what there is
+    @property
+    def pool_manager(self) -> PoolManager | None:
+        source = self.miner.source
+        return source if hasattr(source, "switch_pool") else None  # type: ignore[return-value]
+
+    @property
+    def devices(self) -> list[Device]:
+        return list(self.miner.devices)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.miner.started
+
+    def device_at(self, index: int) -> Device:
+        devices = self.devices
+        if not devices:
+            raise CommandError(105, "No ASCs")
+        if not 0 <= index < len(devices):
+            raise CommandError(107, f"Invalid ASC id {index} - range is 0 - {len(devices) - 1}")
+        return devices[index]
+
+    # ------------------------------------------------------------ snapshots
+    def device_snapshot(self, index: int, device: Device, now: float | None = None) -> DeviceSnapshot:
+        now = time.monotonic() if now is None else now
+        meter = device.hashes
+        return DeviceSnapshot(
+            index=index, name=device.name, driver=device.driver, port=device.port, model=device.model,
+            state=device.state.value, enabled=device.enabled,
+            rate_5s=meter.rate(5.0, now), rate_1m=meter.rate(60.0, now), rate_5m=meter.rate(300.0, now),
+            rate_15m=meter.rate(900.0, now), rate_avg=meter.average(now), total_hashes=meter.total,
+            accepted=device.shares.accepted, rejected=Counter(device.shares.rejected),
+            hw_errors=device.hw_errors, found=device.shares.found,
+            accepted_difficulty=device.shares.accepted_difficulty, best_difficulty=device.shares.best_difficulty,
+            temperature=device.temperature, frequency=device.frequency, voltage=device.voltage,
+            elapsed=now - device.started_at,
+            last_valid_age=None if device.last_valid_at is None else now - device.last_valid_at,
+            last_error=device.last_error, details=dict(device.details()),
+        )
+
+    def device_snapshots(self) -> list[DeviceSnapshot]:
+        now = time.monotonic()
+        return [self.device_snapshot(i, d, now) for i, d in enumerate(self.devices)]
+
+    def _pool_snapshot(self, index: int, pool: PoolConnection, manager: PoolManager) -> PoolSnapshot:
+        devices = self.devices
+        state = "Disabled" if not pool.enabled else pool.state.value
+        return PoolSnapshot(
+            index=index, name=pool.name, url=pool.config.url, user=pool.config.user, state=state,
+            active=pool is manager.active, priority=manager.priority_of(pool),
+            difficulty=float(pool.difficulty), accepted=pool.stats.accepted, rejected=Counter(pool.stats.rejected),
+            stale=pool.stats.stale, accepted_difficulty=pool.stats.accepted_difficulty,
+            best_difficulty=pool.stats.best_difficulty, latency=pool.submit_latency,
+            version_rolling=bool(pool.version_mask),
+            rate_5s=sum(d.source_rate(pool.name, 5.0) for d in devices),
+            rate_avg=sum(d.source_rate(pool.name, None) for d in devices), last_error=pool.last_error,
+            best_all_time=max(pool.stats.best_difficulty,
+                              self.store.best_per_pool.get(pool.config.url, 0.0) if self.store is not None else 0.0),
+        )
+
+    def pool_snapshots(self) -> list[PoolSnapshot]:
+        manager = self.pool_manager
+        if manager is None:
+            return []
+        return [self._pool_snapshot(i, p, manager) for i, p in enumerate(manager.pools)]
+
+    def best_session(self) -> float:
+        return max(self.miner.source.stats.best_difficulty, self.miner.totals.best_difficulty)
+
+    def summary(self) -> Summary:
+        now = time.monotonic()
+        devices = self.devices
+        stats = self.miner.source.stats
+        best = self.best_session()
+        job = self.miner.dispatcher.job
+        return Summary(
+            elapsed=now - self.miner.started,
+            rate_5s=sum(d.hashes.rate(5.0, now) for d in devices),
+            rate_1m=sum(d.hashes.rate(60.0, now) for d in devices),
+            rate_5m=sum(d.hashes.rate(300.0, now) for d in devices),
+            rate_15m=sum(d.hashes.rate(900.0, now) for d in devices),
+            rate_avg=sum(d.hashes.average(now) for d in devices),
+            total_hashes=sum(d.hashes.total for d in devices),
+            accepted=stats.accepted, rejected=Counter(stats.rejected), stale=stats.stale,
+            hw_errors=sum(d.hw_errors for d in devices), found=self.miner.totals.found,
+            blocks=stats.blocks + self.miner.totals.blocks, accepted_difficulty=stats.accepted_difficulty,
+            best_session=best,
+            best_all_time=max(best, self.store.best_all_time if self.store is not None else 0.0),
+            pool_difficulty=job.share_difficulty if job is not None else None,
+        )
+
+    # ------------------------------------------------------------ commands
+    def _manager(self) -> PoolManager:
+        manager = self.pool_manager
+        if manager is None:
+            raise CommandError(8, "No pools")
+        return manager
+
+    def _pool_index(self, index: int) -> PoolConnection:
+        manager = self._manager()
+        if not 0 <= index < len(manager.pools):
+            raise CommandError(26, f"Invalid pool id {index} - range is 0 - {len(manager.pools) - 1}")
+        return manager.pools[index]
+
+    def switch_pool(self, index: int) -> str:
+        pool = self._pool_index(index)
+        self._manager().switch_pool(index)
+        return pool.config.url
+
+    def enable_pool(self, index: int) -> tuple[str, bool]:
+        """(url, was it already enabled)."""
+        pool = self._pool_index(index)
+        already = pool.enabled
+        self._manager().enable_pool(index)
+        return pool.config.url, already
+
+    def disable_pool(self, index: int) -> tuple[str, bool]:
+        pool = self._pool_index(index)
+        if not pool.enabled:
+            return pool.config.url, True
+        try:
+            self._manager().disable_pool(index)
+        except ValueError:
+            raise CommandError(51, f"Cannot disable last active pool {index}:'{pool.config.url}'") from None
+        return pool.config.url, False
+
+    def add_pool(self, url: str, user: str, password: str) -> int:
+        from miner.sources.stratum.client import PoolConfig
+
+        manager = self._manager()
+        # The new pool inherits the per-pool settings of the first one (TLS checks, version rolling).
+        template = manager.pools[0].config if manager.pools else None
+        config = PoolConfig(url=url, user=user, password=password)
+        if template is not None:
+            config.version_rolling = template.version_rolling
+            config.tls_verify = template.tls_verify
+            config.ca_file = template.ca_file
+            config.suggest_difficulty = template.suggest_difficulty
+        try:
+            manager.add_pool(config)
+        except ValueError as exc:
+            raise CommandError(53, f"Invalid addpool details '{exc}'") from None
+        return len(manager.pools) - 1
+
+    def remove_pool(self, index: int) -> str:
+        pool = self._pool_index(index)
+        manager = self._manager()
+        if len(manager.pools) == 1:
+            raise CommandError(66, f"Cannot remove last pool {index}:'{pool.config.url}'")
+        if pool is manager.active:
+            raise CommandError(67, f"Cannot remove active pool {index}:'{pool.config.url}'")
+        manager.remove_pool(index)
+        return pool.config.url
+
+    def pool_priority(self, indexes: list[int]) -> None:
+        manager = self._manager()
+        for i in indexes:
+            self._pool_index(i)
+        seen: set[int] = set()
+        for i in indexes:
+            if i in seen:
+                raise CommandError(74, f"Duplicate pool specified {i}")
+            seen.add(i)
+        manager.set_priority(indexes)
+
+    def set_frequency(self, index: int, mhz: float) -> None:
+        device = self.device_at(index)
+        try:
+            device.set_frequency(mhz)
+        except DeviceError as exc:
+            raise CommandError(120, f"ASC {index} set failed: {exc}") from None
+
+    def enable_device(self, index: int) -> bool:
+        """Start a disabled device; False when it was enabled already."""
+        device = self.device_at(index)
+        if device.enabled:
+            return False
+        device.enabled = True
+        device.set_state(DeviceState.INIT, "enabled through the API")
+        stopping = self._stopping.pop(device.name, None)
+        if stopping is not None and not stopping.done():
+            # still stopping from a disable a moment ago: start once that is over, not on top of it
+            stopping.add_done_callback(lambda _: device.start() if device.enabled else None)
+        else:
+            device.start()
+        return True
+
+    def disable_device(self, index: int) -> bool:
+        device = self.device_at(index)
+        if not device.enabled:
+            return False
+        device.enabled = False
+        future = self._in_background(device.stop)  # joining device threads must not stall the event loop
+        if future is not None:
+            self._stopping[device.name] = future
+        device.set_state(DeviceState.DISABLED, "disabled through the API")
+        return True
+
+    def zero(self, which: str) -> None:
+        """`all`: every counter (and the persisted totals); `bestshare`: the best shares only."""
+        manager = self.pool_manager
+        pools = manager.pools if manager is not None else []
+        if which == "all":
+            for device in self.devices:
+                device.zero_stats()
+            self.miner.totals = ShareStats()
+            for pool in pools:
+                pool.stats = ShareStats()
+            if manager is None:
+                with contextlib.suppress(AttributeError):  # a source whose stats are computed has none to zero
+                    self.miner.source.stats = ShareStats()
+            if self.store is not None:
+                self.store.reset(everything=True)
+        else:
+            for device in self.devices:
+                device.shares.best_difficulty = 0.0
+            self.miner.totals.best_difficulty = 0.0
+            for pool in pools:
+                pool.stats.best_difficulty = 0.0
+            if manager is None:
+                self.miner.source.stats.best_difficulty = 0.0
+            if self.store is not None:
+                self.store.reset(everything=False)
+
+    def set_hotplug(self, seconds: float) -> None:
+        manager = self.miner.manager
+        if manager is None:
+            raise CommandError(14, "Invalid command")
+        if seconds <= 0:
+            manager.scan_usb = False
+        else:
+            manager.scan_usb = True
+            manager.hotplug = seconds
+
+    def hotplug_seconds(self) -> float:
+        manager = self.miner.manager
+        if manager is None or not manager.scan_usb:
+            return 0
+        return manager.hotplug
+
+    def quit(self) -> None:
+        log.warning("quit asked for through the API")
+        self._soon(self._on_quit)
+
+    def restart(self) -> None:
+        log.warning("restart asked for through the API")
+        if self._on_restart is not None:
+            self._soon(self._on_restart)
+
+    @staticmethod
+    def _soon(fn: Callable[[], None]) -> None:
+        """After the reply is written: the API answers before the miner stops."""
+        try:
+            asyncio.get_running_loop().call_later(0.05, fn)
+        except RuntimeError:
+            fn()
+
+    @staticmethod
+    def _in_background(fn: Callable[[], Any]) -> asyncio.Future | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            fn()
+            return None
+        future = loop.run_in_executor(None, fn)
+        # fetch the exception so a failing stop is logged once instead of "never retrieved"
+        future.add_done_callback(lambda f: f.cancelled() or f.exception() is None
+                                 or log.warning("background stop failed: %s", f.exception()))
+        return future

@@ -1,0 +1,352 @@
+"""The Icarus driver against its emulator through pyserial on real pseudo-terminals: identification,
+mining, timing, clean jobs, faults, unplug/replug, many sticks, and bad input."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+
+import pytest
+import serial
+from miner.drivers.icarus import DRIVER
+from miner.drivers.icarus import protocol as p
+from miner.drivers.icarus.driver import IcarusDevice, expected_golden
+from miner.drivers.icarus.emulator import IcarusEmulator
+
+from miner.core import hashing
+from miner.core.dispatch import Dispatcher
+from miner.core.shares import Verdict, check_nonce
+from miner.core.work import Job, Nonce
+from miner.devices import serialport
+from miner.devices.base import DeviceError, DeviceSpec, DeviceState
+
+RATE = 0.004  # GH/s: well under one CPU thread, so the emulated rate holds on a busy machine
+DIFF = 0.0002  # one nonce per ~860 000 hashes: ~4.7 per second at RATE
+
+
+def make_job(name: str = "1", clean: bool = True) -> Job:
+    return Job(name, bytes.fromhex(f"{int(name):064x}"), b"\x01" * 40, b"\x02" * 30, (), 0x20000000, 0x1D00FFFF,
+               0x5F5E1000, clean=clean, extranonce1=b"\0\0\0\1", share_target=1 << 250, source="test")
+
+
+class Harness:
+    """The share path in miniature: every nonce is checked with the C core against the device's
+    target and the device is told, as `Miner` does."""
+
+    def __init__(self):
+        self.dispatcher = Dispatcher()
+        self.dispatcher.set_job(make_job())
+        self.nonces: list[tuple[Nonce, Verdict]] = []
+        self.devices: dict[str, IcarusDevice] = {}
+        self._lock = threading.Lock()
+
+    def device(self, path: str, options: str = "", index: int = 0) -> IcarusDevice:
+        spec = DeviceSpec.parse(f"icarus:{path},difficulty={DIFF}" + (f",{options}" if options else ""))
+        device = DRIVER.create(spec, self.dispatcher.next_work, self.on_nonce, index)
+        self.devices[device.name] = device
+        return device
+
+    def on_nonce(self, nonce: Nonce) -> None:
+        work = self.dispatcher.lookup(nonce.work_id)
+        device = self.devices[nonce.device]
+        share = check_nonce(work, nonce, device.target_for(work))
+        if share.verdict is Verdict.HW_ERROR:
+            device.note_hw_error()
+        else:
+            device.note_valid_nonce(work, nonce.found_at)
+        with self._lock:
+            self.nonces.append((nonce, share.verdict))
+
+    def valid(self, device: str | None = None) -> list[Nonce]:
+        with self._lock:
+            return [n for n, v in self.nonces if v is not Verdict.HW_ERROR and device in (None, n.device)]
+
+
+def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def harness():
+    h = Harness()
+    yield h
+    for device in h.devices.values():
+        device.stop(timeout=2.0)
+
+
+def emulator(model: str = "u1", **kw) -> IcarusEmulator:
+    kw.setdefault("rate_ghs", RATE)
+    kw.setdefault("difficulty", DIFF)
+    return IcarusEmulator(model, **kw).start()
+
+
+# ------------------------------------------------------------------------------------ the emulator alone
+def test_emulator_answers_golden_and_real_work_as_hardware(tmp_path):
+    with IcarusEmulator("erupter", rate_ghs=0.01, difficulty=0.001) as emu, \
+            serial.Serial(emu.device_path, 115200, timeout=2) as port:
+        port.write(p.GOLDEN_WORK)
+        assert port.read(4) == p.GOLDEN_REPLY
+        assert port.read(1) == b"" or True  # more golden-job nonces may follow at this difficulty
+        # real work: every nonce it returns verifies with the C core against the full header
+        header = bytes(range(80))
+        port.reset_input_buffer()
+        port.write(p.work_packet(hashing.midstate(header), header))
+        deadline = time.monotonic() + 3
+        replies = []
+        while time.monotonic() < deadline and len(replies) < 5:
+            data = port.read(4)
+            if len(data) == 4:
+                replies.append(p.Reply.decode(data))
+    assert len(replies) >= 3
+    target = p.nonce_target(0.001)
+    for reply in replies:
+        full = header[:76] + reply.encode()
+        assert int.from_bytes(hashing.sha256d(full), "little") <= target
+    assert [r.n for r in replies] == sorted(r.n for r in replies)  # counted upward
+
+
+def test_u3_emulator_needs_its_voltage_and_echoes_work_ids():
+    with IcarusEmulator("u3", rate_ghs=0.01, difficulty=0.001) as emu, \
+            serial.Serial(emu.device_path, 115200, timeout=0.5) as port:
+        port.write(p.GOLDEN_WORK)
+        assert port.read(5) == b""  # unpowered
+        port.write(p.voltage_command(775))
+        time.sleep(0.05)
+        port.write(p.GOLDEN_WORK[:51] + b"\x07" + p.GOLDEN_WORK[52:])
+        assert port.read(5) == p.GOLDEN_REPLY + b"\x07"
+    assert p.VoltageCommand(775) in emu.commands
+
+
+def test_frequency_command_scales_the_rate():
+    # The golden job's first nonce is 100 258 hashes in: at 0.2 MH/s that takes ~0.5 s at 225 MHz.
+    def time_to_golden(port) -> float:
+        port.reset_input_buffer()
+        start = time.monotonic()
+        port.write(p.GOLDEN_WORK)
+        assert port.read(5)[:4] == p.GOLDEN_REPLY
+        return time.monotonic() - start
+
+    with IcarusEmulator("u3", rate_ghs=0.0002) as emu, serial.Serial(emu.device_path, 115200, timeout=5) as port:
+        port.write(p.voltage_command(775))
+        time.sleep(0.05)
+        u3 = p.MODELS["u3"]
+        port.write(u3.frequency_setting(100)[1])
+        time.sleep(0.05)
+        slow = time_to_golden(port)
+        assert emu.frequency == 100 and emu.rate == pytest.approx(0.2e6 * 100 / 225)
+        port.write(u3.frequency_setting(250)[1])
+        time.sleep(0.05)
+        fast = time_to_golden(port)
+        assert emu.frequency == 250
+    assert slow > 1.6 * fast, (slow, fast)  # 2.5x in theory
+
+
+# ------------------------------------------------------------------------------------ driver <-> emulator
+@pytest.mark.parametrize("model", ["u1", "erupter", "u3"])
+def test_init_identifies_the_model_and_mining_finds_the_expected_nonces(harness, model):
+    with emulator(model) as emu:
+        device = harness.device(emu.device_path)
+        device.start()
+        wait_for(lambda: device.state is DeviceState.ALIVE, what="init")
+        assert device.model == p.MODELS[model].name
+        began = time.monotonic()
+        time.sleep(3.0)
+        elapsed = time.monotonic() - began
+        found = len(harness.valid())
+    assert device.hw_errors == 0
+    # Poisson mean rate*t/(2**32*D) ~ 14; the bounds are very generous (a loaded CPU may lag).
+    expected = RATE * 1e9 * elapsed / (2**32 * DIFF)
+    assert 0.25 * expected <= found <= 2.5 * expected, (found, expected)
+    # the stats side: hash rate from nonces x difficulty
+    assert device.hashes.average() > 0
+
+
+def test_driver_timing_learns_the_range_time(harness):
+    with emulator("u3") as emu:
+        device = harness.device(emu.device_path, "model=u3")
+        assert device.range_time() == pytest.approx(2**32 * 3.2e-9 / 225, rel=0.01)  # nominal: 61 ms
+        device.start()
+        wait_for(lambda: len(harness.valid()) >= 6, what="nonces")
+        full = 2**32 / (RATE * 1e9)  # 1074 s at the emulated rate
+        assert 0.3 * full < device.range_time() < 3 * full
+
+
+def test_clean_job_next_nonce_belongs_to_new_work(harness):
+    with emulator("u1") as emu:
+        device = harness.device(emu.device_path)
+        device.start()
+        wait_for(lambda: len(harness.valid()) >= 2, what="first nonces")
+        new_job = make_job("2")
+        sent = device.jobs_sent
+        harness.dispatcher.set_job(new_job)
+        device.restart_work()
+        wait_for(lambda: device.jobs_sent > sent, timeout=2, what="new work sent at once")
+        cut = len(harness.nonces)
+        wait_for(lambda: len(harness.nonces) > cut, what="a nonce after the clean job")
+        nonce, verdict = harness.nonces[cut]
+        assert harness.dispatcher.lookup(nonce.work_id).job is new_job and verdict is not Verdict.HW_ERROR
+
+
+def test_stick_that_stops_at_its_first_find_gets_new_work_after_each_nonce(harness):
+    with emulator("nano1") as emu:
+        device = harness.device(emu.device_path, "model=nano1")
+        device.start()
+        wait_for(lambda: len(harness.valid()) >= 4, what="nonces")
+        # one reply per job: every nonce came from a job of its own
+        jobs = [s.packet for s in emu.sent]
+        assert len(set(jobs)) == len(jobs) and device.hw_errors == 0
+
+
+def test_frequency_change_through_the_driver(harness):
+    with emulator("u3") as emu:
+        device = harness.device(emu.device_path, "model=u3")
+        device.start()
+        wait_for(lambda: device.state is DeviceState.ALIVE, what="init")
+        assert emu.frequency == 225 and device.frequency == 225
+        with pytest.raises(DeviceError, match=r"outside the Antminer U3's range 100-250 MHz"):
+            device.set_frequency(300)
+        device.set_frequency(150)
+        wait_for(lambda: emu.frequency == 150, what="the clock change")
+        assert device.frequency == 150
+        assert emu.rate == pytest.approx(RATE * 1e9 * 150 / 225)
+        cut = len(harness.nonces)
+        wait_for(lambda: len(harness.nonces) > cut + 1, what="nonces at the new clock")
+
+
+def test_frequency_out_of_range_at_creation_names_the_range(harness):
+    with pytest.raises(DeviceError, match=r"ICA0 \(/dev/x\): 90 MHz is outside the Antminer U3's range 100-250"):
+        harness.device("/dev/x", "model=u3,freq=90")
+    erupter = harness.device("/dev/x", "model=erupter", index=1)
+    with pytest.raises(DeviceError, match="fixed clock"):
+        erupter.set_frequency(200)
+
+
+def test_each_fault_is_counted_and_survived(harness):
+    with emulator("u1") as emu:
+        device = harness.device(emu.device_path)
+        device.start()
+        wait_for(lambda: len(harness.valid()) >= 1, what="first nonce")
+
+        def mines_again() -> None:
+            cut = len(harness.valid())
+            wait_for(lambda: len(harness.valid()) > cut, what="a valid nonce after the fault")
+
+        emu.inject_wrong_nonce()
+        wait_for(lambda: device.hw_errors >= 1, what="the wrong nonce counted")
+        mines_again()
+        hw = device.hw_errors
+        emu.inject_garbage(bytes(range(1, 8)))  # a 5-byte reply of junk and 2 stray bytes
+        wait_for(lambda: device.comm_errors["Short reads"] >= 1, what="the stray bytes dropped")
+        assert device.hw_errors == hw + 1  # the junk reply is a hardware error, never a share
+        mines_again()
+        emu.inject_short_read()
+        wait_for(lambda: device.comm_errors["Short reads"] >= 2, what="the short read counted")
+        mines_again()
+        emu.inject_silence(1.0)
+        time.sleep(1.0)
+        mines_again()
+        assert device.state is DeviceState.ALIVE
+
+
+def test_unplug_is_nodevice_and_replug_is_alive_again(harness, tmp_path):
+    link = tmp_path / "ttyUSB0"
+    with emulator("u1", link=link) as emu:
+        device = harness.device(str(link))
+        device.reopen_interval = 0.2
+        device.start()
+        wait_for(lambda: len(harness.valid()) >= 1, what="first nonce")
+        emu.unplug()
+        wait_for(lambda: device.state is DeviceState.NO_DEVICE, what="NoDevice")
+        emu.replug()
+        wait_for(lambda: device.state is DeviceState.ALIVE, what="Alive again")
+        cut = len(harness.valid())
+        wait_for(lambda: len(harness.valid()) > cut, what="mining again")
+
+
+def test_eight_sticks_at_once(harness):
+    emus = [IcarusEmulator("u1" if i % 2 else "erupter", rate_ghs=0.001, difficulty=0.0001).start()
+            for i in range(8)]
+    try:
+        devices = []
+        for i, emu in enumerate(emus):
+            spec = DeviceSpec.parse(f"icarus:{emu.device_path},difficulty=0.0001")
+            device = DRIVER.create(spec, harness.dispatcher.next_work, harness.on_nonce, i)
+            harness.devices[device.name] = device
+            devices.append(device)
+            device.start()
+        wait_for(lambda: all(len(harness.valid(d.name)) >= 2 for d in devices), timeout=30, what="all eight")
+        assert all(d.hw_errors == 0 for d in devices)
+        assert len({d.name for d in devices}) == 8
+    finally:
+        for emu in emus:
+            emu.stop()
+
+
+# ------------------------------------------------------------------------------------ bad input
+def test_wrong_golden_nonce_is_dead_and_never_mined(harness):
+    with emulator("erupter") as emu:
+        emu.inject_wrong_nonce(5)
+        device = harness.device(emu.device_path)
+        device.start()
+        wait_for(lambda: device.state is DeviceState.DEAD, what="Dead")
+        assert "not an Icarus-family stick" in device.last_error
+        assert "instead of 000187a2" in device.last_error
+        time.sleep(0.3)
+        assert harness.nonces == [] and len(emu.jobs) <= 2  # golden packets only
+
+
+def test_silent_port_is_not_an_icarus(harness):
+    with emulator("erupter") as emu:
+        emu.inject_silence()
+        device = harness.device(emu.device_path, "model=erupter")
+        device.start()
+        wait_for(lambda: device.state is DeviceState.DEAD, what="Dead")
+        assert "no answer to the golden-nonce test" in device.last_error
+
+
+@pytest.mark.parametrize("path, message", [("/dev/null", "not a serial device"),
+                                           ("REGULAR", "not a serial device (a regular file"),
+                                           ("/nonexistent/ttyUSB9", "no such device")])
+def test_port_that_is_not_a_device(harness, tmp_path, path, message):
+    if path == "REGULAR":
+        path = str(tmp_path / "file")
+        open(path, "w").close()
+    device = harness.device(path)
+    device.start()
+    wait_for(lambda: device.state is DeviceState.NO_DEVICE, what="NoDevice")
+    assert message in device.last_error
+
+
+def test_permission_denied_names_the_fix(harness, tmp_path, monkeypatch):
+    if os.geteuid() != 0:
+        emu = emulator("erupter")
+        try:
+            os.chmod(emu.port.path, 0)
+            device = harness.device(emu.port.path)
+            device.start()
+            wait_for(lambda: device.state is DeviceState.NO_DEVICE, what="NoDevice")
+        finally:
+            emu.stop()
+        message = device.last_error
+    else:
+        # root opens anything: check how the open error maps instead (pyserial's EACCES).
+        def denied(*args, **kwargs):
+            raise serial.SerialException(errno.EACCES, "could not open port: [Errno 13] Permission denied")
+
+        with IcarusEmulator("erupter") as emu:
+            monkeypatch.setattr(serialport.serial, "Serial", denied)
+            with pytest.raises(DeviceError) as info:
+                IcarusDevice(lambda **_: None, lambda n: None, "ICA0", emu.device_path).open_port()
+        message = str(info.value)
+    assert "permission denied" in message and "dialout" in message and "udev" in message
+
+
+def test_golden_expectation_is_the_true_nonce_at_every_test_difficulty():
+    for difficulty in (1, 0.001, 0.0002, 0.0001):
+        assert expected_golden(p.nonce_target(difficulty)) == p.GOLDEN_NONCE

@@ -1,0 +1,205 @@
+import hashlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from miner.core import hashing
+from miner.core.targets import nbits_to_target
+from miner.devices.cpu import scan_threaded, split_range
+from tests.conftest import load_vectors
+from tests.helpers import reference_sha256
+
+GENESIS = load_vectors("headers.json")["genesis"]
+GENESIS_HEADER = bytes.fromhex(GENESIS["header"])
+
+
+def dsha(data: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def brute_force(header: bytes, start: int, count: int, target: int) -> list[int]:
+    prefix = header[:76]
+    return [n for n in range(start, start + count)
+            if int.from_bytes(dsha(prefix + n.to_bytes(4, "little")), "little") <= target]
+
+
+@given(st.binary(max_size=300))
+def test_sha256d_matches_hashlib(data):
+    assert hashing.sha256d(data) == dsha(data)
+
+
+@given(st.binary(max_size=200))
+def test_reference_sha256_matches_hashlib(data):
+    assert reference_sha256.sha256(data) == hashlib.sha256(data).digest()
+
+
+@given(st.binary(min_size=64, max_size=80))
+def test_midstate_matches_reference(header):
+    assert hashing.midstate(header) == reference_sha256.midstate(header[:64])
+
+
+def test_genesis_vector():
+    assert hashing.sha256d(GENESIS_HEADER)[::-1].hex() == GENESIS["hash"]
+    words = [hashing.midstate(GENESIS_HEADER)[4 * i : 4 * i + 4].hex() for i in range(8)]
+    assert words == GENESIS["midstate_words_S0_S7"]
+    assert int.from_bytes(GENESIS_HEADER[76:], "little") == GENESIS["nonce"]
+
+
+def test_genesis_scan_finds_exactly_its_nonce(engine):
+    nonce = GENESIS["nonce"]
+    target = nbits_to_target(0x1D00FFFF)
+    # the header's own nonce bytes are ignored: zero them to prove it
+    header = GENESIS_HEADER[:76] + bytes(4)
+    assert hashing.scan(header, nonce - 100_000, 200_001, target, engine) == [nonce]
+    assert hashing.scan(header, nonce - 1000, 1000, target, engine) == []
+    assert hashing.scan(header, nonce + 1, 1000, target, engine) == []
+    assert hashing.scan(header, nonce, 1, target, engine) == [nonce]
+
+
+targets = st.one_of(
+    st.integers(min_value=248, max_value=256).map(lambda bits: (1 << bits) - 1),
+    st.integers(min_value=1, max_value=(1 << 256) - 1),
+)
+starts = st.one_of(
+    st.just(0),
+    st.integers(min_value=0, max_value=300).map(lambda back: (1 << 32) - 1 - back),
+    st.integers(min_value=0, max_value=(1 << 32) - 1),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.binary(min_size=80, max_size=80), start=starts,
+       count=st.integers(min_value=0, max_value=300), target=targets)
+def test_scan_matches_brute_force(engine, header, start, count, target):
+    count = min(count, (1 << 32) - start)
+    assert hashing.scan(header, start, count, target, engine) == brute_force(header, start, count, target)
+
+
+def test_scan_touching_both_ends_of_nonce_space(engine):
+    header = bytes(range(80))
+    target = (1 << 252) - 1  # about one nonce in 16
+    last = (1 << 32) - 37
+    assert hashing.scan(header, last, 37, target, engine) == brute_force(header, last, 37, target)
+    assert hashing.scan(header, 0, 37, target, engine) == brute_force(header, 0, 37, target)
+    assert hashing.scan(header, 12, 0, target, engine) == []
+
+
+def test_scan_returns_more_results_than_one_c_call_holds(engine):
+    # every nonce meets the largest target: the binding must resume past its result buffer
+    found = hashing.scan(bytes(80), 1000, 3000, (1 << 256) - 1, engine)
+    assert found == list(range(1000, 4000))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"header": bytes(79)}, "header"),
+        ({"header": bytes(81)}, "header"),
+        ({"start": -1}, "start"),
+        ({"start": 1 << 32}, "start"),
+        ({"count": -5}, "count"),
+        ({"start": (1 << 32) - 10, "count": 11}, "count"),
+        ({"target": 0}, "target"),
+        ({"target": -3}, "target"),
+        ({"target": 1 << 256}, "target"),
+        ({"engine": "quantum"}, "engine"),
+    ],
+)
+def test_scan_rejects_bad_arguments(kwargs, names):
+    args = {"header": bytes(80), "start": 0, "count": 10, "target": 1 << 250, "engine": None} | kwargs
+    with pytest.raises(ValueError, match=names):
+        hashing.scan(**args)
+
+
+def test_midstate_rejects_short_header():
+    with pytest.raises(ValueError, match="header"):
+        hashing.midstate(bytes(63))
+
+
+def test_cpu_without_extensions_runs_portable(monkeypatch):
+    monkeypatch.setattr(hashing, "_available", lambda engine_id: engine_id == hashing._ENGINE_IDS["portable"])
+    assert hashing.engines() == ["portable"]
+    assert hashing.best_engine() == "portable"
+    for name in ("avx2", "avx512", "sha-ni"):
+        with pytest.raises(ValueError, match="engine: this CPU cannot run"):
+            hashing.scan(bytes(80), 0, 10, 1 << 255, name)
+    nonce = GENESIS["nonce"]
+    assert hashing.scan(GENESIS_HEADER, nonce - 50, 100, nbits_to_target(0x1D00FFFF)) == [nonce]
+
+
+def test_engines_lists_fastest_first_and_always_portable():
+    names = hashing.engines()
+    assert names[-1] == "portable"
+    order = hashing.all_engines()
+    assert [order.index(n) for n in names] == sorted(order.index(n) for n in names)
+
+
+@given(st.integers(min_value=0, max_value=1 << 32), st.integers(min_value=1, max_value=16))
+def test_split_range_covers_exactly(count, parts):
+    pieces = split_range(7, count, parts)
+    assert len(pieces) == parts
+    assert sum(c for _, c in pieces) == count
+    pos = 7
+    for start, size in pieces:
+        assert start == pos
+        pos += size
+    sizes = [c for _, c in pieces]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_threaded_scan_equals_single_scan(engine, threads):
+    header = bytes(range(1, 81))
+    target = (1 << 246) - 1  # about one nonce in 1024
+    single = hashing.scan(header, 5000, 200_000, target, engine)
+    assert len(single) > 50
+    assert scan_threaded(header, 5000, 200_000, target, threads, engine) == single
+
+
+def test_scan_releases_the_gil():
+    # While one thread is inside a long C scan, this thread must keep running Python code. Were
+    # the GIL held, this thread would stall for a whole call; it may only see scheduler-sized gaps.
+    import threading
+    import time
+
+    engine = hashing.best_engine()
+    count = 1 << 24
+    t0 = time.perf_counter()
+    hashing.scan(bytes(80), 0, count, 1 << 200, engine)
+    one_call = time.perf_counter() - t0
+
+    def long_scans():
+        for _ in range(3):
+            hashing.scan(bytes(80), 0, count, 1 << 200, engine)
+
+    worker = threading.Thread(target=long_scans)
+    worker.start()
+    last = time.perf_counter()
+    longest_gap = 0.0
+    while worker.is_alive():
+        now = time.perf_counter()
+        longest_gap = max(longest_gap, now - last)
+        last = now
+    worker.join()
+    assert longest_gap < one_call / 2
+
+
+@given(st.binary(max_size=300), st.integers(0, 4))
+def test_sha256_state_after_continues_a_hash_like_hashlib(data, split_blocks):
+    # The state after whole blocks, then the rest padded by hand, gives hashlib's digest.
+    head = data[: 64 * min(split_blocks, len(data) // 64)]
+    rest = data[len(head):]
+    state = hashing.sha256_state_after(head)
+    padded = rest + b"\x80" + b"\x00" * ((55 - len(rest)) % 64) + (8 * len(data)).to_bytes(8, "big")
+    assert hashing.sha256_state_after(padded, state) == hashlib.sha256(data).digest()
+
+
+def test_sha256_state_after_one_block_is_the_midstate_and_bad_lengths_are_refused():
+    header = bytes(range(80))
+    assert hashing.sha256_state_after(header[:64]) == hashing.midstate(header)
+    assert hashing.sha256_state_after(b"") == hashing.SHA256_IV
+    with pytest.raises(ValueError, match="whole number"):
+        hashing.sha256_state_after(b"x" * 65)
+    with pytest.raises(ValueError, match="32 bytes"):
+        hashing.sha256_state_after(b"", b"short")
