@@ -19,7 +19,8 @@ from miner.core.dispatch import Dispatcher
 from miner.core.targets import difficulty_to_target
 from miner.core.work import Job
 from miner.sources.stratum import protocol as sp
-from miner.sources.stratum.client import PoolConfig, PoolManager
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig
 
 BRANCHES = 12  # a block of ~3000 transactions
 COINB1 = os.urandom(60)

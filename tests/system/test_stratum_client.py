@@ -4,17 +4,17 @@ with the real CPU device."""
 import asyncio
 import contextlib
 import logging
-import time
 
 import pytest
 
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.cpu import CpuDevice
-from miner.sources.stratum.client import PoolConfig, PoolManager, PoolState, Timeouts
+from miner.sources.stratum.connection import PoolState
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig, Timeouts
 from tests.helpers.stratum_pool import StratumTestPool
-
-FAST = Timeouts(connect=2, reply=2, silence=30, work=60, backoff_base=0.2, backoff_cap=1.0)
+from tests.helpers.waiting import FAST, until
 
 
 @contextlib.asynccontextmanager
@@ -35,15 +35,6 @@ async def mining(pools: list[StratumTestPool], threads: int = 1, timeouts: Timeo
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def until(predicate, timeout: float = 10.0, what: str = "condition") -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 async def test_full_session_with_version_rolling_and_accepted_shares():
@@ -290,7 +281,7 @@ async def test_tls_pool_with_certificate_verification(tmp_path, caplog):
 
 
 def test_pool_urls():
-    from miner.sources.stratum.client import parse_pool_url
+    from miner.sources.stratum.url import parse_pool_url
 
     u = parse_pool_url("stratum+ssl://pool.example:4333#xnsub")
     assert (u.host, u.port, u.tls, u.xnsub) == ("pool.example", 4333, True, True)
@@ -305,7 +296,7 @@ def test_pool_urls():
 def test_backoff_is_capped_and_jittered():
     import random
 
-    from miner.sources.stratum.client import backoff_delay
+    from miner.sources.stratum.connection import backoff_delay
 
     rng = random.Random(1)
     delays = [backoff_delay(n, 1.0, 60.0, rng) for n in range(1, 12)]
