@@ -143,32 +143,22 @@ class PoolConnection:
     def _act(self, events: list[ss.SessionEvent]) -> None:
         """Do what the session decided, in its order; an ending event raises PoolError last."""
         for event in events:
+            ss.tally(self.stats, event)
             match event:
                 case ss.PublishJob(job=job):
                     self.current_job = job
                     self._on_job(self, job)
                 case ss.PoolAlive():
                     self._set_state(PoolState.ALIVE)
-                case ss.ShareStale():
-                    self.stats.stale += 1
                 case ss.ShareAnswered(share=share, accepted=accepted, reason=reason, latency=latency):
-                    self._count_answer(share, accepted, reason, latency)
+                    self.submit_latency = latency
+                    for listener in self.result_listeners:
+                        listener(share, accepted, reason)
                 case ss.Redirected(host=host, port=port, wait=wait):
                     self._redirect_wait = wait
                     raise PoolError(f"client.reconnect to {host}:{port}")
                 case ss.SessionFailed(reason=reason):
                     raise PoolError(reason)
-
-    def _count_answer(self, share: CheckedNonce, accepted: bool, reason: str | None, latency: float) -> None:
-        self.submit_latency = latency
-        if accepted:
-            self.stats.accepted += 1
-            self.stats.accepted_difficulty += share.work.job.share_difficulty
-            self.stats.note_best(share.difficulty)
-        else:
-            self.stats.rejected[reason or "rejected"] += 1
-        for listener in self.result_listeners:
-            listener(share, accepted, reason)
 
     def _set_state(self, state: PoolState) -> None:
         if state is not self.state:

@@ -28,7 +28,7 @@ from fractions import Fraction
 
 from miner import USER_AGENT
 from miner.core.shares import CheckedNonce
-from miner.core.stats import format_difficulty
+from miner.core.stats import ShareStats, format_difficulty
 from miner.core.targets import difficulty_to_target
 from miner.core.work import Job
 from miner.sources.stratum import protocol as sp
@@ -108,6 +108,19 @@ class SessionFailed(SessionEvent):
     """The connection cannot go on; reason is the one line the user sees."""
 
     reason: str
+
+
+def tally(stats: ShareStats, event: SessionEvent) -> None:
+    """Count a share decision or answer in a pool's statistics (other events count nothing)."""
+    match event:
+        case ShareStale():
+            stats.stale += 1
+        case ShareAnswered(share=share, accepted=True):
+            stats.accepted += 1
+            stats.accepted_difficulty += share.work.job.share_difficulty
+            stats.note_best(share.difficulty)
+        case ShareAnswered(accepted=False, reason=reason):
+            stats.rejected[reason or "rejected"] += 1
 
 
 @dataclass
@@ -208,12 +221,19 @@ class StratumSession:
         assert self._proto is not None
         self._last_data = now
         out: list[SessionEvent] = []
-        for event in self._proto.receive_data(data):
-            if isinstance(event, sp.NewJob):
-                self._last_job = now
-            self._handle(event, now, out)
-            if self._ended:
-                break  # the rest of the data came on a connection that is closing
+        # One line at a time into the codec, so that nothing after a line that ends the session is
+        # taken (or answered), wherever the socket happened to split the bytes.
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end + 1
+            for event in self._proto.receive_data(data[start:end]):
+                if isinstance(event, sp.NewJob):
+                    self._last_job = now
+                self._handle(event, now, out)
+                if self._ended:
+                    return out  # the rest came on a connection that is closing
+            start = end
         return out
 
     def offer(self, share: CheckedNonce, now: float) -> list[SessionEvent]:
