@@ -478,12 +478,14 @@ def test_any_sequence_of_pool_lines_never_raises(sequence):
         sent = bytearray()
         for n, line in enumerate(sequence):
             events = session.receive_data(line, 0.0)
+            ending = [i for i, e in enumerate(events) if isinstance(e, ss.Redirected | ss.SessionFailed)]
+            assert ending in ([], [len(events) - 1])  # an ending event comes last, and once
+            if ending:
+                assert not session.connected and session.receive_data(notify("x"), 0.0) == []
             if session.current_job is not None:
                 events += session.offer(share(session.current_job, n), 0.0)
             sent += session.data_to_send()
             assert all(isinstance(e, ss.SessionEvent) for e in events)
-            ending = [i for i, e in enumerate(events) if isinstance(e, ss.Redirected | ss.SessionFailed)]
-            assert ending in ([], [len(events) - 1]) or not session.connected  # an ending event comes last
             assert len(session.live_jobs) <= ss.MAX_LIVE_JOBS and len(session.held) <= ss.MAX_HELD_SHARES
             for job in jobs(events):
                 assert job.source == "pool0" and job.share_target > 0
