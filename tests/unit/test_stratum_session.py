@@ -15,7 +15,7 @@ from miner.core.stats import ShareStats
 from miner.core.targets import difficulty_to_target
 from miner.core.work import Job, Nonce, swap_words
 from miner.sources.stratum import session as ss
-from miner.sources.stratum.connection import backoff_delay
+from miner.sources.stratum.connection import PoolConnection, backoff_delay
 from miner.sources.stratum.url import PoolConfig, Timeouts, parse_pool_url, same_domain
 
 AGENT = "pyminer/test"
@@ -507,6 +507,16 @@ def test_bytes_split_anywhere_give_the_same_outputs(sequence, rng):
     split.connection_made(0.0)
     events, sent = run(split, pieces)
     assert (events, sent) == expected  # the same events and the same bytes back
+
+
+# ------------------------------------------------------------------------------------ the connection's side
+async def test_the_connection_counts_what_the_session_decides_without_a_socket():
+    pool = PoolConnection(PoolConfig("stratum+tcp://pool.example.com:3333", "worker.1"), "pool0",
+                          on_job=lambda pool, job: None, on_state=lambda pool: None, timeouts=TIMEOUTS)
+    _, job = mining()  # a job this pool never announced: its shares are stale
+    await pool.submit(share(job, 1))
+    assert pool.stats.stale == 1 and pool.held == [] and pool.sessions == 0
+    assert pool.host == "pool.example.com:3333" and not pool.alive
 
 
 # ------------------------------------------------------------------------------------ urls, backoff
