@@ -108,7 +108,7 @@ def run_benchmark(argv: list[str]) -> int:
 
 def pool_configs(args: argparse.Namespace) -> list:
     """Pair each -o with its -u/-p (a pool without its own takes the previous pool's)."""
-    from miner.sources.stratum.client import PoolConfig, parse_pool_url
+    from miner.sources.stratum.url import PoolConfig, parse_pool_url
 
     configs = []
     user, password = "", "x"
@@ -166,7 +166,7 @@ def run_mining(argv: list[str]) -> int:
     from miner.core.engine import Miner
     from miner.devices.base import DeviceError
     from miner.sources.sandbox import DEFAULT_SANDBOX_DIFFICULTY, SandboxSource
-    from miner.sources.stratum.client import PoolManager
+    from miner.sources.stratum.failover import PoolManager
 
     parser = mining_parser()
     args = parser.parse_args(argv)

@@ -252,7 +252,7 @@ def _toml_pool(path: Path, text: str, index: int, entry: dict[str, Any]) -> Pool
 
 
 def _pool_entry(values: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> PoolEntry:
-    from miner.sources.stratum.client import parse_pool_url
+    from miner.sources.stratum.url import parse_pool_url
 
     try:
         parse_pool_url(values["url"])
@@ -426,7 +426,7 @@ def device_specs(file: FileConfig) -> list[str]:
 
 def pool_configs(file: FileConfig, args: argparse.Namespace) -> list:
     """PoolConfigs for the file's pools; global flags fill what a pool does not say."""
-    from miner.sources.stratum.client import PoolConfig
+    from miner.sources.stratum.url import PoolConfig
 
     configs = []
     for entry in file.pools:

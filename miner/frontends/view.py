@@ -23,7 +23,8 @@ from miner.devices.base import Device, DeviceError, DeviceState
 if TYPE_CHECKING:
     from miner.core.engine import Miner
     from miner.frontends.persist import StatsStore
-    from miner.sources.stratum.client import PoolConnection, PoolManager
+    from miner.sources.stratum.connection import PoolConnection
+    from miner.sources.stratum.failover import PoolManager
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class MinerView:
         return pool.config.url, False
 
     def add_pool(self, url: str, user: str, password: str) -> int:
-        from miner.sources.stratum.client import PoolConfig
+        from miner.sources.stratum.url import PoolConfig
 
         manager = self._manager()
         # The new pool inherits the per-pool settings of the first one (TLS checks, version rolling).

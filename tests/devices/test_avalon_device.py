@@ -23,7 +23,8 @@ from miner.core.shares import Verdict, check_nonce
 from miner.core.targets import difficulty_to_target
 from miner.core.work import Job
 from miner.devices.base import DeviceError, DeviceSpec, DeviceState, NotThisDevice
-from miner.sources.stratum.client import PoolConfig, PoolManager, Timeouts
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig, Timeouts
 from tests.helpers.stratum_pool import StratumTestPool
 
 DIFF = 0.001

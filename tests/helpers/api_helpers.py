@@ -12,7 +12,8 @@ from miner.core.engine import Miner
 from miner.devices.cpu import CpuDevice
 from miner.frontends.cgminer import ApiServer, parse_allow
 from miner.frontends.view import MinerView
-from miner.sources.stratum.client import PoolConfig, PoolManager, Timeouts
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig, Timeouts
 from tests.helpers.stratum_pool import StratumTestPool
 
 FAST = Timeouts(connect=2, reply=2, silence=30, work=60, backoff_base=0.2, backoff_cap=1.0)

@@ -10,9 +10,10 @@ from miner.drivers.bm13xx.emulator import Bm13xxEmulator
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.base import DeviceSpec
-from miner.sources.stratum.client import PoolConfig, PoolManager
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig
 from tests.helpers.stratum_pool import StratumTestPool
-from tests.system.test_stratum_client import FAST, until
+from tests.helpers.waiting import FAST, until
 
 
 async def test_emulated_bm1366_shares_with_version_bits_are_accepted():

@@ -18,7 +18,8 @@ from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.base import DeviceSpec, DeviceState
 from miner.devices.manager import DeviceManager, HealthPolicy, PortInfo, load_drivers
-from miner.sources.stratum.client import PoolConfig, PoolManager, Timeouts
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig, Timeouts
 from tests.devices.test_icarus_driver import DIFF, RATE, Harness, wait_for
 from tests.helpers.stratum_pool import StratumTestPool
 

@@ -15,7 +15,7 @@ from miner.core.engine import Miner
 from miner.core.work import Nonce
 from miner.devices.base import Device, DeviceState
 from miner.sources.sandbox import SandboxSource
-from miner.sources.stratum.client import redact_line
+from miner.sources.stratum.connection import redact_line
 from tests.helpers.api_helpers import running_miner, until
 from tests.helpers.stratum_pool import StratumTestPool
 
