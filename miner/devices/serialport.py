@@ -19,6 +19,7 @@ import time
 
 import serial
 
+from miner.core.work import Work
 from miner.devices.base import Device, DeviceError, DeviceState, NotThisDevice
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,8 @@ class SerialDevice(Device):
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        if self.state is not DeviceState.DEAD and self.enabled:
-            self.state = DeviceState.INIT
+        if self.stats.state is not DeviceState.DEAD and self.enabled:
+            self.stats.state = DeviceState.INIT
 
     def restart_work(self) -> None:
         self._restart.set()
@@ -115,7 +116,7 @@ class SerialDevice(Device):
         self._wake.set()
 
     def reinitialise(self) -> None:
-        self.reinits += 1
+        self.stats.reinits += 1
         self._reinit.set()
         self._wake.set()
 
@@ -132,9 +133,9 @@ class SerialDevice(Device):
             return True
         return False
 
-    def next_work(self, wait: float = 0.5):
+    def next_work(self, wait: float = 0.5) -> Work | None:
         """A work unit, or None after waiting `wait` seconds for one (no job yet)."""
-        work = self._get_work(device_rolls_version=self.rolls_version)
+        work = self.work_source.next_work(device_rolls_version=self.rolls_version)
         if work is None:
             self._wake.wait(wait)
             self._wake.clear()

@@ -11,6 +11,7 @@ import pytest
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.cpu import CpuDevice
+from miner.devices.work_source import DispatcherWorkSource
 from miner.sources.stratum.client import PoolConfig, PoolManager, PoolState, Timeouts
 from tests.helpers.stratum_pool import StratumTestPool
 
@@ -25,7 +26,7 @@ async def mining(pools: list[StratumTestPool], threads: int = 1, timeouts: Timeo
     configs = [PoolConfig(f"{scheme}://localhost:{p.port}", "worker.1", "x", **config) for p in pools]
     manager = PoolManager(configs, timeouts, switch_delay=switch_delay)
     miner: Miner
-    device = CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), threads=threads, chunk=1 << 16,
+    device = CpuDevice(DispatcherWorkSource(dispatcher), lambda n: miner.on_nonce(n), threads=threads, chunk=1 << 16,
                        nonces_per_work=1 << 22)
     miner = Miner(manager, [device], dispatcher, status_interval=1.0)
     task = asyncio.create_task(miner.run())
