@@ -17,7 +17,7 @@ from miner.drivers.bm13xx.emulator import Bm13xxEmulator
 
 from miner.core import hashing
 from miner.core.dispatch import Dispatcher
-from miner.core.shares import Verdict, check_nonce
+from miner.core.shares import Verdict, check_nonce, check_reported
 from miner.core.targets import hash_to_int
 from miner.devices.base import DeviceError, DeviceSpec, DeviceState
 from miner.devices.work_source import DispatcherWorkSource, NoWork
@@ -54,6 +54,10 @@ def chain(chip: str, chips: int = 1, options: str = "", rate: float = RATE, scal
     lock = threading.Lock()
 
     def on_nonce(n):
+        # The share path in miniature: the verdict goes back to the device (its per-chip counters).
+        share = check_reported(n, dispatcher.lookup, device.target_for)
+        if share is not None:
+            device.on_verdict(share)
         with lock:
             nonces.append(n)
 

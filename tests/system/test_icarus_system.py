@@ -20,7 +20,7 @@ from miner.devices.base import DeviceSpec, DeviceState
 from miner.devices.manager import DeviceManager, HealthPolicy, PortInfo, load_drivers
 from miner.devices.work_source import DispatcherWorkSource
 from miner.sources.stratum.client import PoolConfig, PoolManager, Timeouts
-from tests.devices.test_icarus_driver import DIFF, RATE, Harness, wait_for
+from tests.helpers.icarus_rig import DIFF, RATE, Harness, wait_for
 from tests.helpers.stratum_pool import StratumTestPool
 
 ROOT = Path(__file__).resolve().parents[2]
