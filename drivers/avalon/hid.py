@@ -178,7 +178,7 @@ class AvalonMDevice(SerialDevice):
 
     def _mine(self, session: AvalonMSession) -> None:
         while not self.stopping() and not self.reinit_requested():
-            self._restart.clear()
+            self.take_restart()  # every batch is fresh work: a clean job needs nothing more
             batch = []
             for _ in range(self.asic_count):
                 work = self.work_source.next_work(device_rolls_version=False)
@@ -186,7 +186,7 @@ class AvalonMDevice(SerialDevice):
                     break
                 batch.append(work)
             if not batch:
-                self._stop.wait(0.2)
+                self.pause(0.2)
                 continue
             for work in batch:
                 self._works[work.work_id & 0xFFFFFFFF] = work
@@ -194,9 +194,9 @@ class AvalonMDevice(SerialDevice):
                     self._works.popitem(last=False)
                 session.send_work(work.work_id, work.header)
             if self.version.startswith("3U"):
-                self._stop.wait(NANO_SETTLE)
+                self.pause(NANO_SETTLE)
             for _ in range(POLLS_PER_BATCH):
-                if self._stop.is_set():
+                if self.stopping():
                     return
                 packet = session.poll()
                 if packet is None:
@@ -211,7 +211,7 @@ class AvalonMDevice(SerialDevice):
                     self._on_status(p.StatusM.from_packet(packet))
                 break
             # one A3222 core covers 2^32 in ~703 ms at 100 MHz: wait that share of a batch
-            self._stop.wait(100 * 703 / max(self.stats.frequency or 200, 100) / 4 / 1000)
+            self.pause(100 * 703 / max(self.stats.frequency or 200, 100) / 4 / 1000)
 
     def _on_report(self, report: p.MidstateNonce) -> None:
         work = self._works.get(report.work_id)

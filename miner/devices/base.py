@@ -93,9 +93,9 @@ class Device:
     # with units the dispatcher rolled, or two devices could hash the same header.
     rolls_version: ClassVar[bool] = False
 
-    def __init__(self, work: WorkSource, sink: NonceSink, name: str, port: str | None = None,
+    def __init__(self, work_source: WorkSource, sink: NonceSink, name: str, port: str | None = None,
                  difficulty: float = 1.0):
-        self.work_source = work
+        self.work_source = work_source
         self._sink = sink
         self.name = name
         self.port = port
@@ -169,9 +169,6 @@ class Device:
         """Drivers call this for every nonce the hardware returns."""
         self.stats.note_found()
         self._sink(nonce)
-
-    def set_state(self, state: DeviceState, why: str = "") -> None:
-        self.stats.set_state(state, why)
 
 
 @dataclass(frozen=True)

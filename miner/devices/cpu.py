@@ -115,7 +115,7 @@ class CpuDevice(Device):
     # -------------------------------------------------------------------- control
     def start(self) -> None:
         self._stop.clear()
-        self.set_state(DeviceState.ALIVE)
+        self.stats.set_state(DeviceState.ALIVE)
         for index in range(self.threads):
             worker = threading.Thread(target=self._run, args=(index,), name=f"cpu-{index}", daemon=True)
             worker.start()

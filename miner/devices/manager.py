@@ -189,7 +189,7 @@ class DeviceManager:
             new.append(device)
         for path, device in self._auto.items():
             if path not in present and device.stats.state is not DeviceState.NO_DEVICE:
-                device.set_state(DeviceState.NO_DEVICE, f"{path} unplugged")
+                device.stats.set_state(DeviceState.NO_DEVICE, f"{path} unplugged")
                 device.stop(timeout=1.0)
                 device.stats.state = DeviceState.NO_DEVICE
         return new
@@ -211,7 +211,7 @@ class DeviceManager:
                 # answered its init again but still hashes nothing stays sick.
                 if (stats.last_valid_at or 0) > sick_since and hw_new < policy.hw_burst:
                     self._sick_since.pop(device.name)
-                    device.set_state(DeviceState.ALIVE, "recovered")
+                    device.stats.set_state(DeviceState.ALIVE, "recovered")
                 elif now - sick_since > policy.grace:
                     log.error("%s: still sick %.0f s after re-init; disabled. Re-enable it with the API "
                               "(ascenable|N) or restart the miner", device.name, now - sick_since)
@@ -229,7 +229,7 @@ class DeviceManager:
                 why = (f"no valid nonce for {now - last_good:.0f} s" if silent
                        else f"{hw_new} hardware errors and no valid nonce")
                 self._sick_since[device.name] = now
-                device.set_state(DeviceState.SICK, why + "; re-initialising")
+                device.stats.set_state(DeviceState.SICK, why + "; re-initialising")
                 device.reinitialise()
 
     async def run(self) -> None:

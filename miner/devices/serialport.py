@@ -123,6 +123,10 @@ class SerialDevice(Device):
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if the device is told to stop (then True)."""
+        return self._stop.wait(seconds)
+
     def reinit_requested(self) -> bool:
         return self._reinit.is_set()
 
@@ -147,28 +151,28 @@ class SerialDevice(Device):
             try:
                 port = self.open_port()
             except DeviceError as exc:
-                self.set_state(DeviceState.NO_DEVICE, str(exc))
+                self.stats.set_state(DeviceState.NO_DEVICE, str(exc))
                 self._stop.wait(self.reopen_interval)
                 continue
             self.serial = port
             try:
                 self._reinit.clear()
                 self.initialise(port)
-                self.set_state(DeviceState.ALIVE, "initialised")
+                self.stats.set_state(DeviceState.ALIVE, "initialised")
                 self.mine(port)
             except NotThisDevice as exc:
-                self.set_state(DeviceState.DEAD, str(exc))
+                self.stats.set_state(DeviceState.DEAD, str(exc))
                 log.error("%s: %s; not mining with it", self.name, exc)
                 self._close(port)
                 return
             except (serial.SerialException, OSError, DeviceError) as exc:
-                self.set_state(DeviceState.NO_DEVICE, f"{self.port}: {_one_line(exc)}")
+                self.stats.set_state(DeviceState.NO_DEVICE, f"{self.port}: {_one_line(exc)}")
                 self._close(port)
                 self._stop.wait(self.reopen_interval)
                 continue
             if self._reinit.is_set():
                 log.info("%s: re-initialising", self.name)
-                self.set_state(DeviceState.INIT)
+                self.stats.set_state(DeviceState.INIT)
             else:
                 with contextlib.suppress(serial.SerialException, OSError, DeviceError):
                     self.idle(port)

@@ -318,7 +318,7 @@ class MinerView:
         if device.enabled:
             return False
         device.enabled = True
-        device.set_state(DeviceState.INIT, "enabled through the API")
+        device.stats.set_state(DeviceState.INIT, "enabled through the API")
         stopping = self._stopping.pop(device.name, None)
         if stopping is not None and not stopping.done():
             # still stopping from a disable a moment ago: start once that is over, not on top of it
@@ -335,7 +335,7 @@ class MinerView:
         future = self._in_background(device.stop)  # joining device threads must not stall the event loop
         if future is not None:
             self._stopping[device.name] = future
-        device.set_state(DeviceState.DISABLED, "disabled through the API")
+        device.stats.set_state(DeviceState.DISABLED, "disabled through the API")
         return True
 
     def zero(self, which: str) -> None:

@@ -35,7 +35,7 @@ class LastWordDevice(Device):
         self.stopping = threading.Event()
 
     def start(self):
-        self.set_state(DeviceState.ALIVE)
+        self.stats.set_state(DeviceState.ALIVE)
 
     def stop(self, timeout=5.0):
         self.stopping.set()
