@@ -151,12 +151,14 @@ def make_device_manager(args: argparse.Namespace, dispatcher, on_nonce, file=Non
     from miner.devices.base import DeviceSpec
     from miner.devices.cpu import CpuDevice
     from miner.devices.manager import DeviceManager, load_drivers
+    from miner.devices.work_source import DispatcherWorkSource
 
     specs = [DeviceSpec.parse(text) for text in args.devices]
     drivers = configured_drivers(load_drivers(), file)  # the config file's per-driver options
-    return DeviceManager(dispatcher.next_work, on_nonce, specs, drivers=drivers, hotplug=args.hotplug or 5.0,
+    work = DispatcherWorkSource(dispatcher)
+    return DeviceManager(work, on_nonce, specs, drivers=drivers, hotplug=args.hotplug or 5.0,
                          scan_usb=True, cpu=args.cpu,
-                         cpu_factory=lambda: CpuDevice(dispatcher.next_work, on_nonce, args.threads, args.engine))
+                         cpu_factory=lambda: CpuDevice(work, on_nonce, args.threads, args.engine))
 
 
 def run_mining(argv: list[str]) -> int:

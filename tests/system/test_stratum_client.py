@@ -15,6 +15,7 @@ import pytest
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.cpu import CpuDevice
+from miner.devices.work_source import DispatcherWorkSource
 from miner.sources.stratum.connection import PoolState
 from miner.sources.stratum.failover import PoolManager
 from miner.sources.stratum.url import PoolConfig, Timeouts
@@ -32,7 +33,7 @@ async def mining(pools: list[StratumTestPool], threads: int = 1, timeouts: Timeo
     configs = [PoolConfig(f"{scheme}://localhost:{p.port}", "worker.1", "x", **config) for p in pools]
     manager = PoolManager(configs, timeouts, switch_delay=switch_delay)
     miner: Miner
-    device = CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), threads=threads, chunk=1 << 13,
+    device = CpuDevice(DispatcherWorkSource(dispatcher), lambda n: miner.on_nonce(n), threads=threads, chunk=1 << 13,
                        nonces_per_work=1 << 16)  # a new work (and version) every share or so
     miner = Miner(manager, [device], dispatcher, status_interval=1.0)
     task = asyncio.create_task(miner.run())

@@ -80,6 +80,7 @@ async def run_solo(opts: SoloOptions, on_source: Callable[[GbtSource], object] |
     from miner.devices.base import DeviceSpec
     from miner.devices.cpu import CpuDevice
     from miner.devices.manager import DeviceManager
+    from miner.devices.work_source import DispatcherWorkSource
 
     payout = check_options(opts)
     rpc = RpcClient(opts.rpc_url, opts.rpc_user, opts.rpc_password, opts.rpc_cookie, timeout=opts.rpc_timeout)
@@ -108,10 +109,10 @@ async def run_solo(opts: SoloOptions, on_source: Callable[[GbtSource], object] |
         if source.claim(nonce):
             miner.on_nonce(nonce)
 
-    manager = DeviceManager(dispatcher.next_work, on_nonce, [DeviceSpec.parse(t) for t in opts.devices],
+    work = DispatcherWorkSource(dispatcher)
+    manager = DeviceManager(work, on_nonce, [DeviceSpec.parse(t) for t in opts.devices],
                             hotplug=opts.hotplug or 5.0, scan_usb=True, cpu=opts.cpu,
-                            cpu_factory=lambda: CpuDevice(dispatcher.next_work, on_nonce, opts.threads, opts.engine,
-                                                          chunk=chunk))
+                            cpu_factory=lambda: CpuDevice(work, on_nonce, opts.threads, opts.engine, chunk=chunk))
     devices = manager.setup()  # DeviceError (one line) when nothing can mine
     if not opts.hotplug:
         manager.scan_usb = False
