@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import sys
 
-from miner.devices.base import Device, DeviceError, DeviceSpec, GetWork, OnNonce, UsbId
+from miner.drivers.kit.usb import UsbId
+
+from miner.devices.base import Device, DeviceError, DeviceSpec, GetWork, OnNonce
 
 AUC_ID = UsbId(0x29F1, 0x33F2, model="auc")
 FAMILY_BY_ALIAS = {"avalon4": "avalon4", "avalon6": "avalon4", "avalon7": "avalon7", "avalon8": "avalon8"}

@@ -13,16 +13,21 @@ Multi-byte fields inside `data` are big-endian unless a comment says otherwise.
 from __future__ import annotations
 
 import enum
+import hashlib
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from miner.drivers.avalon import sha256
+from miner.drivers.kit.bits import rev8
+from miner.drivers.kit.crc import crc16_xmodem
+
+from miner.core.targets import DIFF1_TARGET
+from miner.core.work import merkle_root, swap_words
 
 HEAD = b"CN"
 PACKET_SIZE = 40
 DATA_SIZE = 32
-DIFF1_TARGET = 0xFFFF << 208
 
 
 class Family(enum.Enum):
@@ -115,31 +120,10 @@ def type_name(family: Family, code: int) -> str:
     return TYPE_NAMES[family].get(code, f"0x{code:02x}")
 
 
-# ------------------------------------------------------------------------------------ CRC-16/XMODEM
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/XMODEM: polynomial 0x1021, initial 0, no reflection, no final XOR."""
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc
-
-
+# ------------------------------------------------------------------------------------ CRC-16/XMODEM (kit.crc)
 def job_id_crc(job_id: str) -> int:
     """What JOB_ID and NONCE packets carry instead of the job id string."""
-    return crc16(job_id.encode())
+    return crc16_xmodem(job_id.encode())
 
 
 # ------------------------------------------------------------------------------------ the packet
@@ -161,7 +145,7 @@ class Packet:
                 raise ValueError(f"packet {name}: not a byte: {getattr(self, name)!r}")
 
     def encode(self, crc_little_endian: bool = False) -> bytes:
-        crc = crc16(self.data)
+        crc = crc16_xmodem(self.data)
         order = "little" if crc_little_endian else "big"
         return HEAD + bytes((self.type, self.opt, self.idx, self.cnt)) + self.data + crc.to_bytes(2, order)
 
@@ -177,7 +161,7 @@ def decode_packet(raw: bytes, crc_little_endian: bool = False) -> Packet:
         raise PacketError(f"MM packet: header {raw[:2].hex()} is not 434e ('CN')")
     data = raw[6:38]
     got = int.from_bytes(raw[38:40], "little" if crc_little_endian else "big")
-    want = crc16(data)
+    want = crc16_xmodem(data)
     if got != want:
         raise PacketError(f"MM packet type 0x{raw[2]:02x}: CRC {got:04x}, expected {want:04x}")
     return Packet(raw[2], data, raw[3], raw[4], raw[5])
@@ -417,10 +401,6 @@ MAX_COINBASE_TAIL = 6208 - 64
 MAX_MERKLES = 30
 
 
-def swap_words(data: bytes) -> bytes:
-    return b"".join(data[i : i + 4][::-1] for i in range(0, len(data), 4))
-
-
 def header_bin(header80: bytes) -> bytes:
     """cgminer's 128-byte header_bin: the header with every word byte-swapped (the Stratum hex
     strings decoded verbatim), then SHA padding in the same word-swapped form."""
@@ -531,11 +511,8 @@ class DeviceJob:
         tail = (self.tail[:pos] + (nonce2 % (1 << (8 * self.nonce2_size))).to_bytes(self.nonce2_size, "little")
                 + self.tail[pos + self.nonce2_size :])
         first = sha256.finish(self.state, tail, self.coinbase_length)
-        import hashlib
-
-        root = hashlib.sha256(first).digest()
-        for branch in self.merkles:
-            root = hashlib.sha256(hashlib.sha256(root + branch).digest()).digest()
+        # `first` is the coinbase's first SHA-256; the second makes its txid, then the branch.
+        root = merkle_root(hashlib.sha256(first).digest(), self.merkles)
         real = bytearray(swap_words(self.header_bin[:80]))
         real[36:68] = root
         ntime = int.from_bytes(real[68:72], "little") + ntime_roll
@@ -892,19 +869,15 @@ def set_volt_packet(family: Family, words: Sequence[int]) -> Packet:
     return WordList(SET_VOLT, tuple(words)).to_packet()
 
 
-def _rev8(byte: int) -> int:
-    return int(f"{byte:08b}"[::-1], 2)
-
-
 def av4_voltage_word(mv: int) -> int:
     """MM41/50/60 (NCP5392P) voltage encoding; 0 means off. Units as cgminer's (0.1 mV [inferred])."""
     if mv == 0:
         return 0xFF00
-    return _rev8((((0x59 - (mv - 5000) // 125) << 1) | 1) & 0xFF) << 8
+    return rev8((((0x59 - (mv - 5000) // 125) << 1) | 1) & 0xFF) << 8
 
 
 def av4_voltage_value(word: int) -> int:
-    code = _rev8((word >> 8) & 0xFF)
+    code = rev8((word >> 8) & 0xFF)
     if code == 0xFF:
         return 0
     return (0x59 - (code >> 1)) * 125 + 5000

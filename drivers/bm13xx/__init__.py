@@ -3,8 +3,7 @@ Bitaxe-class boards. `--device bm1397:PORT` (or bm1384, bm1387, bm1366, bm1368, 
 `miner emulate bm1366 --chips 4` runs an emulated chain."""
 
 from miner.drivers.bm13xx.driver import Bm13xxDevice, Bm13xxDriver
-
-from miner.devices.base import UsbId
+from miner.drivers.kit.usb import UsbId
 
 # cgminer's usbutils.c (bm13xx.md §1.2). The bridges are generic (FTDI FT-X 0403:6015, Silicon Labs
 # CP210x 10c4:ea60), so each id names its product string. Bitaxe boards have no USB bridge (the

@@ -25,6 +25,7 @@ import serial
 from miner.drivers.icarus import protocol as p
 
 from miner.core import hashing
+from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, GetWork, NotThisDevice, OnNonce
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
@@ -97,7 +98,7 @@ class IcarusDevice(SerialDevice):
 
     def range_time(self) -> float:
         """Seconds the stick needs for the whole nonce range (all engines together)."""
-        return max(0.01, self.seconds_per_hash() * p.NONCE_SPACE + self._overhead)
+        return max(0.01, self.seconds_per_hash() * NONCE_SPACE + self._overhead)
 
     def nominal_hashrate(self) -> float | None:
         return 1.0 / self.seconds_per_hash()
@@ -280,7 +281,7 @@ class IcarusDevice(SerialDevice):
 
     def _learn_timing(self, hashes: int, elapsed: float, work: Work, reply: p.Reply) -> None:
         """Least-squares fit of elapsed = Hs * hashes + W over recent valid nonces (§A5)."""
-        if hashes < MIN_FIT_HASHES or hashes > p.NONCE_SPACE - MIN_FIT_HASHES or not self._meets(work, reply):
+        if hashes < MIN_FIT_HASHES or hashes > NONCE_SPACE - MIN_FIT_HASHES or not self._meets(work, reply):
             return
         self._fit.append((float(hashes), elapsed))
         n = len(self._fit)

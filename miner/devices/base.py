@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol
 from miner.core.stats import RateMeter, ShareStats
 from miner.core.targets import chip_target
 from miner.core.work import Nonce, Work
+from miner.drivers.kit.usb import UsbId
 
 log = logging.getLogger(__name__)
 
@@ -230,25 +231,6 @@ class Device:
             else:
                 log.info("%s: %s", self.name, state.value)
         self.state = state
-
-
-@dataclass(frozen=True)
-class UsbId:
-    """A USB id a driver claims; `product` (a substring of the USB product string) narrows
-    generic bridge chips that several boards share."""
-
-    vid: int
-    pid: int
-    product: str | None = None
-    model: str | None = None
-
-    def matches(self, vid: int | None, pid: int | None, product: str | None) -> bool:
-        if vid != self.vid or pid != self.pid:
-            return False
-        return self.product is None or (product is not None and self.product.lower() in product.lower())
-
-    def __str__(self) -> str:
-        return f"{self.vid:04x}:{self.pid:04x}" + (f" ({self.product})" if self.product else "")
 
 
 class Driver(Protocol):

@@ -21,7 +21,8 @@ from miner.core import hashing
 from miner.core.stats import RateMeter
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
-from miner.devices.base import Device, DeviceSpec, DeviceState, GetWork, OnNonce, UsbId
+from miner.devices.base import Device, DeviceSpec, DeviceState, GetWork, OnNonce
+from miner.drivers.kit.usb import UsbId
 
 log = logging.getLogger(__name__)
 
