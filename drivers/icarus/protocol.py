@@ -116,7 +116,7 @@ class Reply:
     def encode(self) -> bytes:
         data = self.n.to_bytes(4, "big")
         if self.work_id is not None:
-            # The top 3 bits of the fifth byte are not documented anywhere we could find (icarus.md,
+            # The top 3 bits of the fifth byte are not documented anywhere we could find (docs/icarus.md,
             # uncertainty 1); drivers mask them off, so the emulator sends them as zero.
             data += bytes([self.work_id & WORK_ID_MASK])
         return data
@@ -362,7 +362,7 @@ MODELS: dict[str, Model] = {
 # ("CP2102 USB to UART Bridge Controller", as users' bfgminer logs show), so the bare id is the one
 # that usually matches and the golden-nonce test decides (U1/U2 and U3 only differ in behaviour:
 # the driver tells them apart while identifying). The Avalon nano 1.0 (1fc9:0083) speaks plain
-# Icarus over CDC-ACM (icarus.md §A11).
+# Icarus over CDC-ACM (docs/icarus.md §A11).
 USB_IDS: tuple[UsbId, ...] = (
     UsbId(*CP2102, "Erupter", "erupter"),
     UsbId(*CP2102, "Antminer", None),
