@@ -35,7 +35,7 @@ from miner.drivers.avalon.packets import (
 )
 from miner.drivers.kit.bits import rev8
 
-from miner.core.targets import DIFF1_TARGET
+from miner.core.targets import DIFF1_TARGET, MAX_TARGET
 from miner.core.work import merkle_root, swap_words
 
 # ------------------------------------------------------------------------------------ Stratum jobs
@@ -96,7 +96,7 @@ def static_packet(family: Family, job: StratumJob) -> Packet:
 
 
 def target_packet(target: int) -> Packet:
-    return Packet(TARGET, min(target, (1 << 256) - 1).to_bytes(32, "little"))
+    return Packet(TARGET, min(target, MAX_TARGET).to_bytes(32, "little"))
 
 
 def job_id_packet(family: Family, crc: int, pool: int = 0) -> Packet:

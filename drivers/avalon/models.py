@@ -6,18 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from miner.drivers.avalon.packets import Family, PacketError
+from miner.drivers.kit.bits import bswap32
 
 NONCE_OFFSET_A3222 = 0x4000  # avalonm and MM40/41/50 report N + 0x4000
 
 
 def header_nonce(n_field: int, offset: int = 0) -> int:
     """The nonce as work.py keeps it (the header's little-endian field) from a reported N."""
-    return int.from_bytes(((n_field - offset) & 0xFFFFFFFF).to_bytes(4, "big"), "little")
+    return bswap32((n_field - offset) & 0xFFFFFFFF)
 
 
 def n_field(header_nonce_value: int, offset: int = 0) -> int:
     """The reverse of header_nonce: what the chip reports for a nonce found in the header."""
-    return (int.from_bytes(header_nonce_value.to_bytes(4, "little"), "big") + offset) & 0xFFFFFFFF
+    return (bswap32(header_nonce_value) + offset) & 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)

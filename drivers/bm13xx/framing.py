@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
+from miner.drivers.bm13xx.jobs import MidstateJob
 from miner.drivers.bm13xx.messages import BadFrame, Command, Reply
-
-if TYPE_CHECKING:
-    from miner.drivers.bm13xx.framing_55aa import MidstateJob
 
 
 class ReplyStream(Protocol):

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from miner.drivers.bm13xx.framing import Framing
-from miner.drivers.bm13xx.framing_55aa import MidstateJob
 from miner.drivers.bm13xx.framing_legacy import LegacyReplyParser
+from miner.drivers.bm13xx.jobs import MidstateJob
 from miner.drivers.bm13xx.messages import (
     CMD_INACTIVE,
     CMD_READ,

@@ -8,16 +8,9 @@ import struct
 from collections.abc import Iterator
 
 from miner.drivers.bm13xx.framing import Framing
-from miner.drivers.bm13xx.framing_55aa import (
-    ALL,
-    PREAMBLE,
-    REPLY_NONCE,
-    TYPE_CMD,
-    MidstateJob,
-    decode_midstate_job,
-    encode_reply,
-)
+from miner.drivers.bm13xx.framing_55aa import ALL, REPLY_NONCE, TYPE_CMD, encode_reply
 from miner.drivers.bm13xx.framing_legacy import LegacyReplyParser
+from miner.drivers.bm13xx.jobs import PREAMBLE, MidstateJob, decode_midstate_job
 from miner.drivers.bm13xx.messages import (
     CMD_INACTIVE,
     CMD_READ,

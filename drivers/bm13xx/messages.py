@@ -4,8 +4,9 @@ a register, chain inactive; docs/bm13xx.md §2.1) and replies (a register value 
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
+
+from miner.drivers.kit.bits import bswap32
 
 # Command codes: the CMD bits of a 55 AA header (§2.1); the legacy framings map them to their own.
 CMD_SET_ADDRESS = 0
@@ -72,7 +73,7 @@ class NonceReply:
     @property
     def wire_value(self) -> int:
         """The nonce bytes read big-endian (ESP-Miner's ntohl), from which chip and core ids come."""
-        return int.from_bytes(struct.pack("<I", self.nonce), "big")
+        return bswap32(self.nonce)
 
 
 @dataclass(frozen=True, slots=True)

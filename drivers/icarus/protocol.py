@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from miner.drivers.kit.bits import reverse_words
+from miner.drivers.kit.bits import bswap32, reverse_words
 from miner.drivers.kit.crc import crc5
 from miner.drivers.kit.usb import UsbId
 
@@ -54,10 +54,6 @@ def nonce_target(difficulty: float) -> int:
     pool's difficulty-1 target, so a true device reports a few hashes (1 in 65536) that the pool
     target would call hardware errors."""
     return chip_target(1) if difficulty == 1 else difficulty_to_target(difficulty)
-
-
-def bswap32(value: int) -> int:
-    return int.from_bytes(value.to_bytes(4, "big"), "little")
 
 
 # ------------------------------------------------------------------------------------ work

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from miner.drivers.icarus import protocol as p
+from miner.drivers.kit.bits import bswap32
 from miner.drivers.kit.crc import crc5
 
 from miner.core import hashing
@@ -65,7 +66,7 @@ def test_work_division_probe_first_replies():
         n = int(text, 16)
         assert hashing.scan_midstate(packet.midstate, packet.tail, n, 1, chip_target(1), nonce_be=True) == [n]
         # their little-endian readings are not nonces (icarus.md §A10.3)
-        assert hashing.scan_midstate(packet.midstate, packet.tail, p.bswap32(n), 1, chip_target(1),
+        assert hashing.scan_midstate(packet.midstate, packet.tail, bswap32(n), 1, chip_target(1),
                                      nonce_be=True) == []
 
 
@@ -146,7 +147,7 @@ def test_work_packet_round_trip(midstate, tail, work_id):
 def test_reply_round_trip(n, work_id):
     reply = p.Reply(n, work_id)
     assert p.Reply.decode(reply.encode()) == reply
-    assert p.bswap32(reply.header_nonce) == n
+    assert bswap32(reply.header_nonce) == n
 
 
 @given(st.lists(st.integers(0, 0xFFFFFFFF), max_size=20), st.integers(1, 9))

@@ -6,7 +6,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from miner.drivers.kit.bits import rev8, reverse_words
+from miner.drivers.kit.bits import bswap32, rev8, reverse_words
 from miner.drivers.kit.crc import crc5, crc16_ccitt_false, crc16_xmodem
 
 from tests.conftest import load_vectors
@@ -115,3 +115,14 @@ def test_reverse_words_example_and_refusal():
 def test_reverse_words_is_an_involution(data):
     assert reverse_words(reverse_words(data)) == data
     assert sorted(reverse_words(data)) == sorted(data)
+
+
+def test_bswap32_maps_the_wire_nonce_to_the_header_nonce():
+    # The genesis nonce 0x7c2bac1d sits in the header as 1d ac 2b 7c; chips send those bytes in order.
+    assert bswap32(0x1DAC2B7C) == 0x7C2BAC1D
+
+
+@given(st.integers(0, 0xFFFFFFFF))
+def test_bswap32_is_the_byte_reversal(value):
+    assert bswap32(value).to_bytes(4, "big") == value.to_bytes(4, "big")[::-1]
+    assert bswap32(bswap32(value)) == value
