@@ -62,7 +62,6 @@ class ChipInfo:
     pll_reg: int = REG_PLL0  # the register holding the clock (BM1387 0x0C, BM1384 its "set PLL" 4)
     job_ids: tuple[int, int] = (0, 128)  # the range job ids cycle through
     midstates: int = 4  # most midstates per job (host-rolled versions; BM1384 takes one)
-    ticket_in_job: bool = False  # BM1384: the ticket mask is a byte of each job, not a register
 
     @property
     def long_replies(self) -> bool:
@@ -71,6 +70,11 @@ class ChipInfo:
     @property
     def legacy(self) -> bool:
         return self.framing.legacy
+
+    @property
+    def ticket_in_job(self) -> bool:
+        """BM1384: the ticket mask is a byte of each job, not a register."""
+        return self.framing.ticket_in_job
 
     # framing ------------------------------------------------------------------
     def encode_command(self, command: Command) -> bytes:
@@ -203,5 +207,5 @@ CHIPS: dict[str, ChipInfo] = {
     "bm1384": ChipInfo(
         "bm1384", 0x1384, 0x13840000, 55, 55, 150.0, 1, 0, False, Bm1384Clocks(),
         -1, 0, 115_200, None, framing=FRAMING_BM1384, pll_reg=REG_BM1384_PLL, job_ids=(0x10, 0x20), midstates=1,
-        ticket_in_job=True, required=frozenset({REG_BM1384_PLL})),
+        required=frozenset({REG_BM1384_PLL})),
 }

@@ -35,6 +35,7 @@ class CommandStream(Protocol):
 class Framing(ABC):
     name: ClassVar[str]
     legacy: ClassVar[bool]  # no preamble either way (§2.4)
+    ticket_in_job: ClassVar[bool] = False  # the ticket mask rides in each job, not in register 0x14
 
     @abstractmethod
     def encode_command(self, command: Command) -> bytes: ...

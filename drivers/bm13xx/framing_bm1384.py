@@ -170,6 +170,7 @@ class Bm1384CommandParser:
 class Bm1384Framing(Framing):
     name = "bm1384"
     legacy = True
+    ticket_in_job = True
 
     def encode_command(self, command: Command) -> bytes:
         return encode_bm1384_command(command)

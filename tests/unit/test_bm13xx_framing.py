@@ -33,6 +33,7 @@ def commands_for(chip: str):
 def test_each_chip_has_its_familys_framing():
     assert {chip: p.CHIPS[chip].framing for chip in CHIPS} == FAMILY
     assert [chip for chip in CHIPS if p.CHIPS[chip].legacy] == ["bm1384", "bm1387"]
+    assert [chip for chip in CHIPS if p.CHIPS[chip].ticket_in_job] == ["bm1384"]
 
 
 @pytest.mark.parametrize("chip", CHIPS)
