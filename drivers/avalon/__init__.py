@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import sys
 
-from miner.devices.base import Device, DeviceError, DeviceSpec, DriverInfo, NonceSink, UsbId, WorkSource
+from miner.drivers.kit.usb import UsbId
+
+from miner.devices.base import Device, DeviceError, DeviceSpec, DriverInfo, NonceSink, WorkSource
 
 AUC_ID = UsbId(0x29F1, 0x33F2, model="auc")
 USB_IDS: tuple[UsbId, ...] = (AUC_ID,)

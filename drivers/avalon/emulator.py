@@ -31,7 +31,7 @@ from miner.drivers.kit.emulation import (
     wait_until,
 )
 
-from miner.core.targets import difficulty_to_target
+from miner.core.targets import DIFF1_TARGET, difficulty_to_target
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class AvalonEmulator:
         self.port = PtyPort(link)
         self._stop = threading.Event()
         rate = (rate_ghs if rate_ghs is not None else default_rate * modules) * 1e9
-        report_target = difficulty_to_target(difficulty) if difficulty != 1 else p.DIFF1_TARGET
+        report_target = difficulty_to_target(difficulty) if difficulty != 1 else DIFF1_TARGET
         self.modules = [Module(i + 1, f"{prefix}-{0xabcde0 + i:07x}", rate / modules, report_target,
                                self._stop.is_set) for i in range(modules)]
         for module in self.modules[powered if powered is not None else modules:]:

@@ -3,10 +3,11 @@ Bitaxe-class boards. `--device bm1397:PORT` (or bm1384, bm1387, bm1366, bm1368, 
 `miner emulate bm1366 --chips 4` runs an emulated chain."""
 
 from miner.drivers.bm13xx.driver import Bm13xxDevice, create
+from miner.drivers.kit.usb import UsbId
 
-from miner.devices.base import DriverInfo, UsbId
+from miner.devices.base import DriverInfo
 
-# cgminer's usbutils.c (bm13xx.md §1.2). The bridges are generic (FTDI FT-X 0403:6015, Silicon Labs
+# cgminer's usbutils.c (docs/bm13xx.md §1.2). The bridges are generic (FTDI FT-X 0403:6015, Silicon Labs
 # CP210x 10c4:ea60), so each id names its product string. Bitaxe boards have no USB bridge (the
 # ESP32's UART drives the chip): they are reached as --device bm1366:PORT over whatever UART is
 # wired. The Compac A2 (BM1370 on a dual-UART CP2105, 10c4:ea70) is left out of detection: only

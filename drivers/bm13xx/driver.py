@@ -8,7 +8,7 @@ version bits and chip, and poll the chain so a chip that drops out is noticed.
 
 BM1366/68/70 roll version bits on the chip; BM1397 and BM1387 get up to four midstates whose
 versions the driver rolls; BM1384 takes one midstate. BM1387/BM1384 speak the legacy framing of
-bm13xx.md §2.4 (ChipInfo.framing picks the codec; the sequence above is the same). Either way
+docs/bm13xx.md §2.4 (ChipInfo.framing is the codec; the sequence above is the same). Either way
 the device hashes versions the dispatcher did not give it, so the class flag `rolls_version` asks
 the dispatcher for a merkle root of its own.
 """
@@ -330,15 +330,12 @@ class Bm13xxDevice(SerialDevice):
             while len(versions) < count:
                 versions += (p.increment_in_mask(versions[-1], job.version_mask),)
             mids = tuple(hashing.midstate(struct.pack("<I", v) + header[4:64]) for v in versions)
-            if info.framing == "bm1384":
-                # HCN: the nonce range per core, as for the newer chips (2^32 / next_pow2(cores));
-                # the emulator ignores it and no source says how the BM1384 uses it [decision].
-                frame = p.Bm1384Job(self._job_id, job.nbits, job.ntime, header[64:68], mids[0],
-                                    p.bm1384_ticket(self.ticket), (1 << 32) // p.next_pow2(info.big_cores)).encode()
-            elif info.framing == "bm1387":
-                frame = p.encode_bm1387_job(p.MidstateJob(self._job_id, job.nbits, job.ntime, header[64:68], mids))
-            else:
-                frame = p.MidstateJob(self._job_id, job.nbits, job.ntime, header[64:68], mids).encode()
+            # The framing puts the ticket and HCN in the job where it has them (BM1384). HCN: the nonce
+            # range per core, as for the newer chips (2^32 / next_pow2(cores)); the emulator ignores it
+            # and no source says how the BM1384 uses it [decision].
+            frame = info.framing.encode_midstate_job(
+                p.MidstateJob(self._job_id, job.nbits, job.ntime, header[64:68], mids), ticket=self.ticket,
+                hcn=(1 << 32) // p.next_pow2(info.big_cores))
         self._slots[self._job_id] = SentJob(work, versions, time.monotonic())
         port.write(frame)
         self.jobs_sent += 1

@@ -4,7 +4,7 @@ The chain answers the init sequence register by register (broadcast reads: one r
 chain order; writes and set-address: silent), refuses jobs until it is initialised, rolls version
 bits within the 0xA4 mask (BM1366+), honours the ticket mask, and hashes real work with the C core:
 full headers for BM1366+, midstates for BM1397, BM1387 and BM1384 (the chip never sees the first
-64 header bytes). BM1387/BM1384 answer in the legacy framing (ChipInfo.framing, bm13xx.md §2.4):
+64 header bytes). BM1387/BM1384 answer in the legacy framing (ChipInfo.framing, docs/bm13xx.md §2.4):
 7-byte replies, or 5-byte ones with the job id in the last byte and the BM1384's ticket mask taken
 from each work block.
 A nonce belongs to the chip whose address range holds the nonce's chip field (§5.2), so a chip
@@ -262,15 +262,8 @@ class Bm13xxEmulator:
                 self._restart()  # the hasher picks up the new mask / clock
 
     def _set_baud(self, value: int) -> None:
-        # BM1366+: 0x28 BT8D in bits 15..8; BM1397: 0x18 BT8D[4:0] in bits 12..8, BT8D[8:5] in 27..24;
-        # BM1387: 0x1C = 00 20 div 00, chip baud 25 MHz / ((div + 1) × 8) (§1.1). cgminer's second 0x1C
-        # write (40 20 80|div 80) is not sent by the driver, so it is not modelled.
-        if self.info.framing == "bm1387":
-            self.baud = p.CLKI_HZ // ((((value >> 8) & 0xFF) + 1) * 8)
-            return
-        high = 0 if self.info.header_jobs else ((value >> 24) & 0x0F) << 5
-        divider = ((value >> 8) & (0xFF if self.info.header_jobs else 0x1F)) | high
-        self.baud = p.CLKI_HZ // ((divider + 1) * 8)
+        # Each chip generation encodes its UART divider its own way (clocks.py, docs/bm13xx.md §1.1).
+        self.baud = self.info.clocks.uart_baud(value)
         log.info("%s: chip UART now %d baud", self.info.name, self.baud)
 
     def _new_job(self, job: p.MidstateJob | p.HeaderJob | p.Bm1384Job) -> None:

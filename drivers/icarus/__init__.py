@@ -3,7 +3,9 @@ two-FPGA Icarus). `DRIVER` is what the `miner.drivers` entry point names."""
 
 from __future__ import annotations
 
-from miner.devices.base import Device, DeviceSpec, DriverInfo, NonceSink, UsbId, WorkSource
+from miner.drivers.kit.usb import UsbId
+
+from miner.devices.base import Device, DeviceSpec, DriverInfo, NonceSink, WorkSource
 
 from . import protocol
 

@@ -29,6 +29,7 @@ from miner.drivers.icarus import protocol as p
 
 from miner.core import hashing
 from miner.core.shares import CheckedNonce, Verdict
+from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, NonceSink, NotThisDevice, WorkSource
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
@@ -102,7 +103,7 @@ class IcarusDevice(SerialDevice):
 
     def range_time(self) -> float:
         """Seconds the stick needs for the whole nonce range (all engines together)."""
-        return max(0.01, self.seconds_per_hash() * p.NONCE_SPACE + self._overhead)
+        return max(0.01, self.seconds_per_hash() * NONCE_SPACE + self._overhead)
 
     def nominal_hashrate(self) -> float | None:
         return 1.0 / self.seconds_per_hash()
@@ -292,7 +293,7 @@ class IcarusDevice(SerialDevice):
 
     def _learn_timing(self, hashes: int, elapsed: float) -> None:
         """Least-squares fit of elapsed = Hs * hashes + W over recent valid nonces (§A5)."""
-        if hashes < MIN_FIT_HASHES or hashes > p.NONCE_SPACE - MIN_FIT_HASHES:
+        if hashes < MIN_FIT_HASHES or hashes > NONCE_SPACE - MIN_FIT_HASHES:
             return
         with self._fit_lock:
             self._fit.append((float(hashes), elapsed))

@@ -1,6 +1,6 @@
 """An Icarus-family stick on a pseudo-terminal: the driver cannot tell it from the hardware.
 
-It does what icarus.md §A4 says a stick does: a 64-byte packet starts a job at once (abandoning
+It does what docs/icarus.md §A4 says a stick does: a 64-byte packet starts a job at once (abandoning
 the one before), each engine counts the big-endian nonce N up from the start of its share of the
 range, every hash at the stick's target is answered with the 4-byte reply (5 with the work id on
 Antminers), and nothing is said otherwise. Antminers take 4-byte clock and voltage commands; the
@@ -36,7 +36,7 @@ from miner.core import hashing
 
 log = logging.getLogger(__name__)
 
-COMMAND_GAP = 0.010  # a 4-byte command is a burst followed by this much silence (icarus.md Part C)
+COMMAND_GAP = 0.010  # a 4-byte command is a burst followed by this much silence (docs/icarus.md Part C)
 PARTIAL_PACKET_TIMEOUT = 0.2  # an incomplete packet with no more bytes for this long is dropped
 
 
@@ -77,7 +77,7 @@ class IcarusEmulator:
     def _power_on(self) -> None:
         self.frequency = self.model.default_mhz
         # A U3 is given its core voltage before anything else (cgminer and bfgminer both send it
-        # first); we model a stick that hashes nothing until then. icarus.md does not say so; users
+        # first); we model a stick that hashes nothing until then. docs/icarus.md does not say so; users
         # report a U3 that gives "no response to detect" until the voltage/clock options are passed
         # (luke-jr/bfgminer issue #580), and it is what cgminer's "U1 first, then U3" probe implies.
         self.powered = self.model.default_millivolts is None
@@ -188,7 +188,7 @@ class IcarusEmulator:
             self.frequency = self.model.frequency_of(command)
         elif isinstance(command, p.VoltageCommand):
             self.powered = command.millivolts > 0
-        # Register reads (0x84): what a BM1380 answers is not known (icarus.md, uncertainty 2);
+        # Register reads (0x84): what a BM1380 answers is not known (docs/icarus.md, uncertainty 2);
         # cgminer discards whatever comes, so the emulator stays silent.
 
     def _abandon(self) -> None:

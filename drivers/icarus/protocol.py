@@ -18,8 +18,11 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from miner.core.targets import difficulty_to_target
-from miner.devices.base import UsbId
+from miner.drivers.kit.bits import bswap32, reverse_words
+from miner.drivers.kit.crc import crc5
+from miner.drivers.kit.usb import UsbId
+
+from miner.core.targets import NONCE_SPACE, chip_target, difficulty_to_target
 
 WORK_SIZE = 64
 REPLY_SIZE = 4  # Icarus, Block Erupter
@@ -27,7 +30,6 @@ ANT_REPLY_SIZE = 5  # Antminer U1/U2/U3: nonce + work id
 WORK_ID_COUNT = 31  # Antminer work ids cycle 0..30 (§A2)
 WORK_ID_MASK = 0x1F
 WORK_ID_OFFSET = 51
-NONCE_SPACE = 1 << 32
 
 # §A7.1: block 171874 in device order; its first nonce from 0 is N = 0x000187a2 (100 258 hashes in).
 GOLDEN_WORK = bytes.fromhex(
@@ -38,10 +40,6 @@ GOLDEN_WORK = bytes.fromhex(
 GOLDEN_NONCE = 0x000187A2
 GOLDEN_REPLY = GOLDEN_NONCE.to_bytes(4, "big")
 
-# What "difficulty 1" means to these chips (§0): the top 32 bits of the hash are zero. That is a
-# little easier than the pool's difficulty-1 target (0xffff << 208), so a true device reports a few
-# hashes (1 in 65536) that the pool target would call hardware errors.
-DEVICE_DIFF1_TARGET = (1 << 224) - 1
 
 # Command first bytes (§A8): 0x82 write register (clock), 0x84 read register, 0xAA voltage.
 FREQ_COMMAND = 0x82
@@ -51,12 +49,11 @@ COMMAND_SIZE = 4
 
 
 def nonce_target(difficulty: float) -> int:
-    """The target a device (or its emulator at `--difficulty D`) reports nonces at."""
-    return DEVICE_DIFF1_TARGET if difficulty == 1 else difficulty_to_target(difficulty)
-
-
-def bswap32(value: int) -> int:
-    return int.from_bytes(value.to_bytes(4, "big"), "little")
+    """The target a device (or its emulator at `--difficulty D`) reports nonces at. "Difficulty 1"
+    to these chips (§0) is the top 32 bits of the hash zero, chip_target(1): a little easier than the
+    pool's difficulty-1 target, so a true device reports a few hashes (1 in 65536) that the pool
+    target would call hardware errors."""
+    return chip_target(1) if difficulty == 1 else difficulty_to_target(difficulty)
 
 
 # ------------------------------------------------------------------------------------ work
@@ -78,7 +75,7 @@ class WorkPacket:
 
     def encode(self) -> bytes:
         body = bytearray(WORK_SIZE)
-        body[0:32] = _reverse_words(self.midstate)  # S7 first; each word stays big-endian
+        body[0:32] = reverse_words(self.midstate)  # S7 first; each word stays big-endian
         body[WORK_ID_OFFSET] = self.work_id
         t = self.tail
         body[52:64] = t[8:12] + t[4:8] + t[0:4]
@@ -89,11 +86,7 @@ class WorkPacket:
         if len(data) != WORK_SIZE:
             raise ValueError(f"work packet: need {WORK_SIZE} bytes, got {len(data)}")
         tail = data[60:64] + data[56:60] + data[52:56]
-        return cls(_reverse_words(bytes(data[0:32])), bytes(tail), data[WORK_ID_OFFSET])
-
-
-def _reverse_words(data: bytes) -> bytes:
-    return b"".join(data[i:i + 4] for i in range(len(data) - 4, -1, -4))
+        return cls(reverse_words(bytes(data[0:32])), bytes(tail), data[WORK_ID_OFFSET])
 
 
 def work_packet(midstate: bytes, header: bytes, work_id: int = 0) -> bytes:
@@ -119,7 +112,7 @@ class Reply:
     def encode(self) -> bytes:
         data = self.n.to_bytes(4, "big")
         if self.work_id is not None:
-            # The top 3 bits of the fifth byte are not documented anywhere we could find (icarus.md,
+            # The top 3 bits of the fifth byte are not documented anywhere we could find (docs/icarus.md,
             # uncertainty 1); drivers mask them off, so the emulator sends them as zero.
             data += bytes([self.work_id & WORK_ID_MASK])
         return data
@@ -161,19 +154,6 @@ class ReplyFramer:
 
 
 # ------------------------------------------------------------------------------------ commands
-def crc5(data: bytes, bits: int) -> int:
-    """The 5-bit CRC of the Antminer commands (§A8.1): polynomial x^5+x^2+1, initial 0x1f, the first
-    `bits` bits of `data` MSB first (bits past its end count as zero), no reflection, no final XOR."""
-    reg = 0x1F
-    for i in range(bits):
-        bit = (data[i // 8] >> (7 - i % 8)) & 1 if i // 8 < len(data) else 0
-        feedback = ((reg >> 4) & 1) ^ bit
-        reg = (reg << 1) & 0x1F
-        if feedback:
-            reg ^= 0x05
-    return reg
-
-
 def frequency_command(reg: int) -> bytes:
     """Write the PLL register: 82 HI LO CRC5 (the CRC covers 27 bits, its own top 3 bits zero)."""
     if not 0 <= reg <= 0xFFFF:
@@ -378,7 +358,7 @@ MODELS: dict[str, Model] = {
 # ("CP2102 USB to UART Bridge Controller", as users' bfgminer logs show), so the bare id is the one
 # that usually matches and the golden-nonce test decides (U1/U2 and U3 only differ in behaviour:
 # the driver tells them apart while identifying). The Avalon nano 1.0 (1fc9:0083) speaks plain
-# Icarus over CDC-ACM (icarus.md §A11).
+# Icarus over CDC-ACM (docs/icarus.md §A11).
 USB_IDS: tuple[UsbId, ...] = (
     UsbId(*CP2102, "Erupter", "erupter"),
     UsbId(*CP2102, "Antminer", None),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miner.core import hashing
+from miner.core.targets import NONCE_SPACE
 
 
 class Unplugged(Exception):
@@ -181,7 +182,7 @@ class FoundNonce:
     due: float  # time.monotonic() at which a device of the emulated rate would have found it
 
 
-def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: int = 1 << 32,
+def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: int = NONCE_SPACE,
                stop: Callable[[], bool] = lambda: False, chunk: int = 1 << 18,
                engine: str | None = None,
                scanner: Callable[[int, int], list[int]] | None = None) -> Iterator[FoundNonce]:

@@ -24,6 +24,7 @@ from miner.core.targets import chip_target
 from miner.core.work import Nonce, Work
 from miner.devices.bookkeeping import DeviceState, DeviceStats
 from miner.devices.work_source import WorkSource
+from miner.drivers.kit.usb import UsbId
 
 log = logging.getLogger(__name__)
 
@@ -169,25 +170,6 @@ class Device:
         """Drivers call this for every nonce the hardware returns."""
         self.stats.note_found()
         self._sink(nonce)
-
-
-@dataclass(frozen=True)
-class UsbId:
-    """A USB id a driver claims; `product` (a substring of the USB product string) narrows
-    generic bridge chips that several boards share."""
-
-    vid: int
-    pid: int
-    product: str | None = None
-    model: str | None = None
-
-    def matches(self, vid: int | None, pid: int | None, product: str | None) -> bool:
-        if vid != self.vid or pid != self.pid:
-            return False
-        return self.product is None or (product is not None and self.product.lower() in product.lower())
-
-    def __str__(self) -> str:
-        return f"{self.vid:04x}:{self.pid:04x}" + (f" ({self.product})" if self.product else "")
 
 
 class Driver(Protocol):

@@ -123,12 +123,10 @@ def test_chain_refuses_work_until_initialised(chip):
         mids = (hashing.midstate(work.header),)
         if info.header_jobs:
             frame = p.HeaderJob(8, job.nbits, job.ntime, work.merkle_root, job.prevhash, work.version).encode()
-        elif info.framing == "bm1387":
-            frame = p.encode_bm1387_job(p.MidstateJob(0x14, job.nbits, job.ntime, work.header[64:68], mids))
-        elif info.framing == "bm1384":
-            frame = p.Bm1384Job(0x14, job.nbits, job.ntime, work.header[64:68], mids[0], 0).encode()
-        else:
-            frame = p.MidstateJob(4, job.nbits, job.ntime, work.header[64:68], mids).encode()
+        else:  # ticket difficulty 1: the BM1384 job's ticket byte 0
+            job_id = 0x14 if info.legacy else 4
+            frame = info.framing.encode_midstate_job(
+                p.MidstateJob(job_id, job.nbits, job.ntime, work.header[64:68], mids), ticket=1)
         parser = info.reply_parser() if info.legacy else p.ReplyParser(long=False)  # short until VR is on
         with serial.Serial(emulator.device_path, 115200, timeout=0.3) as port:
             port.write(info.encode_command(p.read_register(p.REG_CHIP_ID)))

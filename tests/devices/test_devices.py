@@ -14,13 +14,14 @@ import serial
 from hypothesis import given
 from hypothesis import strategies as st
 from miner.drivers.kit.emulation import PtyPort, Unplugged, paced_scan
+from miner.drivers.kit.usb import UsbId
 
 from miner.core import hashing
 from miner.core.dispatch import Dispatcher
 from miner.core.shares import CheckedNonce, Verdict
 from miner.core.targets import difficulty_to_target, hash_to_int
 from miner.core.work import Nonce
-from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, DriverInfo, NotThisDevice, UsbId
+from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, DriverInfo, NotThisDevice
 from miner.devices.manager import DeviceManager, HealthPolicy, PortInfo, claim, load_drivers
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
 from miner.devices.work_source import DispatcherWorkSource, NoWork

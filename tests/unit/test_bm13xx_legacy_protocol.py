@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from miner.drivers.bm13xx import protocol as p
+from miner.drivers.kit.bits import reverse_words
+from miner.drivers.kit.crc import crc16_ccitt_false
 
 from miner.core import hashing
 from tests.conftest import load_vectors
@@ -80,8 +82,8 @@ def test_bm1387_job_frame_layout_and_genesis_nonce():
     assert frame[:2] == bytes([0x21, 54]) and len(frame) == 54  # LEN = whole frame
     assert frame[2:8] == bytes([0x14, 1, 0, 0, 0, 0])
     assert frame[8:12] == HEADER[72:76] and frame[12:16] == HEADER[68:72] and frame[16:20] == HEADER[64:68]
-    assert frame[20:52] == p.word_reverse(mid)  # H7..H0
-    assert struct.unpack(">H", frame[52:])[0] == p.crc16(frame[:52])
+    assert frame[20:52] == reverse_words(mid)  # H7..H0
+    assert struct.unpack(">H", frame[52:])[0] == crc16_ccitt_false(frame[:52])
     four = p.encode_bm1387_job(p.MidstateJob(0x14, 1, 2, bytes(4), (mid,) * 4))
     assert four[1] == len(four) == 54 + 32 * 3
     # the chip hashes midstate + tail to the genesis nonce; its reply maps back to job 0x14
@@ -98,7 +100,7 @@ def test_bm1384_job_block_layout_and_genesis_nonce():
     nbits, ntime = struct.unpack_from("<II", HEADER, 68)[::-1]
     block = p.Bm1384Job(0x1A, nbits, ntime, HEADER[64:68], mid, ticket=0x3F, hcn=0x04000000).encode()
     assert len(block) == 64
-    assert block[:32] == p.word_reverse(mid) and block[32:39] == bytes(7) and block[39] == 0x3F
+    assert block[:32] == reverse_words(mid) and block[32:39] == bytes(7) and block[39] == 0x3F
     assert block[40:44] == h("04 00 00 00") and block[44:51] == bytes(7) and block[51] == 0x1A
     assert block[52:56] == HEADER[72:76] and block[56:60] == HEADER[68:72] and block[60:64] == HEADER[64:68]
     job = p.decode_bm1384_job(block)

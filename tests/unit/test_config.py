@@ -3,11 +3,12 @@
 import json
 
 import pytest
+from miner.drivers.kit.usb import UsbId
 
 from miner.app import config as cfg
 from miner.app.cli import main, mining_parser
 from miner.app.operate import load_effective
-from miner.devices.base import DeviceSpec, UsbId
+from miner.devices.base import DeviceSpec
 
 TOML = """\
 [miner]

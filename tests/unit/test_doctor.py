@@ -2,9 +2,10 @@
 
 import os
 
+from miner.drivers.kit.usb import UsbId
+
 from miner.app.cli import main
 from miner.app.doctor import format_reports, port_reports, udev_rules
-from miner.devices.base import UsbId
 from miner.devices.manager import PortInfo
 
 
