@@ -12,9 +12,10 @@ import sys
 
 import pytest
 
+from miner.app.compose import run_solo
+from miner.app.settings import DeviceSettings, NodeSettings, RunSettings, Settings
 from miner.sources.node.address import decode_address, encode_address, encode_segwit
 from miner.sources.node.gbt import GbtSource
-from miner.sources.node.solo import SoloOptions, run_solo
 from tests.helpers.bcoin_node import ROOT, BcoinNode, free_port
 from tests.helpers.txbuild import Key, Spend, p2wpkh_spend
 
@@ -32,10 +33,16 @@ ADDRESSES = {
 }
 
 
-def options(node: BcoinNode, address: str = P2WPKH_ADDRESS, **kwargs) -> SoloOptions:
-    defaults = dict(rpc_url=node.url, rpc_password=node.api_key, address=address, threads=1, time_limit=90,
-                    status_interval=60, retry_cap=0.5, rpc_timeout=10)
-    return SoloOptions(**{**defaults, **kwargs})
+@pytest.fixture(autouse=True)
+def stats_in_tmp(tmp_path, monkeypatch):
+    """run_solo goes through the composition root, which saves statistics: not in the user's data dir."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+
+
+def options(node: BcoinNode, address: str = P2WPKH_ADDRESS, time_limit: float = 90, **node_settings) -> Settings:
+    defaults = dict(rpc_url=node.url, rpc_password=node.api_key, address=address, retry_cap=0.5, rpc_timeout=10)
+    return Settings(node=NodeSettings(**{**defaults, **node_settings}), devices=DeviceSettings(threads=1),
+                    run=RunSettings(time_limit=time_limit, status_interval=60))
 
 
 def subsidy(height: int) -> int:
@@ -75,7 +82,7 @@ def node_blocks(node: BcoinNode, first: int, last: int) -> list[dict]:
 async def test_mines_110_blocks_each_paying_the_address(regtest_node):
     node = regtest_node
     start = node.rpc("getblockcount")
-    source = await run_solo(options(node, max_blocks=110, coinbase_tag="pyminer-test"))
+    source = await run_solo(options(node, coinbase_tag="pyminer-test"), max_blocks=110)
     end = node.rpc("getblockcount")
     assert source.stats.accepted >= 110
     assert end - start == source.stats.accepted  # every block the miner counts, and no other
@@ -99,7 +106,7 @@ async def test_every_address_type_gets_paid_in_an_accepted_block(regtest_node, k
     address, script = ADDRESSES[kind]
     assert decode_address(address).kind == kind
     start = node.rpc("getblockcount")
-    source = await run_solo(options(node, address, max_blocks=2))
+    source = await run_solo(options(node, address), max_blocks=2)
     end = node.rpc("getblockcount")
     assert end - start == source.stats.accepted >= 2
     for block in node_blocks(node, start + 1, end):
@@ -141,7 +148,7 @@ async def test_block_with_mempool_transactions_is_accepted(regtest_node):
     await wait_until(lambda: ours <= set(node.rpc("getrawmempool")), 10, "our transactions in the mempool")
 
     start = node.rpc("getblockcount")
-    source = await run_solo(options(node, ADDRESSES["p2tr"][0], max_blocks=3))
+    source = await run_solo(options(node, ADDRESSES["p2tr"][0]), max_blocks=3)
     end = node.rpc("getblockcount")
     assert end - start == source.stats.accepted and source.stats.rejected_total == 0
     mined = {tx["txid"]: block for block in node_blocks(node, start + 1, end) for tx in block["tx"][1:]}
@@ -157,9 +164,9 @@ async def test_block_with_mempool_transactions_is_accepted(regtest_node):
 
 
 # ------------------------------------------------------------------------------------ node trouble
-def _run_in_background(opts: SoloOptions) -> tuple[asyncio.Task, list[GbtSource]]:
+def _run_in_background(opts: Settings, max_blocks: int | None = None) -> tuple[asyncio.Task, list[GbtSource]]:
     holder: list[GbtSource] = []
-    return asyncio.create_task(run_solo(opts, on_source=holder.append)), holder
+    return asyncio.create_task(run_solo(opts, max_blocks, on_source=holder.append)), holder
 
 
 def _warnings(caplog) -> str:
@@ -173,7 +180,7 @@ def _no_tracebacks(caplog) -> None:
 async def test_node_down_at_start_then_up(make_node, caplog):
     caplog.set_level(logging.INFO)
     node = make_node()  # not started yet
-    task, holder = _run_in_background(options(node, max_blocks=3))
+    task, holder = _run_in_background(options(node), max_blocks=3)
     await wait_until(lambda: "connection refused" in _warnings(caplog), 10, "the refused-connection message")
     assert not task.done()
     await asyncio.to_thread(node.start)
@@ -190,7 +197,7 @@ async def test_wrong_password_is_one_clear_line_and_mining_resumes_with_the_righ
     port = free_port()
     wrong = make_node(port=port, api_key="not-the-miners")
     await asyncio.to_thread(wrong.start)
-    task, holder = _run_in_background(options(wrong, rpc_password="miners-password", max_blocks=3))
+    task, holder = _run_in_background(options(wrong, rpc_password="miners-password"), max_blocks=3)
     await wait_until(lambda: "HTTP 401, wrong RPC credentials" in _warnings(caplog), 10, "the 401 message")
     lines = [r.getMessage() for r in caplog.records if "401" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0]  # said once, not at every retry
