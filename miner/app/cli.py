@@ -85,7 +85,7 @@ def run_mining(argv: list[str]) -> int:
     from miner.devices.base import DeviceError
 
     settings = parse_settings(MINE, argv)
-    setup_logging(settings.run.quiet, settings.run.debug)
+    setup_logging(settings.run.quiet, settings.run.debug, settings.notes)
     try:
         kind = compose.source_kind(settings)
         return compose.main(settings, kind, argv)
@@ -101,7 +101,7 @@ def run_solo(argv: list[str]) -> int:
     from miner.sources.node.address import AddressError
 
     settings = parse_settings(SOLO, argv)
-    setup_logging(settings.run.quiet, settings.run.debug)
+    setup_logging(settings.run.quiet, settings.run.debug, settings.notes)
     try:
         compose.check_node_settings(settings)
     except ValueError as exc:

@@ -36,9 +36,11 @@ POOLS, NODE, SANDBOX = "pools", "node", "sandbox"
 STATS_SAVE_INTERVAL = 60.0
 
 
-def setup_logging(quiet: bool = False, debug: bool = False) -> None:
+def setup_logging(quiet: bool = False, debug: bool = False, notes: tuple[str, ...] = ()) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    for note in notes:
+        log.info("%s", note)
 
 
 def source_kind(settings: Settings) -> str:

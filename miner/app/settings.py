@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,6 @@ from miner import USER_AGENT
 from miner.app import config as cfg
 from miner.app.arguments import engine, positive_float, positive_int
 from miner.sources.node.template import MAX_TAG
-
-log = logging.getLogger("miner")
 
 MINE, SOLO = "mine", "solo"
 BOTH = frozenset({MINE, SOLO})
@@ -97,6 +94,7 @@ class Settings:
     origins: Mapping[str, str] = field(default_factory=dict)  # option dest -> "cli", "default" or "file PATH"
     file: cfg.FileConfig | None = None
     pools_from: str = "none"
+    notes: tuple[str, ...] = ()  # what the file had that is not used, for the log once it is set up
 
 
 SECTIONS: dict[str, type] = {"pools": PoolSettings, "devices": DeviceSettings, "operating": OperatingSettings,
@@ -267,11 +265,12 @@ def resolve(command: str, given: Mapping[str, Any]) -> Settings:
     before anything starts: ConfigError or ValueError with one line."""
     path = Path(given["config"]) if given.get("config") else cfg.default_config_path()
     file = cfg.load(path) if given.get("config") or path.exists() else None
+    notes = []
     if file is not None and file.ignored:
-        log.info("%s: cgminer options without an equivalent here, ignored: %s", path, ", ".join(file.ignored))
+        notes.append(f"{path}: cgminer options without an equivalent here, ignored: {', '.join(file.ignored)}")
     if command == SOLO and file is not None and file.pools:
-        log.info("%s: miner solo mines for the node; the file's pools are ignored", path)
-    settings = merge(command, given, file)
+        notes.append(f"{path}: miner solo mines for the node; the file's pools are ignored")
+    settings = dataclasses.replace(merge(command, given, file), notes=tuple(notes))
     check(settings)
     return settings
 
@@ -297,10 +296,11 @@ def values(settings: Settings) -> dict[str, dict[str, Any]]:
 
 # ------------------------------------------------------------------ pools
 def pool_configs(settings: Settings) -> list:
-    """PoolConfigs: the command line's -o/-u/-p (they replace the file's pools), else the file's."""
-    if settings.pools.urls or settings.file is None:
-        return command_line_pools(settings.pools)
-    return file_pools(settings.file, settings.pools)
+    """PoolConfigs: the command line's -o/-u/-p (they replace the file's pools), else the file's
+    (none for `miner solo`)."""
+    if settings.file is not None and settings.pools_from == f"file {settings.file.path}":
+        return file_pools(settings.file, settings.pools)
+    return command_line_pools(settings.pools)
 
 
 def command_line_pools(pools: PoolSettings) -> list:

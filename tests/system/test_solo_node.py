@@ -298,3 +298,67 @@ def test_cli_solo_mines_with_an_emulated_board(regtest_node, tmp_path):
     finally:
         emulator.terminate()
         emulator.wait(5)
+
+
+async def test_cli_solo_serves_the_apis_reads_the_config_file_and_saves_statistics(regtest_node, tmp_path):
+    """`miner solo` goes through the same composition root as pool mining: cgminer API, REST,
+    /metrics, the config file (here its hotplug; its pools are ignored) and the statistics file."""
+    import json
+    import signal
+
+    import aiohttp
+
+    from tests.helpers.api_helpers import api
+
+    node = regtest_node
+    api_port, http_port = free_port(), free_port()
+    config, stats = tmp_path / "miner.toml", tmp_path / "stats.json"
+    config.write_text('[miner]\nhotplug = 7\n[[pool]]\nurl = "stratum+tcp://pool.example:3333"\nuser = "me"\n')
+    start = node.rpc("getblockcount")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "miner", "solo", "--rpc-url", node.url, "--rpc-pass", node.api_key, "--address",
+        P2WPKH_ADDRESS, "-t", "1", "--api-listen", "--api-port", str(api_port), "--http", f"127.0.0.1:{http_port}",
+        "--config", str(config), "--stats-file", str(stats), "--no-tui", "--status-interval", "1",
+        cwd=ROOT, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        async def accepted_blocks() -> int:
+            try:
+                return (await api(api_port, "summary"))["SUMMARY"][0]["Accepted"]
+            except OSError:  # not listening yet
+                return 0
+
+        blocks = 0
+
+        async def poll() -> bool:
+            nonlocal blocks
+            blocks = await accepted_blocks()
+            return blocks >= 2
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while not await poll():
+            assert process.returncode is None and asyncio.get_running_loop().time() < deadline, "no blocks via API"
+            await asyncio.sleep(0.2)
+        assert (await api(api_port, "config"))["CONFIG"][0]["Hotplug"] == 7  # from the file
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{http_port}/api/summary") as response:
+                assert response.status == 200
+                rest = await response.json()
+            async with session.get(f"http://127.0.0.1:{http_port}/metrics") as response:
+                assert response.status == 200
+                metrics = await response.text()
+        assert rest["accepted"] >= blocks >= 2
+        assert 'miner_shares_total{result="accepted"}' in metrics
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = err.decode()
+    assert process.returncode == 0, log[-3000:]
+    assert "the file's pools are ignored" in log and "SIGTERM: stopping devices" in log
+    final = [line for line in log.splitlines() if "final:" in line][-1]
+    accepted = int(final.split("blocks found/accepted/rejected ")[1].split()[0].split("/")[1])
+    assert accepted >= 2 and node.rpc("getblockcount") - start == accepted
+    saved = json.loads(stats.read_text())
+    assert saved["format"] == 1 and saved["best_all_time"] > 0
