@@ -175,7 +175,7 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     if not settings.devices.hotplug:
         manager.scan_usb = False
     miner = Miner(source, devices, dispatcher, settings.run.status_interval, manager=manager)
-    if max_blocks is not None:
+    if max_blocks is not None and kind == NODE:
         def enough(share: object, accepted: bool, reason: str | None) -> None:
             if accepted and source.stats.accepted >= max_blocks:
                 miner.request_stop()
