@@ -18,8 +18,8 @@ import time
 from miner.core.dispatch import Dispatcher
 from miner.core.targets import difficulty_to_target
 from miner.core.work import Job
-from miner.sources.stratum import protocol as sp
-from miner.sources.stratum.client import PoolConfig, PoolManager
+from miner.sources.stratum.session import PublishJob, StratumSession
+from miner.sources.stratum.url import PoolConfig
 
 BRANCHES = 12  # a block of ~3000 transactions
 COINB1 = os.urandom(60)
@@ -40,24 +40,26 @@ def notify_to_work_latency(devices: int, rounds: int) -> float:
         def listener(job, restart, i=i):
             held[i] = dispatcher.next_work()
         dispatcher.add_listener(listener)
-    manager = PoolManager([PoolConfig("stratum+tcp://127.0.0.1:1", "u")])
-    manager.bind(dispatcher.set_job, lambda *result: None)
-    pool = manager.pools[0]
-    proto = sp.StratumProtocol("bench")
-    pool._proto = proto
-    proto.subscribe()
-    proto.authorize("u", "x")
-    for event in proto.receive_data(b'{"id":1,"result":[[],"0800a1b2",4],"error":null}\n'
-                                    b'{"id":2,"result":true,"error":null}\n'):
-        pool._handle(event)
+    # The pool's session (codec and rules) straight into the dispatcher, as the engine does with
+    # the active pool's jobs; no socket.
+    session = StratumSession(PoolConfig("stratum+tcp://127.0.0.1:1", "u", version_rolling=False), "pool0")
+    session.connection_made(0.0)
+    session.data_to_send()
+
+    def feed(data: bytes) -> None:
+        for event in session.receive_data(data, 0.0):
+            if isinstance(event, PublishJob):
+                dispatcher.set_job(event.job)
+
+    feed(b'{"id":1,"result":[[],"0800a1b2",4],"error":null}\n{"id":2,"result":true,"error":null}\n')
     lines = [notify_line(n, clean=True) for n in range(rounds)]
     samples = []
     for line in lines:
         t0 = time.perf_counter()
-        for event in proto.receive_data(line):
-            pool._handle(event)
+        feed(line)
         samples.append(time.perf_counter() - t0)
-        assert all(w is not None and w.job.ntime == pool.current_job.ntime for w in held)
+        current = session.current_job
+        assert current is not None and all(w is not None and w.job.ntime == current.ntime for w in held)
     return statistics.median(samples)
 
 

@@ -320,22 +320,6 @@ static inline uint32_t v8_le_mask(const v8u32 *x, uint32_t t)
 #define CH(e, f, g) CH_C(e, f, g)
 #define MAJ(a, b, c) MAJ_C(a, b, c)
 #include "sha256d_lanes.h"
-#undef V
-#undef LANES
-#undef FN
-#undef ENGINE_TARGET
-#undef VSET1
-#undef VADD
-#undef VROR
-#undef BSIG0
-#undef BSIG1
-#undef SSIG0
-#undef SSIG1
-#undef CH
-#undef MAJ
-#undef VBSWAP
-#undef VNONCES
-#undef VLE_MASK
 
 #ifdef SHA256D_X86
 /* ---------------------------------------------------------------- AVX2 engine, eight lanes */
@@ -359,23 +343,7 @@ static inline uint32_t v8_le_mask(const v8u32 *x, uint32_t t)
 #define VLE_MASK(x, t) \
     ((uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_min_epu32(x, VSET1(t)), x))))
 #include "sha256d_lanes.h"
-#undef V
-#undef LANES
-#undef FN
-#undef ENGINE_TARGET
-#undef VSET1
-#undef VADD
 #undef VXOR
-#undef VROR
-#undef BSIG0
-#undef BSIG1
-#undef SSIG0
-#undef SSIG1
-#undef CH
-#undef MAJ
-#undef VBSWAP
-#undef VNONCES
-#undef VLE_MASK
 
 /* ---------------------------------------------------------------- AVX-512 engine, sixteen lanes */
 #define V __m512i
@@ -397,22 +365,7 @@ static inline uint32_t v8_le_mask(const v8u32 *x, uint32_t t)
     _mm512_add_epi32(VSET1(start), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 #define VLE_MASK(x, t) ((uint32_t)_mm512_cmple_epu32_mask(x, VSET1(t)))
 #include "sha256d_lanes.h"
-#undef V
-#undef LANES
-#undef FN
-#undef ENGINE_TARGET
-#undef VSET1
-#undef VADD
 #undef VXOR3
-#undef BSIG0
-#undef BSIG1
-#undef SSIG0
-#undef SSIG1
-#undef CH
-#undef MAJ
-#undef VBSWAP
-#undef VNONCES
-#undef VLE_MASK
 
 /* ---------------------------------------------------------------- SHA-NI engine, two streams */
 /*

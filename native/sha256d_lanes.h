@@ -1,7 +1,8 @@
 /*
  * One nonce-scan loop, written once for any lane width.
  *
- * Included by sha256d.c once per engine, after it defines:
+ * Included by sha256d.c once per engine, after it defines (and undefined again at the end, so the
+ * next engine defines its own):
  *   V            the lane vector type (uint32_t for the portable engine)
  *   LANES        nonces hashed per batch
  *   FN(name)     the engine's suffix for the function defined here
@@ -310,3 +311,19 @@ static uint32_t FN(scan)(const struct scan_ctx *ctx, uint32_t start, uint64_t co
 
 #undef RND
 #undef SCHED
+#undef V
+#undef LANES
+#undef FN
+#undef ENGINE_TARGET
+#undef VSET1
+#undef VADD
+#undef VROR
+#undef BSIG0
+#undef BSIG1
+#undef SSIG0
+#undef SSIG1
+#undef CH
+#undef MAJ
+#undef VBSWAP
+#undef VNONCES
+#undef VLE_MASK

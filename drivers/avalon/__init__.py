@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import sys
 
-from miner.devices.base import Device, DeviceError, DeviceSpec, GetWork, OnNonce, UsbId
+from miner.devices.base import Device, DeviceError, DeviceSpec, DriverInfo, NonceSink, UsbId, WorkSource
 
 AUC_ID = UsbId(0x29F1, 0x33F2, model="auc")
+USB_IDS: tuple[UsbId, ...] = (AUC_ID,)
 FAMILY_BY_ALIAS = {"avalon4": "avalon4", "avalon6": "avalon4", "avalon7": "avalon7", "avalon8": "avalon8"}
 HID_ALIASES = ("avalonm", "nano2")
 
@@ -20,43 +21,45 @@ def _frequencies(text: str) -> tuple[int, ...]:
     return values
 
 
-class AvalonDriver:
-    name = "avalon"
-    aliases: tuple[str, ...] = ("avalon4", "avalon6", "avalon7", "avalon8", *HID_ALIASES)
-    usb_ids: tuple[UsbId, ...] = (AUC_ID,)
-    description = ("Canaan Avalon4/6/7/8 controllers behind the AUC converter; avalonm (nano 2.0, Avalon4 mini) "
-                   "over USB HID with the 'hid' extra")
+def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> Device:
+    from miner.drivers.avalon import protocol as p
 
-    def create(self, spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> Device:
-        from miner.drivers.avalon import protocol as p
+    if spec.driver in HID_ALIASES:
+        from miner.drivers.avalon.hid import AvalonMDevice
 
-        if spec.driver in HID_ALIASES:
-            from miner.drivers.avalon.hid import AvalonMDevice
+        return AvalonMDevice(work, sink, f"AVM{index}", spec.port, spec.difficulty(),
+                             frequency=spec.option("frequency", int),
+                             voltage=spec.option("voltage", int))
+    from miner.drivers.avalon.driver import AvalonDevice
 
-            return AvalonMDevice(get_work, on_nonce, f"AVM{index}", spec.port, spec.difficulty(),
-                                 frequency=spec.option("frequency", int),
-                                 voltage=spec.option("voltage", int))
-        from miner.drivers.avalon.driver import AvalonDevice
-
-        family = p.Family(FAMILY_BY_ALIAS.get(spec.driver, "avalon7"))
-        try:
-            return AvalonDevice(get_work, on_nonce, f"AV{index}", spec.port, spec.difficulty(),
-                                frequencies=spec.option("frequency", _frequencies),
-                                voltage=spec.option("voltage", int),
-                                max_modules=spec.option("modules", int, 6),
-                                polling_delay=spec.option("polling_delay", float, 0.02),
-                                family_hint=family)
-        except ValueError as exc:
-            raise DeviceError(f"{spec.driver}:{spec.port}: {exc}") from None
-
-    def emulator_main(self, name: str, argv: list[str]) -> int:
-        if name in HID_ALIASES:
-            print(f"miner emulate {name}: the nano 2.0 is a USB HID device, not a serial port; emulate an AUC "
-                  "controller instead (miner emulate avalon --model avalon7)", file=sys.stderr)
-            return 2
-        from miner.drivers.avalon.emulator import main
-
-        return main(name, argv)
+    family = p.Family(FAMILY_BY_ALIAS.get(spec.driver, "avalon7"))
+    try:
+        return AvalonDevice(work, sink, f"AV{index}", spec.port, spec.difficulty(),
+                            frequencies=spec.option("frequency", _frequencies),
+                            voltage=spec.option("voltage", int),
+                            max_modules=spec.option("modules", int, 6),
+                            polling_delay=spec.option("polling_delay", float, 0.02),
+                            family_hint=family)
+    except ValueError as exc:
+        raise DeviceError(f"{spec.driver}:{spec.port}: {exc}") from None
 
 
-DRIVER = AvalonDriver()
+def emulator_main(name: str, argv: list[str]) -> int:
+    if name in HID_ALIASES:
+        print(f"miner emulate {name}: the nano 2.0 is a USB HID device, not a serial port; emulate an AUC "
+              "controller instead (miner emulate avalon --model avalon7)", file=sys.stderr)
+        return 2
+    from miner.drivers.avalon.emulator import main
+
+    return main(name, argv)
+
+
+DRIVER = DriverInfo(
+    name="avalon",
+    aliases=("avalon4", "avalon6", "avalon7", "avalon8", *HID_ALIASES),
+    usb_ids=USB_IDS,
+    description=("Canaan Avalon4/6/7/8 controllers behind the AUC converter; avalonm (nano 2.0, Avalon4 mini) "
+                 "over USB HID with the 'hid' extra"),
+    create=create,
+    emulator_main=emulator_main,
+)

@@ -3,12 +3,13 @@ MM modules behind it.
 
 The device thread initialises the AUC (RESET, DEINIT, INIT → 'AUC-…'), finds the modules by
 broadcasting DETECT with the id each should adopt, configures them, and then loops: send the
-current Stratum job whenever the dispatcher has a new one (with the restart flag on clean jobs),
+current Stratum job whenever the work source has a new one (with the restart flag on clean jobs),
 poll every module about every 20 ms, and turn each NONCE packet back into a registered work unit
-(job, extranonce2, ntime) whose header the C core re-checks before the share path sees it.
+(job, extranonce2, ntime) for the share path, which hashes it once and hands its verdict back
+(`on_verdict`) to the module that found it.
 
 The modules roll extranonce2 themselves, so each job goes out with a range of extranonce2
-counters reserved from the dispatcher: no other device ever hashes those headers.
+counters reserved through the work source: no other device ever hashes those headers.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from typing import Any
 import serial
 from miner.drivers.avalon import protocol as p
 
-from miner.core import hashing
-from miner.core.dispatch import Dispatcher
+from miner.core.shares import CheckedNonce, Verdict
 from miner.core.stats import RateMeter
-from miner.core.targets import difficulty_to_target, hash_to_int, target_to_difficulty
+from miner.core.targets import difficulty_to_target, target_to_difficulty
 from miner.core.work import Job, Nonce, Work
-from miner.devices.base import DeviceError, NotThisDevice
+from miner.devices.base import DeviceError, NonceSink, NotThisDevice, WorkSource
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
 
 log = logging.getLogger(__name__)
@@ -103,16 +103,12 @@ class SentJob:
 class AvalonDevice(SerialDevice):
     driver = "avalon"
 
-    def __init__(self, get_work, on_nonce, name: str, port: str | None, difficulty: float = 1.0,
-                 dispatcher: Dispatcher | None = None, frequencies: Sequence[int] | None = None,
+    def __init__(self, work: WorkSource, sink: NonceSink, name: str, port: str | None, difficulty: float = 1.0,
+                 frequencies: Sequence[int] | None = None,
                  voltage: int | None = None, max_modules: int = 6, polling_delay: float = POLLING_DELAY,
                  xfer_timeout: float = XFER_TIMEOUT, family_hint: p.Family = p.Family.AVALON7):
-        super().__init__(get_work, on_nonce, name, port, difficulty)
+        super().__init__(work, sink, name, port, difficulty)
         self.family_hint = family_hint  # the DETECT layout to use before a module has said what it is
-        dispatcher = dispatcher if dispatcher is not None else getattr(get_work, "__self__", None)
-        if not isinstance(dispatcher, Dispatcher):
-            raise DeviceError(f"{name}: the Avalon driver needs the dispatcher (its modules build their own work)")
-        self.dispatcher = dispatcher
         self.wanted_frequencies = tuple(frequencies) if frequencies else None
         self.wanted_voltage = voltage
         self.max_modules = max_modules
@@ -126,7 +122,6 @@ class AvalonDevice(SerialDevice):
         self._last_job: Job | None = None
         self._last_sent_at = 0.0
         self._pools: dict[str, int] = {}
-        self._work_module: collections.OrderedDict[int, ModuleStats] = collections.OrderedDict()
         self._config_pending = False
         self._warned_job: Job | None = None
         self._next_detect = 0.0
@@ -164,7 +159,7 @@ class AvalonDevice(SerialDevice):
                 if new:
                     self._last_job = None  # the new modules need the current job
             restart = self.take_restart()
-            job = self.dispatcher.job
+            job = self.work_source.job
             if job is not None and (restart or job is not self._last_job or self._config_pending
                                     or time.monotonic() - self._last_sent_at > RESEND_AFTER):
                 if self._config_pending:
@@ -339,7 +334,7 @@ class AvalonDevice(SerialDevice):
             return
         size = min(job.extranonce2_size, 4)
         span = min(NONCE2_RESERVATION, (1 << (8 * size)) // 16)
-        base = self.dispatcher.reserve_extranonce2(span)
+        base = self.work_source.reserve_extranonce2(span)
         template = job.extranonce2_for(base)
         start = base % (1 << (8 * size))
         pool = self._pools.setdefault(job.source, len(self._pools) & 0xFFFF)
@@ -411,15 +406,15 @@ class AvalonDevice(SerialDevice):
 
     def _refresh_fields(self) -> None:
         temps = [m.temperature for m in self.modules if m.temperature is not None]
-        self.temperature = float(max(temps)) if temps else None
+        self.stats.temperature = float(max(temps)) if temps else None
         freqs = [m.frequency_reported or max(m.frequencies, default=0) for m in self.modules]
-        self.frequency = float(max(freqs)) if any(freqs) else None
+        self.stats.frequency = float(max(freqs)) if any(freqs) else None
         if self.family is p.Family.AVALON4:
             # what the modules report back (STATUS [12]), else what was set
             volts = [p.av4_voltage_value(m.voltage_raw[0]) if m.voltage_raw else m.voltage_set for m in self.modules]
             volts = [v for v in volts if v]
             # cgminer's Avalon4 unit reads as 0.1 mV (6875 = 0.6875 V) [inferred, avalon.md B4.2/B6.6]
-            self.voltage = max(volts) / 10000 if volts else None
+            self.stats.voltage = max(volts) / 10000 if volts else None
 
     # ------------------------------------------------------------ nonces
     def _on_nonce_report(self, module: ModuleStats, report: p.NonceReport) -> None:
@@ -428,39 +423,31 @@ class AvalonDevice(SerialDevice):
         candidates = [s for s in reversed(self._sent) if s.crc == report.job_id_crc and s.pool == report.pool]
         if not candidates:
             module.hw_errors += 1
-            self.note_hw_error()
+            self.stats.note_hw_error()
             log.warning("%s: module %d: nonce for unknown job (crc %04x, pool %d)", self.name, module.address,
                         report.job_id_crc, report.pool)
             return
-        chosen: tuple[Work, int | None] | None = None
+        # A job-id CRC can match an older job too: every job whose range holds nonce2 is a candidate,
+        # newest first, and the share path (hashing each at most once) takes the one it solves. A
+        # nonce no candidate solves is a hardware error of the newest, counted with the others.
+        found: list[Nonce] = []
         for sent in candidates:
             if not sent.start <= report.nonce2 < sent.start + sent.span:
                 continue
             extranonce2 = report.nonce2.to_bytes(sent.nonce2_size, "little") + sent.template[sent.nonce2_size:]
             ntime = (sent.job.ntime + report.ntime_roll) & 0xFFFFFFFF if report.ntime_roll else None
-            work = sent.job.make_work(0, extranonce2)
-            # Re-check with the C core: a job-id CRC can match an older job too; take the one it solves.
-            digest = hashing.sha256d(work.header_for(nonce, None, ntime))
-            if hash_to_int(digest) <= self.target_for(work):
-                chosen = (self.dispatcher.register_work(sent.job, extranonce2), ntime)
-                break
-            if chosen is None:
-                chosen = (work, ntime)
-        if chosen is None:
+            work = self.work_source.register_work(sent.job, extranonce2)
+            found.append(Nonce(work.work_id, nonce, ntime=ntime, device=self.name, found_at=now,
+                               chip=module.address))
+        if not found:
             module.hw_errors += 1
-            self.note_hw_error()
+            self.stats.note_hw_error()
             log.warning("%s: module %d: nonce2 %08x outside the range it was given", self.name, module.address,
                         report.nonce2)
             return
-        work, ntime = chosen
-        if work.work_id == 0:
-            # No candidate hashes under the target: registered anyway, so the share path counts the
-            # hardware error with the others (it never submits it).
-            work = self.dispatcher.register_work(work.job, work.extranonce2)
-        self._work_module[work.work_id] = module
-        while len(self._work_module) > 4096:
-            self._work_module.popitem(last=False)
-        self.report_nonce(Nonce(work.work_id, nonce, ntime=ntime, device=self.name, found_at=now))
+        first, *others = found
+        self.report_nonce(Nonce(first.work_id, first.nonce, ntime=first.ntime, device=self.name, found_at=now,
+                                chip=module.address, alternatives=tuple(others)))
 
     # ------------------------------------------------------------ Device
     def target_for(self, work: Work) -> int:
@@ -469,16 +456,20 @@ class AvalonDevice(SerialDevice):
         cap = difficulty_to_target(p.DIFFMAX[self.family or p.Family.AVALON7])
         return min(self.nonce_target, max(work.target, cap))
 
-    def note_valid_nonce(self, work: Work, now: float | None = None) -> None:
+    def hashes_per_nonce(self, work: Work) -> float:
         # Each nonce stands for (the difficulty it was reported at) × 2^32 hashes.
-        now = time.monotonic() if now is None else now
-        self.last_valid_at = now
-        hashes = target_to_difficulty(self.target_for(work)) * (1 << 32)
-        self.add_hashes(hashes, work.job.source, now)
-        module = self._work_module.get(work.work_id)
-        if module is not None:
+        return target_to_difficulty(self.target_for(work)) * (1 << 32)
+
+    def on_verdict(self, share: CheckedNonce) -> None:
+        super().on_verdict(share)
+        module = next((m for m in self.modules if m.address == share.nonce.chip), None)
+        if module is None:
+            return  # detached since
+        if share.verdict is Verdict.HW_ERROR:
+            module.hw_errors += 1
+        else:
             module.valid_nonces += 1
-            module.hashes.add(hashes, now)
+            module.hashes.add(self.hashes_per_nonce(share.work), share.nonce.found_at)
 
     def expected_nonce_interval(self) -> float | None:
         return None  # nonces come at the pool's difficulty, which the device does not know ahead

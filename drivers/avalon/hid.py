@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from miner.drivers.avalon import protocol as p
 
 from miner.core.work import Nonce, Work
-from miner.devices.base import DeviceError, NotThisDevice
+from miner.devices.base import DeviceError, NonceSink, NotThisDevice, WorkSource
 from miner.devices.serialport import SerialDevice
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,10 @@ class AvalonMDevice(SerialDevice):
 
     driver = "avalonm"
 
-    def __init__(self, get_work, on_nonce, name: str, port: str | None = None, difficulty: float = 1.0,
-                 frequency: int | None = None, voltage: int | None = None, transport_factory=None):
-        super().__init__(get_work, on_nonce, name, port, difficulty)
+    def __init__(self, work: WorkSource, sink: NonceSink, name: str, port: str | None = None,
+                 difficulty: float = 1.0, frequency: int | None = None, voltage: int | None = None,
+                 transport_factory=None):
+        super().__init__(work, sink, name, port, difficulty)
         self._factory = transport_factory or (lambda: HidTransport(port))
         self.wanted_frequency = frequency
         self.wanted_voltage = voltage
@@ -177,15 +178,15 @@ class AvalonMDevice(SerialDevice):
 
     def _mine(self, session: AvalonMSession) -> None:
         while not self.stopping() and not self.reinit_requested():
-            self._restart.clear()
+            self.take_restart()  # every batch is fresh work: a clean job needs nothing more
             batch = []
             for _ in range(self.asic_count):
-                work = self._get_work(device_rolls_version=False)
+                work = self.work_source.next_work(device_rolls_version=False)
                 if work is None:
                     break
                 batch.append(work)
             if not batch:
-                self._stop.wait(0.2)
+                self.pause(0.2)
                 continue
             for work in batch:
                 self._works[work.work_id & 0xFFFFFFFF] = work
@@ -193,9 +194,9 @@ class AvalonMDevice(SerialDevice):
                     self._works.popitem(last=False)
                 session.send_work(work.work_id, work.header)
             if self.version.startswith("3U"):
-                self._stop.wait(NANO_SETTLE)
+                self.pause(NANO_SETTLE)
             for _ in range(POLLS_PER_BATCH):
-                if self._stop.is_set():
+                if self.stopping():
                     return
                 packet = session.poll()
                 if packet is None:
@@ -210,23 +211,24 @@ class AvalonMDevice(SerialDevice):
                     self._on_status(p.StatusM.from_packet(packet))
                 break
             # one A3222 core covers 2^32 in ~703 ms at 100 MHz: wait that share of a batch
-            self._stop.wait(100 * 703 / max(self.frequency or 200, 100) / 4 / 1000)
+            self.pause(100 * 703 / max(self.stats.frequency or 200, 100) / 4 / 1000)
 
     def _on_report(self, report: p.MidstateNonce) -> None:
         work = self._works.get(report.work_id)
         if work is None or report.chip >= self.asic_count:
-            self.note_hw_error()
+            self.stats.note_hw_error()
             self.counters["unknown_work"] += 1
             return
         ntime = (work.job.ntime + report.ntime_roll) & 0xFFFFFFFF if report.ntime_roll else None
         nonce = p.header_nonce(report.nonce, p.NONCE_OFFSET_A3222)
-        self.report_nonce(Nonce(work.work_id, nonce, ntime=ntime, device=self.name, found_at=time.monotonic()))
+        self.report_nonce(Nonce(work.work_id, nonce, ntime=ntime, device=self.name, found_at=time.monotonic(),
+                                chip=report.chip))
 
     def _on_status(self, status: p.StatusM) -> None:
         self.status = status
         if self.version.startswith("3U"):
-            self.frequency = float(status.spi_speed)  # the nano 2.0 reports its current clock here
-            self.temperature = float(status.temperature)
+            self.stats.frequency = float(status.spi_speed)  # the nano 2.0 reports its current clock here
+            self.stats.temperature = float(status.temperature)
 
     def details(self) -> dict[str, Any]:
         s = self.status

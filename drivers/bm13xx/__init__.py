@@ -2,9 +2,9 @@
 Bitaxe-class boards. `--device bm1397:PORT` (or bm1384, bm1387, bm1366, bm1368, bm1370) picks the chip;
 `miner emulate bm1366 --chips 4` runs an emulated chain."""
 
-from miner.drivers.bm13xx.driver import Bm13xxDevice, Bm13xxDriver
+from miner.drivers.bm13xx.driver import Bm13xxDevice, create
 
-from miner.devices.base import UsbId
+from miner.devices.base import DriverInfo, UsbId
 
 # cgminer's usbutils.c (bm13xx.md §1.2). The bridges are generic (FTDI FT-X 0403:6015, Silicon Labs
 # CP210x 10c4:ea60), so each id names its product string. Bitaxe boards have no USB bridge (the
@@ -21,6 +21,21 @@ USB_IDS = (
     UsbId(0x10C4, 0xEA60, "Terminus BM1384 Bitcoin Miner", "bm1384"),
 )
 
-DRIVER = Bm13xxDriver(USB_IDS)
 
-__all__ = ["DRIVER", "USB_IDS", "Bm13xxDevice", "Bm13xxDriver"]
+
+def emulator_main(name: str, argv: list[str]) -> int:
+    from miner.drivers.bm13xx.emulator import main
+
+    return main(name, argv)
+
+
+DRIVER = DriverInfo(
+    name="bm13xx",
+    aliases=("bm1384", "bm1387", "bm1397", "bm1366", "bm1368", "bm1370"),
+    usb_ids=USB_IDS,
+    description="Bitmain BM13xx chains: GekkoScience Compac F / NewPac / R606 / Compac, Bitaxe boards",
+    create=create,
+    emulator_main=emulator_main,
+)
+
+__all__ = ["DRIVER", "USB_IDS", "Bm13xxDevice"]

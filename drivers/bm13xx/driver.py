@@ -26,10 +26,10 @@ import serial
 from miner.drivers.bm13xx import protocol as p
 
 from miner.core import hashing
+from miner.core.shares import CheckedNonce, Verdict
 from miner.core.stats import RateMeter
-from miner.core.targets import hash_to_int
 from miner.core.work import Nonce, Work
-from miner.devices.base import DeviceError, DeviceSpec, GetWork, NotThisDevice, OnNonce
+from miner.devices.base import DeviceError, DeviceSpec, NonceSink, NotThisDevice, WorkSource
 from miner.devices.serialport import SerialDevice, open_serial
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,12 @@ class Bm13xxDevice(SerialDevice):
     driver = "bm13xx"
     rolls_version = True
 
-    def __init__(self, chip: p.ChipInfo, get_work: GetWork, on_nonce: OnNonce, name: str, port: str,
+    def __init__(self, chip: p.ChipInfo, work: WorkSource, sink: NonceSink, name: str, port: str,
                  scale: float = 1.0, chips: int | None = None, frequency: float | None = None,
                  ticket: float = DEFAULT_TICKET, baud: int | None = None, ramp_delay: float = 0.1,
                  poll_interval: float = 1.0, stall_timeout: float | None = None,
                  job_interval: float | None = None, enumerate_timeout: float = 0.5):
-        super().__init__(get_work, on_nonce, name, port, difficulty=scale)
+        super().__init__(work, sink, name, port, difficulty=scale)
         self.info = chip
         self.model = chip.name.upper()
         self.scale = scale
@@ -105,9 +105,9 @@ class Bm13xxDevice(SerialDevice):
 
     # ------------------------------------------------------------ Device API
     def nominal_hashrate(self) -> float | None:
-        if not self.chip_count or not self.frequency:
+        if not self.chip_count or not self.stats.frequency:
             return None
-        return self.info.hashrate(self.frequency, self.chip_count)
+        return self.info.hashrate(self.stats.frequency, self.chip_count)
 
     def job_interval(self) -> float:
         """How often the chain gets new work. BM1366+ have ~2^48 nonce × version space per job, so
@@ -141,7 +141,7 @@ class Bm13xxDevice(SerialDevice):
         return {
             "Chip": self.info.name.upper(),
             "Chips": self.chip_count,
-            "Frequency": self.frequency,
+            "Frequency": self.stats.frequency,
             "Baud": self.baud,
             "Ticket Difficulty": self.ticket,
             "Version Mask": f"{self.version_mask:08x}",
@@ -153,7 +153,7 @@ class Bm13xxDevice(SerialDevice):
             "Stale Nonces": self.stale_nonces,
             "Duplicate Nonces": self.duplicates,
             # None of these chips reports a temperature over its UART (bm13xx.md §7).
-            "Temperature": self.temperature,
+            "Temperature": self.stats.temperature,
             "Per Chip": [{"Address": c.address, "Present": c.present, "Nonces": c.nonces, "HW Errors": c.hw_errors,
                           "Hashrate": c.hashes.rate(60.0)} for c in self.chip_stats],
         }
@@ -205,11 +205,11 @@ class Bm13xxDevice(SerialDevice):
         self._set_ticket(self.configured_ticket)
         if not info.ticket_in_job:
             self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(self.ticket)))
-        self.frequency = None
+        self.stats.frequency = None
         self._ramp(port, self.target_frequency)
         if info.header_jobs:
             # ESP-Miner's hash counting number: the nonce range per core before the chip moves on.
-            hcn = int((1 << 32) / p.next_pow2(info.big_cores) / p.next_pow2(count) * 25 / self.frequency * 0.5)
+            hcn = int((1 << 32) / p.next_pow2(info.big_cores) / p.next_pow2(count) * 25 / self.stats.frequency * 0.5)
             self._send(port, p.write_register(p.REG_HASH_COUNTING, hcn))
             self.version_mask = 0x1FFFE000
             self._send(port, p.write_register(p.REG_VERSION_MASK, p.version_mask_register(self.version_mask)))
@@ -227,7 +227,7 @@ class Bm13xxDevice(SerialDevice):
             raise DeviceError(f"{self.port}: the chain went silent after init (baud switch to {self.baud} failed?)")
         self._last_rx = time.monotonic()
         log.info("%s: %d × %s at %.2f MHz, ticket difficulty %d, %d baud", self.name, count, self.model,
-                 self.frequency or 0, self.ticket, self.baud)
+                 self.stats.frequency or 0, self.ticket, self.baud)
 
     def mine(self, port: serial.Serial) -> None:
         next_job = 0.0
@@ -242,7 +242,7 @@ class Bm13xxDevice(SerialDevice):
                 next_job = 0.0
             with self._freq_lock:
                 mhz, self._pending_frequency = self._pending_frequency, None
-            if mhz is not None and mhz != self.frequency:
+            if mhz is not None and mhz != self.stats.frequency:
                 self._ramp(port, mhz)
             if now >= next_job:
                 work = self.next_work(wait=0.0)
@@ -297,13 +297,13 @@ class Bm13xxDevice(SerialDevice):
 
     def _ramp(self, port: serial.Serial, target: float) -> None:
         """PLL0 in 6.25 MHz steps (§3.7); a change at run time ramps from the current clock."""
-        start = self.frequency or p.RAMP_START_MHZ
+        start = self.stats.frequency or p.RAMP_START_MHZ
         for mhz in p.frequency_ramp(start, target):
             self._send(port, p.write_register(self.info.pll_reg, self.info.pll_register(mhz)))
             if self.ramp_delay:
                 time.sleep(self.ramp_delay)
-        self.frequency = self.info.actual_mhz(target)
-        log.info("%s: clock %.2f MHz", self.name, self.frequency)
+        self.stats.frequency = self.info.actual_mhz(target)
+        log.info("%s: clock %.2f MHz", self.name, self.stats.frequency)
 
     def _send_work(self, port: serial.Serial, work: Work) -> None:
         info = self.info
@@ -357,7 +357,8 @@ class Bm13xxDevice(SerialDevice):
         if sent is None:
             self.stale_nonces += 1
             return
-        chip = self.chip_stats[p.chip_index(item.wire_value, self.chip_count)]
+        chip_index = p.chip_index(item.wire_value, self.chip_count)
+        chip = self.chip_stats[chip_index]
         if self.info.header_jobs:
             version = p.rolled_version(sent.versions[0], item.version_bits or 0)
         elif index < len(sent.versions):
@@ -365,17 +366,22 @@ class Bm13xxDevice(SerialDevice):
         else:
             version = sent.versions[0]  # a midstate slot we did not fill: the share path calls it an HW error
         now = time.monotonic()
-        # Per-chip bookkeeping needs the verdict here; the share path checks (and counts) again.
-        digest = hashing.sha256d(sent.work.header_for(item.nonce, version))
         chip.nonces += 1
         chip.last_nonce_at = now
-        if hash_to_int(digest) <= self.nonce_target and not (version ^ sent.work.job.version) & \
-                ~sent.work.job.version_mask & 0xFFFFFFFF:
-            chip.hashes.add(self.difficulty * (1 << 32), now)
-        else:
-            chip.hw_errors += 1
+        # Valid or not is the share path's verdict (on_verdict), from the one hash of this nonce.
         self.report_nonce(Nonce(sent.work.work_id, item.nonce, version if version != sent.work.version else None,
-                                device=self.name, found_at=now))
+                                device=self.name, found_at=now, chip=chip_index))
+
+    def on_verdict(self, share: CheckedNonce) -> None:
+        super().on_verdict(share)
+        index = share.nonce.chip
+        if index is None or not 0 <= index < len(self.chip_stats):
+            return
+        chip = self.chip_stats[index]
+        if share.verdict is Verdict.HW_ERROR:
+            chip.hw_errors += 1
+        else:
+            chip.hashes.add(self.difficulty * (1 << 32), share.nonce.found_at)
 
     def _count_bad(self, item: p.BadFrame) -> None:
         if item.reason == "crc":
@@ -399,35 +405,21 @@ class Bm13xxDevice(SerialDevice):
                 log.warning("%s: chip %02x stopped answering", self.name, stats.address)
 
 
-class Bm13xxDriver:
+def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> Bm13xxDevice:
     """`--device bm1397:/dev/ttyUSB0[,chips=N][,frequency=MHz][,ticket=D][,difficulty=D]...`"""
-
-    name = "bm13xx"
-    aliases = ("bm1384", "bm1387", "bm1397", "bm1366", "bm1368", "bm1370")
-    description = "Bitmain BM13xx chains: GekkoScience Compac F / NewPac / R606 / Compac, Bitaxe boards"
-
-    def __init__(self, usb_ids):
-        self.usb_ids = usb_ids
-
-    def create(self, spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> Bm13xxDevice:
-        chip = spec.option("chip", str, None) or spec.option("model", str, None) or spec.driver
-        chip = chip.lower()
-        if chip == self.name:
-            chip = "bm1397"  # a bare bm13xx:PORT: the Compac F's chip
-        if not spec.port:
-            raise DeviceError(f"{spec.driver}: needs a port, e.g. --device {chip}:/dev/ttyUSB0")
-        if chip not in p.CHIPS:
-            raise DeviceError(f"{spec.driver}:{spec.port}: unknown chip {chip!r} (have: {', '.join(p.CHIPS)})")
-        info = p.CHIPS[chip]
-        return Bm13xxDevice(
-            info, get_work, on_nonce, f"{info.name}-{index}", spec.port,
-            scale=spec.difficulty(), chips=spec.option("chips", int), frequency=spec.option("frequency", float),
-            ticket=spec.option("ticket", float, DEFAULT_TICKET), baud=spec.option("baud", int),
-            ramp_delay=spec.option("ramp_delay", float, 0.1), poll_interval=spec.option("poll", float, 1.0),
-            stall_timeout=spec.option("stall", float), job_interval=spec.option("job_interval", float),
-            enumerate_timeout=spec.option("enumerate", float, 0.5))
-
-    def emulator_main(self, name: str, argv: list[str]) -> int:
-        from miner.drivers.bm13xx.emulator import main
-
-        return main(name, argv)
+    chip = spec.option("chip", str, None) or spec.option("model", str, None) or spec.driver
+    chip = chip.lower()
+    if chip == "bm13xx":
+        chip = "bm1397"  # a bare bm13xx:PORT: the Compac F's chip
+    if not spec.port:
+        raise DeviceError(f"{spec.driver}: needs a port, e.g. --device {chip}:/dev/ttyUSB0")
+    if chip not in p.CHIPS:
+        raise DeviceError(f"{spec.driver}:{spec.port}: unknown chip {chip!r} (have: {', '.join(p.CHIPS)})")
+    info = p.CHIPS[chip]
+    return Bm13xxDevice(
+        info, work, sink, f"{info.name}-{index}", spec.port,
+        scale=spec.difficulty(), chips=spec.option("chips", int), frequency=spec.option("frequency", float),
+        ticket=spec.option("ticket", float, DEFAULT_TICKET), baud=spec.option("baud", int),
+        ramp_delay=spec.option("ramp_delay", float, 0.1), poll_interval=spec.option("poll", float, 1.0),
+        stall_timeout=spec.option("stall", float), job_interval=spec.option("job_interval", float),
+        enumerate_timeout=spec.option("enumerate", float, 0.5))

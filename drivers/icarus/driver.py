@@ -11,7 +11,9 @@ elapsed = Hs * hashes + W over the nonces it gets (the nonce value tells how far
 counted), as cgminer's "long" timing mode does; new work goes out when the range is done or a
 clean job arrives. Antminer replies carry the work id of their job; Erupter replies do not, so a
 nonce arriving just after new work went out is checked against the previous job too (bfgminer
-does this), rather than counted as a hardware error.
+does this), rather than counted as a hardware error: the nonce names the previous unit as its
+alternative, and the share path (which hashes it, once) tries that one when the current misses.
+The timing fit learns from the share path's verdicts: only valid nonces of the current unit count.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import threading
 import time
 
 import serial
 from miner.drivers.icarus import protocol as p
 
 from miner.core import hashing
+from miner.core.shares import CheckedNonce, Verdict
 from miner.core.work import Nonce, Work
-from miner.devices.base import DeviceError, DeviceSpec, GetWork, NotThisDevice, OnNonce
+from miner.devices.base import DeviceError, DeviceSpec, NonceSink, NotThisDevice, WorkSource
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
 
 log = logging.getLogger(__name__)
@@ -52,9 +56,9 @@ def expected_golden(target: int) -> int | None:
 class IcarusDevice(SerialDevice):
     driver = "icarus"
 
-    def __init__(self, get_work: GetWork, on_nonce: OnNonce, name: str, port: str, difficulty: float = 1.0,
+    def __init__(self, work: WorkSource, sink: NonceSink, name: str, port: str, difficulty: float = 1.0,
                  model: p.Model | None = None, frequency: float | None = None):
-        super().__init__(get_work, on_nonce, name, port, difficulty)
+        super().__init__(work, sink, name, port, difficulty)
         self.nonce_target = p.nonce_target(difficulty)
         self.chip_model = model  # None until identified when not given
         self._given_model = model
@@ -65,6 +69,7 @@ class IcarusDevice(SerialDevice):
         self._identified = False
         self._pending_frequency: tuple[float, bytes] | None = None
         self._fit: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
+        self._fit_lock = threading.Lock()  # the fit learns in the share path's thread, resets in the device's
         self._hs: float | None = None  # measured seconds per hash
         self._overhead = 0.0  # measured W
         self._ring: list[Work | None] = [None] * p.WORK_ID_COUNT
@@ -93,7 +98,7 @@ class IcarusDevice(SerialDevice):
         if self._hs is not None:
             return self._hs
         model = self.chip_model or p.MODELS["erupter"]
-        return 1.0 / model.hashrate(self.frequency)
+        return 1.0 / model.hashrate(self.stats.frequency)
 
     def range_time(self) -> float:
         """Seconds the stick needs for the whole nonce range (all engines together)."""
@@ -146,12 +151,11 @@ class IcarusDevice(SerialDevice):
                 self._check_frequency(model, self._requested_mhz)
             mhz, command = model.frequency_setting(self._requested_mhz or model.default_mhz)  # type: ignore[arg-type]
             self._command(port, command)
-            self.frequency = mhz
+            self.stats.frequency = mhz
         self._identified = True
-        self._fit.clear()
-        self._hs = None
+        self._reset_fit()
         log.info("%s: %s on %s passed the golden-nonce test%s", self.name, model.name, self.port,
-                 f" at {self.frequency:g} MHz" if self.frequency else "")
+                 f" at {self.stats.frequency:g} MHz" if self.stats.frequency else "")
 
     def _probe(self, port: serial.Serial) -> tuple[p.Model | None, _Golden | None]:
         """Bare first (Erupter: 4 bytes; U1/U2: 5), then as a U3 (voltage and clock first)."""
@@ -205,10 +209,9 @@ class IcarusDevice(SerialDevice):
             if self._pending_frequency is not None:
                 mhz, command = self._pending_frequency
                 self._pending_frequency = None
-                self.frequency = mhz
+                self.stats.frequency = mhz
                 self._command(port, command)
-                self._fit.clear()
-                self._hs = None
+                self._reset_fit()
                 current = None
             restart = self.take_restart()
             now = time.monotonic()
@@ -254,50 +257,60 @@ class IcarusDevice(SerialDevice):
 
     def _reply(self, reply: p.Reply, model: p.Model, current: Work | None, previous: Work | None,
                sent_at: float, now: float) -> Work | None:
-        """Report one reply as a `Nonce` of the work it belongs to (returned)."""
+        """Report one reply as a `Nonce` of the work it most likely belongs to (returned)."""
+        alternatives: tuple[Nonce, ...] = ()
         if model.work_ids:
             work = self._ring[reply.work_id] if reply.work_id is not None and reply.work_id < p.WORK_ID_COUNT else None
             if work is None:
                 self.comm_errors["Unknown work ids"] += 1
-                self.note_hw_error()
+                self.stats.note_hw_error()
                 log.warning("%s: reply %s for work id %s never sent", self.name, reply.encode().hex(), reply.work_id)
                 return None
         else:
             work = current
-            if (previous is not None and now - sent_at < LATE_WINDOW and current is not None
-                    and not self._meets(current, reply) and self._meets(previous, reply)):
-                work = previous  # found by the old job just before the stick took the new one
             if work is None:
                 return None
-        if work is current:
-            self._learn_timing(p.hashes_done(reply.n, model.engines), now - sent_at, work, reply)
-        self.report_nonce(Nonce(work.work_id, reply.header_nonce, device=self.name, found_at=now))
+            if previous is not None and now - sent_at < LATE_WINDOW:
+                # Found by the old job just before the stick took the new one? The share path decides.
+                alternatives = (Nonce(previous.work_id, reply.header_nonce, device=self.name, found_at=now),)
+        # The timing sample rides along; the fit takes it if the share path finds the nonce valid.
+        tag = (p.hashes_done(reply.n, model.engines), now - sent_at) if work is current else None
+        self.report_nonce(Nonce(work.work_id, reply.header_nonce, device=self.name, found_at=now, tag=tag,
+                                alternatives=alternatives))
         return work
 
-    def _meets(self, work: Work, reply: p.Reply) -> bool:
-        digest = hashing.sha256d(work.header_for(reply.header_nonce))
-        return int.from_bytes(digest, "little") <= self.nonce_target
+    def on_verdict(self, share: CheckedNonce) -> None:
+        super().on_verdict(share)
+        sample = share.nonce.tag
+        if share.verdict is not Verdict.HW_ERROR and isinstance(sample, tuple):
+            self._learn_timing(*sample)
 
-    def _learn_timing(self, hashes: int, elapsed: float, work: Work, reply: p.Reply) -> None:
+    def _reset_fit(self) -> None:
+        with self._fit_lock:
+            self._fit.clear()
+            self._hs = None
+
+    def _learn_timing(self, hashes: int, elapsed: float) -> None:
         """Least-squares fit of elapsed = Hs * hashes + W over recent valid nonces (§A5)."""
-        if hashes < MIN_FIT_HASHES or hashes > p.NONCE_SPACE - MIN_FIT_HASHES or not self._meets(work, reply):
+        if hashes < MIN_FIT_HASHES or hashes > p.NONCE_SPACE - MIN_FIT_HASHES:
             return
-        self._fit.append((float(hashes), elapsed))
-        n = len(self._fit)
-        if n < 3:
-            self._hs = sum(t for _, t in self._fit) / sum(x for x, _ in self._fit)
-            self._overhead = 0.0
-            return
-        mean_x = sum(x for x, _ in self._fit) / n
-        mean_t = sum(t for _, t in self._fit) / n
-        var = sum((x - mean_x) ** 2 for x, _ in self._fit)
-        if var <= 0:
-            return
-        hs = sum((x - mean_x) * (t - mean_t) for x, t in self._fit) / var
-        if hs <= 0:
-            return
-        self._hs = hs
-        self._overhead = max(0.0, mean_t - hs * mean_x)
+        with self._fit_lock:
+            self._fit.append((float(hashes), elapsed))
+            n = len(self._fit)
+            if n < 3:
+                self._hs = sum(t for _, t in self._fit) / sum(x for x, _ in self._fit)
+                self._overhead = 0.0
+                return
+            mean_x = sum(x for x, _ in self._fit) / n
+            mean_t = sum(t for _, t in self._fit) / n
+            var = sum((x - mean_x) ** 2 for x, _ in self._fit)
+            if var <= 0:
+                return
+            hs = sum((x - mean_x) * (t - mean_t) for x, t in self._fit) / var
+            if hs <= 0:
+                return
+            self._hs = hs
+            self._overhead = max(0.0, mean_t - hs * mean_x)
 
 
 class _Golden:
@@ -319,7 +332,7 @@ def _read_some(port: serial.Serial, timeout: float) -> bytes:
     return first + (port.read(waiting) if waiting else b"")
 
 
-def create(spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> IcarusDevice:
+def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> IcarusDevice:
     if not spec.port:
         raise DeviceError("icarus: give the port, e.g. --device icarus:/dev/ttyUSB0")
     model_name = spec.option("model", str)
@@ -327,5 +340,5 @@ def create(spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -
         model = p.model_named(model_name) if model_name else None
     except ValueError as exc:
         raise DeviceError(f"icarus:{spec.port}: {exc}") from None
-    return IcarusDevice(get_work, on_nonce, f"ICA{index}", spec.port, spec.difficulty(), model,
+    return IcarusDevice(work, sink, f"ICA{index}", spec.port, spec.difficulty(), model,
                         spec.option("freq", float, spec.option("frequency", float)))

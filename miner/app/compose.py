@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from miner.core.engine import Miner
     from miner.core.source import JobSource
     from miner.devices.manager import DeviceManager
+    from miner.devices.work_source import WorkSource
     from miner.sources.node.gbt import GbtSource
 
 log = logging.getLogger("miner")
@@ -55,7 +56,7 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------ building
-def make_device_manager(settings: Settings, get_work: Callable, on_nonce: Callable,
+def make_device_manager(settings: Settings, work: WorkSource, on_nonce: Callable,
                         cpu_chunk: int | None = None) -> DeviceManager:
     """Devices from --device, USB detection and the CPU flags; one-line error on a bad spec."""
     from miner.app.config import configured_drivers
@@ -66,9 +67,9 @@ def make_device_manager(settings: Settings, get_work: Callable, on_nonce: Callab
     devices = settings.devices
     specs = [DeviceSpec.parse(text) for text in devices.specs]
     drivers = configured_drivers(load_drivers(), settings.file)  # the config file's per-driver options
-    return DeviceManager(get_work, on_nonce, specs, drivers=drivers, hotplug=devices.hotplug or 5.0,
+    return DeviceManager(work, on_nonce, specs, drivers=drivers, hotplug=devices.hotplug or 5.0,
                          scan_usb=True, cpu=devices.cpu,
-                         cpu_factory=lambda: CpuDevice(get_work, on_nonce, devices.threads, devices.engine,
+                         cpu_factory=lambda: CpuDevice(work, on_nonce, devices.threads, devices.engine,
                                                        chunk=cpu_chunk or DEFAULT_CHUNK))
 
 
@@ -91,7 +92,7 @@ def check_node_settings(settings: Settings):
 
 def make_source(settings: Settings, kind: str) -> JobSource:
     if kind == POOLS:
-        from miner.sources.stratum.client import PoolManager
+        from miner.sources.stratum.failover import PoolManager
 
         return PoolManager(pool_configs(settings), switch_delay=settings.pools.failover_switch_delay)
     if kind == SANDBOX:
@@ -145,6 +146,7 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     from miner.core.dispatch import Dispatcher
     from miner.core.engine import Miner
     from miner.core.work import Nonce
+    from miner.devices.work_source import DispatcherWorkSource
 
     source = make_source(settings, kind)
     if on_source is not None:
@@ -170,7 +172,7 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
                 return  # its job already has a block on the way: nothing found on it can be used
         miner.on_nonce(nonce)
 
-    manager = make_device_manager(settings, dispatcher.next_work, on_nonce, chunk)
+    manager = make_device_manager(settings, DispatcherWorkSource(dispatcher), on_nonce, chunk)
     devices = manager.setup()  # DeviceError (one line) when nothing can mine
     if not settings.devices.hotplug:
         manager.scan_usb = False

@@ -252,7 +252,7 @@ def _toml_pool(path: Path, text: str, index: int, entry: dict[str, Any]) -> Pool
 
 
 def _pool_entry(values: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> PoolEntry:
-    from miner.sources.stratum.client import parse_pool_url
+    from miner.sources.stratum.url import parse_pool_url
 
     try:
         parse_pool_url(values["url"])

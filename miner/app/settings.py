@@ -305,7 +305,7 @@ def pool_configs(settings: Settings) -> list:
 
 def command_line_pools(pools: PoolSettings) -> list:
     """Pair each -o with its -u/-p (a pool without its own takes the previous pool's)."""
-    from miner.sources.stratum.client import PoolConfig, parse_pool_url
+    from miner.sources.stratum.url import PoolConfig, parse_pool_url
 
     configs = []
     user, password = "", "x"
@@ -325,7 +325,7 @@ def command_line_pools(pools: PoolSettings) -> list:
 
 def file_pools(file: cfg.FileConfig, pools: PoolSettings) -> list:
     """PoolConfigs for the file's pools; global flags fill what a pool does not say."""
-    from miner.sources.stratum.client import PoolConfig
+    from miner.sources.stratum.url import PoolConfig
 
     configs = []
     for entry in file.pools:

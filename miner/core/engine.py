@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from miner.core.dispatch import Dispatcher
-from miner.core.shares import CheckedNonce, Verdict, check_nonce
+from miner.core.shares import CheckedNonce, Verdict, check_reported
 from miner.core.source import JobSource
 from miner.core.stats import ShareStats, format_difficulty, format_hashrate
 from miner.core.work import Job, Nonce
@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 
 def device_line(device: Device) -> str:
     """One device's part of the log: name, state, rate, results, and what the hardware reports."""
-    parts = [f"{device.name} {device.state.value}", f"{format_hashrate(device.hashes.rate(5.0))} (5s)",
-             f"{format_hashrate(device.hashes.average())} (avg)",
-             f"A:{device.shares.accepted} R:{device.shares.rejected_total} HW:{device.hw_errors}"]
-    if device.temperature is not None:
-        parts.append(f"{device.temperature:.1f}C")
-    if device.frequency is not None:
-        parts.append(f"{device.frequency:g}MHz")
+    stats = device.stats
+    parts = [f"{device.name} {stats.state.value}", f"{format_hashrate(stats.hashes.rate(5.0))} (5s)",
+             f"{format_hashrate(stats.hashes.average())} (avg)",
+             f"A:{stats.shares.accepted} R:{stats.shares.rejected_total} HW:{stats.hw_errors}"]
+    if stats.temperature is not None:
+        parts.append(f"{stats.temperature:.1f}C")
+    if stats.frequency is not None:
+        parts.append(f"{stats.frequency:g}MHz")
     if device.port:
         parts.append(device.port)
     return " | ".join(parts)
@@ -59,11 +60,12 @@ class Miner:
         if device is None:
             return
         if accepted:
-            device.shares.accepted += 1
-            device.shares.accepted_difficulty += share.work.job.share_difficulty
-            device.shares.note_best(share.difficulty)
+            shares = device.stats.shares
+            shares.accepted += 1
+            shares.accepted_difficulty += share.work.job.share_difficulty
+            shares.note_best(share.difficulty)
         else:
-            device.shares.rejected[reason or "rejected"] += 1
+            device.stats.shares.rejected[reason or "rejected"] += 1
 
     # Called from device threads.
     def on_nonce(self, nonce: Nonce) -> None:
@@ -91,24 +93,22 @@ class Miner:
             await self._check(self._nonces.get_nowait())
 
     async def _check(self, nonce: Nonce) -> None:
-        work = self.dispatcher.lookup(nonce.work_id)
-        if work is None:
+        device = self.device_named(nonce.device)
+        # A nonce from no known device is held to the share target.
+        share = check_reported(nonce, self.dispatcher.lookup,
+                               device.target_for if device is not None else lambda work: work.target)
+        if share is None:
             log.warning("%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
                         nonce.work_id)
             return
-        device = self.device_named(nonce.device)
-        target = device.target_for(work) if device is not None else work.target
-        share = check_nonce(work, nonce, device_target=target)
         self.totals.found += 1
+        if device is not None:
+            device.on_verdict(share)  # the device's statistics and per-chip counters follow this verdict
         if share.verdict is Verdict.HW_ERROR:
             self.totals.hw_errors += 1
-            if device is not None:
-                device.note_hw_error()
             log.warning("%s: hardware error, nonce %08x does not meet its target", nonce.device,
                         nonce.nonce)
             return
-        if device is not None:
-            device.note_valid_nonce(work, nonce.found_at)
         self.totals.note_best(share.difficulty)
         if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
             await self.source.submit(share)
@@ -121,8 +121,8 @@ class Miner:
 
     def hashrate(self, window: float | None = None) -> float:
         if window is None:
-            return sum(d.hashes.average() for d in self.devices)
-        return sum(d.hashes.rate(window) for d in self.devices)
+            return sum(d.stats.hashes.average() for d in self.devices)
+        return sum(d.stats.hashes.rate(window) for d in self.devices)
 
     def status_line(self) -> str:
         s = self.source.stats
@@ -139,8 +139,8 @@ class Miner:
 
     def source_rate(self, source: str) -> str:
         """Hash rate spent on one source's work, 5 s / average."""
-        short = sum(d.source_rate(source, 5.0) for d in self.devices)
-        average = sum(d.source_rate(source, None) for d in self.devices)
+        short = sum(d.stats.source_rate(source, 5.0) for d in self.devices)
+        average = sum(d.stats.source_rate(source, None) for d in self.devices)
         return f"{format_hashrate(short)}/{format_hashrate(average)}"
 
     async def _status(self) -> None:

@@ -139,8 +139,3 @@ def _scan(call, start: int, count: int, target: int, engine: str | None) -> list
         start += done
         count -= done
     return result
-
-
-def hash_int(header_hash: bytes) -> int:
-    """A sha256d digest as the little-endian integer that targets are compared with."""
-    return int.from_bytes(header_hash, "little")

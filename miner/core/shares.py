@@ -4,6 +4,7 @@ before anything is sent. Hashes above the device's own target are hardware error
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from miner.core import hashing
@@ -63,3 +64,22 @@ def check_nonce(work: Work, nonce: Nonce, device_target: int = DIFF1_TARGET) -> 
     else:
         verdict = Verdict.SHARE
     return CheckedNonce(work, nonce, header, digest, verdict)
+
+
+def check_reported(nonce: Nonce, lookup: Callable[[int], Work | None],
+                   target_for: Callable[[Work], int]) -> CheckedNonce | None:
+    """Check a nonce as a device reported it: hashed once for the unit it names and, only when
+    that misses the device target, once more for each of its `alternatives` in turn (a late
+    reply, a job-id collision) until one fits. A nonce that fits none is a hardware error of the
+    first known unit; None when no unit it names is known (any more).
+    """
+    first: CheckedNonce | None = None
+    for candidate in (nonce, *nonce.alternatives):
+        work = lookup(candidate.work_id)
+        if work is None:
+            continue
+        share = check_nonce(work, candidate, device_target=target_for(work))
+        if share.verdict is not Verdict.HW_ERROR:
+            return share
+        first = first or share
+    return first

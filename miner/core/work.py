@@ -174,7 +174,15 @@ class Work:
 
 @dataclass(frozen=True, slots=True)
 class Nonce:
-    """A device's answer: this nonce (with this version and ntime, if rolled) for that work unit."""
+    """A device's answer: this nonce (with this version and ntime, if rolled) for that work unit.
+
+    The share path hashes it once and hands the verdict back to the device, with `chip` (which
+    chip or module found it) and `tag` (anything else the driver wants back) as they were.
+    When the driver cannot tell which of a few units the nonce is for (an Icarus stick's reply
+    just after new work, an Avalon job-id CRC that two jobs share), it names the likeliest here
+    and the others in `alternatives`: the share path tries those, in order, only when this one
+    misses the device target.
+    """
 
     work_id: int
     nonce: int
@@ -182,3 +190,6 @@ class Nonce:
     ntime: int | None = None
     device: str = ""
     found_at: float = field(default=0.0, compare=False)
+    chip: int | None = field(default=None, compare=False)
+    tag: object = field(default=None, compare=False)
+    alternatives: tuple[Nonce, ...] = field(default=(), compare=False)

@@ -1,1 +1,2 @@
-"""Devices: the CPU worker pool now, USB ASIC drivers later; all report `Nonce`s for `Work`."""
+"""Devices: the interface every driver implements, the serial-port thread, the CPU miner, and the
+manager that finds, health-checks and hot-plugs them; every device reports `Nonce`s for `Work`."""

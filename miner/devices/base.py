@@ -1,43 +1,36 @@
 """What every device (CPU, USB stick, hashing board) is to the rest of the miner.
 
-The core hands a device `Work` through `get_work()` and hears of every nonce it finds through
-`on_nonce()`. The share path checks each nonce against `target_for(work)` and reports back with
-`note_valid_nonce` / `note_hw_error`, so statistics live in one place for every driver.
+A driver gets a `WorkSource` (next work, the current job, extranonce2 ranges for hardware that
+rolls it) and a `NonceSink`; it reports every nonce the hardware finds with `report_nonce`,
+tagged with the chip that found it. The share path hashes each nonce once, against
+`target_for(work)`, and hands the `CheckedNonce` back through `on_verdict`, so the device's
+statistics (`stats`, a `DeviceStats`) and its per-chip counters come from one verdict.
 
-Like the seven calls every chip gets in ESP-Miner's `asic.h`, a driver implements a handful of
+Like the calls every chip gets in ESP-Miner's `asic.h`, a driver implements a handful of
 methods: start/stop (which include open, identify and init), restart_work (a clean job),
-set_frequency, job_interval, and `details()` for the API. Everything else is shared here.
+work_available, set_frequency, nominal_hashrate or job_interval, and `details()` for the API;
+`on_verdict` when it keeps per-chip counters. Drivers register as one `DriverInfo` each.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from miner.core.stats import RateMeter, ShareStats
+from miner.core.shares import CheckedNonce, Verdict
 from miner.core.targets import chip_target
 from miner.core.work import Nonce, Work
+from miner.devices.bookkeeping import DeviceState, DeviceStats
+from miner.devices.work_source import WorkSource
 
 log = logging.getLogger(__name__)
 
-GetWork = Callable[..., Work | None]  # dispatcher.next_work(device_rolls_version=False)
-OnNonce = Callable[[Nonce], None]
+NonceSink = Callable[[Nonce], None]  # the engine's on_nonce: queues the nonce for the share path
 
-
-class DeviceState(enum.Enum):
-    """cgminer's words, so API clients read them unchanged."""
-
-    INIT = "Initialising"
-    ALIVE = "Alive"
-    SICK = "Sick"
-    DEAD = "Dead"
-    NO_DEVICE = "NoDevice"
-    DISABLED = "Disabled"
+__all__ = ["Device", "DeviceError", "DeviceSpec", "DeviceState", "DeviceStats", "Driver", "DriverInfo",
+           "NonceSink", "NotThisDevice", "UsbId", "WorkSource"]
 
 
 class DeviceError(Exception):
@@ -90,7 +83,7 @@ class DeviceSpec:
 
 
 class Device:
-    """Shared bookkeeping for every device; drivers subclass it."""
+    """The contract drivers implement, and the little every driver shares."""
 
     driver: ClassVar[str] = "device"
     # True when the device counts the hashes it does (the CPU). Otherwise its hash rate is
@@ -100,31 +93,18 @@ class Device:
     # with units the dispatcher rolled, or two devices could hash the same header.
     rolls_version: ClassVar[bool] = False
 
-    def __init__(self, get_work: GetWork, on_nonce: OnNonce, name: str, port: str | None = None,
+    def __init__(self, work_source: WorkSource, sink: NonceSink, name: str, port: str | None = None,
                  difficulty: float = 1.0):
-        self._get_work = get_work
-        self._on_nonce = on_nonce
+        self.work_source = work_source
+        self._sink = sink
         self.name = name
         self.port = port
         self.difficulty = difficulty
         self.nonce_target = chip_target(difficulty)
-        self.state = DeviceState.INIT
         self.enabled = True
         self.model = ""
         self.serial_number = ""
-        self.temperature: float | None = None
-        self.frequency: float | None = None  # MHz
-        self.voltage: float | None = None  # volts
-        self.hashes = RateMeter()
-        self.source_hashes: dict[str, RateMeter] = {}
-        self.shares = ShareStats()  # found / hw_errors here; accepted / rejected filled by the share path
-        self.nonces_found = 0
-        self.last_valid_at: float | None = None
-        self.started_at = time.monotonic()
-        self.alive_since = self.started_at  # when the device last became Alive
-        self.reinits = 0
-        self.last_error = ""
-        self._lock = threading.Lock()
+        self.stats = DeviceStats(name)
 
     # ------------------------------------------------------------ what drivers implement
     def start(self) -> None:
@@ -148,7 +128,7 @@ class Device:
 
     def job_interval(self) -> float:
         """Seconds one work unit lasts at the current hash rate."""
-        rate = self.nominal_hashrate() or self.hashes.rate(60.0)
+        rate = self.nominal_hashrate() or self.stats.hashes.rate(60.0)
         return (1 << 32) / rate if rate > 0 else 1.0
 
     def reinitialise(self) -> None:
@@ -160,10 +140,23 @@ class Device:
         """Extra facts for `devdetails` / `stats` (model, chips, frequency...)."""
         return {}
 
+    def on_verdict(self, share: CheckedNonce) -> None:
+        """The share path's verdict on a nonce this device reported (in the share path's thread).
+        Drivers with per-chip counters extend this; `share.nonce.chip` says which chip."""
+        if share.verdict is Verdict.HW_ERROR:
+            self.stats.note_hw_error()
+        else:
+            hashes = 0.0 if self.counts_hashes else self.hashes_per_nonce(share.work)
+            self.stats.note_valid(share.nonce.found_at, hashes, share.work.job.source)
+
     # ------------------------------------------------------------ shared behaviour
     def target_for(self, work: Work) -> int:
         """The target the device reports nonces at; a hash above it is a hardware error."""
         return self.nonce_target
+
+    def hashes_per_nonce(self, work: Work) -> float:
+        """The hashes one valid nonce stands for on average (for devices that do not count hashes)."""
+        return self.difficulty * (1 << 32)
 
     def expected_nonce_interval(self) -> float | None:
         """Mean seconds between valid nonces at the nominal rate (None when the rate is unknown)."""
@@ -174,62 +167,8 @@ class Device:
 
     def report_nonce(self, nonce: Nonce) -> None:
         """Drivers call this for every nonce the hardware returns."""
-        with self._lock:
-            self.nonces_found += 1
-            self.shares.found += 1
-        self._on_nonce(nonce)
-
-    def note_valid_nonce(self, work: Work, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self.last_valid_at = now
-        if not self.counts_hashes:
-            self.add_hashes(self.difficulty * (1 << 32), work.job.source, now)
-
-    def note_hw_error(self) -> None:
-        with self._lock:
-            self.shares.hw_errors += 1
-
-    @property
-    def hw_errors(self) -> int:
-        return self.shares.hw_errors
-
-    def add_hashes(self, count: float, source: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self.hashes.add(count, now)
-        self.source_meter(source).add(count, now)
-
-    def source_meter(self, source: str) -> RateMeter:
-        with self._lock:
-            meter = self.source_hashes.get(source)
-            if meter is None:
-                meter = self.source_hashes[source] = RateMeter()
-                meter.started = self.hashes.started
-            return meter
-
-    def source_rate(self, source: str, window: float | None) -> float:
-        meter = self.source_hashes.get(source)
-        if meter is None:
-            return 0.0
-        return meter.average() if window is None else meter.rate(window)
-
-    def zero_stats(self) -> None:
-        self.hashes.reset()
-        with self._lock:
-            self.source_hashes.clear()
-            self.shares = ShareStats()
-            self.nonces_found = 0
-
-    def set_state(self, state: DeviceState, why: str = "") -> None:
-        if state is DeviceState.ALIVE and self.state is not DeviceState.ALIVE:
-            self.alive_since = time.monotonic()
-        if state is not self.state:
-            if why:
-                self.last_error = why if state is not DeviceState.ALIVE else self.last_error
-                log.log(logging.INFO if state is DeviceState.ALIVE else logging.WARNING, "%s: %s (%s)",
-                        self.name, state.value, why)
-            else:
-                log.info("%s: %s", self.name, state.value)
-        self.state = state
+        self.stats.note_found()
+        self._sink(nonce)
 
 
 @dataclass(frozen=True)
@@ -252,18 +191,39 @@ class UsbId:
 
 
 class Driver(Protocol):
-    """What a driver package registers in the `miner.drivers` entry point group."""
+    """What the `miner.drivers` entry point group holds: a `DriverInfo`, or anything shaped like one
+    (the config file wraps drivers to add its per-driver options)."""
 
-    name: str  # the family, e.g. "icarus"
-    aliases: tuple[str, ...]  # other names `--device` and `miner emulate` accept, e.g. chip names
-    usb_ids: tuple[UsbId, ...]  # ids auto-detection claims for this driver
+    name: str
+    aliases: tuple[str, ...]
+    usb_ids: tuple[UsbId, ...]
     description: str
 
-    def create(self, spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> Device:
-        """A device for `spec` (not started). `index` numbers devices of this driver: ICA0, ICA1."""
-        ...
+    def create(self, spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> Device: ...
 
-    def emulator_main(self, name: str, argv: list[str]) -> int:
-        """`miner emulate NAME ...` (NAME is the driver name or the alias used, e.g. a chip name):
-        run the device emulator; its first stdout line is the pty path."""
-        ...
+    def emulator_main(self, name: str, argv: list[str]) -> int: ...
+
+
+def no_emulator(name: str, argv: list[str]) -> int:
+    """`miner emulate` for a driver that has no emulator."""
+    import sys
+
+    print(f"miner emulate {name}: this driver has no emulator", file=sys.stderr)
+    return 2
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """One driver, as every driver package exports it (`DRIVER = DriverInfo(...)`) and the
+    `miner.drivers` entry point group names it."""
+
+    name: str  # the family, e.g. "icarus"
+    description: str
+    # `create(spec, work, sink, index)`: a device for `spec` (not started); `index` numbers devices
+    # of this driver: ICA0, ICA1.
+    create: Callable[[DeviceSpec, WorkSource, NonceSink, int], Device]
+    aliases: tuple[str, ...] = ()  # other names `--device` and `miner emulate` accept, e.g. chip names
+    usb_ids: tuple[UsbId, ...] = ()  # ids auto-detection claims for this driver
+    # `miner emulate NAME ...` (NAME is the driver name or the alias used): run the device
+    # emulator; its first stdout line is the pty path.
+    emulator_main: Callable[[str, list[str]], int] = no_emulator

@@ -14,14 +14,13 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from miner.core import hashing
 from miner.core.stats import RateMeter
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
-from miner.devices.base import Device, DeviceSpec, DeviceState, GetWork, OnNonce, UsbId
+from miner.devices.base import Device, DeviceSpec, DeviceState, DriverInfo, NonceSink, WorkSource
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +79,20 @@ class CpuDevice(Device):
     driver = "cpu"
     counts_hashes = True
 
-    def __init__(self, get_work: Callable[[], Work | None], on_nonce: Callable[[Nonce], None],
+    def __init__(self, work: WorkSource, sink: NonceSink,
                  threads: int | None = None, engine: str | None = None, chunk: int = DEFAULT_CHUNK,
                  nonces_per_work: int = NONCE_SPACE, index: int = 0):
         self.threads = threads or default_threads()
         if self.threads < 1:
             raise ValueError(f"threads: must be >= 1, got {threads}")
         self.engine = hashing.check_engine(engine)
-        super().__init__(get_work, on_nonce, f"cpu{index}")
+        super().__init__(work, sink, f"cpu{index}")
         self.model = f"{self.threads}T {self.engine}"
         self._chunk = chunk
         # Less than the whole nonce space per unit makes units (and rolled versions) turn over faster.
         self._nonces_per_work = nonces_per_work
         self._slices: deque[Slice] = deque()
+        self._lock = threading.Lock()  # the slice queue and the generation
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._generation = 0
@@ -104,7 +104,7 @@ class CpuDevice(Device):
         return work.target
 
     def nominal_hashrate(self) -> float | None:
-        return self.hashes.rate(60.0) or None
+        return self.stats.hashes.rate(60.0) or None
 
     def expected_nonce_interval(self) -> float | None:
         return None  # share-target nonces come as rarely as the pool's difficulty says
@@ -115,7 +115,7 @@ class CpuDevice(Device):
     # -------------------------------------------------------------------- control
     def start(self) -> None:
         self._stop.clear()
-        self.set_state(DeviceState.ALIVE)
+        self.stats.set_state(DeviceState.ALIVE)
         for index in range(self.threads):
             worker = threading.Thread(target=self._run, args=(index,), name=f"cpu-{index}", daemon=True)
             worker.start()
@@ -143,7 +143,7 @@ class CpuDevice(Device):
     def _next_slice(self) -> Slice | None:
         with self._lock:
             if not self._slices:
-                work = self._get_work()
+                work = self.work_source.next_work()
                 if work is None:
                     return None
                 for start, count in split_range(0, self._nonces_per_work, self.threads):
@@ -165,27 +165,21 @@ class CpuDevice(Device):
                 found = hashing.scan(work.header, pos, count, work.target, self.engine)
                 now = time.monotonic()
                 meter.add(count, now)
-                self.add_hashes(count, work.job.source, now)
+                self.stats.add_hashes(count, work.job.source, now)
                 for nonce in found:
                     self.report_nonce(Nonce(work.work_id, nonce, device=self.name, found_at=now))
                 pos += count
 
 
-class CpuDriver:
-    """The CPU as a driver: `--device cpu,threads=N,engine=E` (the -t/--engine flags do the same)."""
-
-    name = "cpu"
-    aliases: tuple[str, ...] = ()
-    usb_ids: tuple[UsbId, ...] = ()
-    description = "this computer's CPU, with the native sha256d core"
-
-    def create(self, spec: DeviceSpec, get_work: GetWork, on_nonce: OnNonce, index: int) -> CpuDevice:
-        return CpuDevice(get_work, on_nonce, threads=spec.option("threads", int),
-                         engine=spec.option("engine", str), index=index)
-
-    def emulator_main(self, name: str, argv: list[str]) -> int:
-        print("the CPU needs no emulator: it is real", file=sys.stderr)
-        return 2
+def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> CpuDevice:
+    """`--device cpu,threads=N,engine=E` (the -t/--engine flags do the same)."""
+    return CpuDevice(work, sink, threads=spec.option("threads", int), engine=spec.option("engine", str), index=index)
 
 
-DRIVER = CpuDriver()
+def emulator_main(name: str, argv: list[str]) -> int:
+    print("the CPU needs no emulator: it is real", file=sys.stderr)
+    return 2
+
+
+DRIVER = DriverInfo(name="cpu", description="this computer's CPU, with the native sha256d core", create=create,
+                    emulator_main=emulator_main)

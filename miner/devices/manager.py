@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, Driver, GetWork, OnNonce
+from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, Driver, NonceSink
+from miner.devices.work_source import WorkSource
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,13 @@ class HealthPolicy:
 
 
 class DeviceManager:
-    def __init__(self, get_work: GetWork, on_nonce: OnNonce, specs: Iterable[DeviceSpec] = (), *,
+    def __init__(self, work: WorkSource, sink: NonceSink, specs: Iterable[DeviceSpec] = (), *,
                  drivers: dict[str, Driver] | None = None, hotplug: float = 5.0, scan_usb: bool = True,
                  cpu: bool | None = None, cpu_factory: Callable[[], Device] | None = None,
                  list_ports: Callable[[], list[PortInfo]] = list_serial_ports,
                  health: HealthPolicy | None = None):
-        self._get_work = get_work
-        self._on_nonce = on_nonce
+        self._work = work
+        self._sink = sink
         self.specs = list(specs)
         self.drivers = load_drivers() if drivers is None else drivers
         self.hotplug = hotplug
@@ -104,6 +105,7 @@ class DeviceManager:
         self._hw_seen: dict[str, int] = {}
         self._sick_since: dict[str, float] = {}
         self._listeners: list[Callable[[Device], None]] = []
+        self._explicit_ports: set[str] = set()
         for spec in self.specs:
             if spec.driver not in self.drivers:
                 known = ", ".join(sorted(self.drivers)) or "none"
@@ -123,7 +125,7 @@ class DeviceManager:
     def _create(self, driver: Driver, spec: DeviceSpec) -> Device:
         index = self._counts.get(driver.name, 0)
         self._counts[driver.name] = index + 1
-        return driver.create(spec, self._get_work, self._on_nonce, index)
+        return driver.create(spec, self._work, self._sink, index)
 
     def setup(self) -> list[Device]:
         """Explicit devices, then detected ones, then the CPU if it is wanted."""
@@ -166,11 +168,11 @@ class DeviceManager:
         present = {p.device for p in ports}
         new: list[Device] = []
         for port in ports:
-            if port.device in getattr(self, "_explicit_ports", ()):
+            if port.device in self._explicit_ports:
                 continue
             known = self._auto.get(port.device)
             if known is not None:
-                if known.state is DeviceState.NO_DEVICE and known.enabled:
+                if known.stats.state is DeviceState.NO_DEVICE and known.enabled:
                     log.info("%s: %s is back", known.name, port.device)
                     known.start()
                 continue
@@ -186,10 +188,10 @@ class DeviceManager:
             self._auto[port.device] = device
             new.append(device)
         for path, device in self._auto.items():
-            if path not in present and device.state is not DeviceState.NO_DEVICE:
-                device.set_state(DeviceState.NO_DEVICE, f"{path} unplugged")
+            if path not in present and device.stats.state is not DeviceState.NO_DEVICE:
+                device.stats.set_state(DeviceState.NO_DEVICE, f"{path} unplugged")
                 device.stop(timeout=1.0)
-                device.state = DeviceState.NO_DEVICE
+                device.stats.state = DeviceState.NO_DEVICE
         return new
 
     # ------------------------------------------------------------ health
@@ -197,36 +199,37 @@ class DeviceManager:
         now = time.monotonic() if now is None else now
         policy = self.health
         for device in self.devices:
-            if not device.enabled or device.state not in (DeviceState.ALIVE, DeviceState.SICK):
+            stats = device.stats
+            if not device.enabled or stats.state not in (DeviceState.ALIVE, DeviceState.SICK):
                 continue
-            hw_now = device.hw_errors
+            hw_now = stats.hw_errors
             hw_new = hw_now - self._hw_seen.get(device.name, hw_now)
             self._hw_seen[device.name] = hw_now
             sick_since = self._sick_since.get(device.name)
             if sick_since is not None:
                 # Only a valid nonce after the re-init counts as recovery; a device that merely
                 # answered its init again but still hashes nothing stays sick.
-                if (device.last_valid_at or 0) > sick_since and hw_new < policy.hw_burst:
+                if (stats.last_valid_at or 0) > sick_since and hw_new < policy.hw_burst:
                     self._sick_since.pop(device.name)
-                    device.set_state(DeviceState.ALIVE, "recovered")
+                    device.stats.set_state(DeviceState.ALIVE, "recovered")
                 elif now - sick_since > policy.grace:
                     log.error("%s: still sick %.0f s after re-init; disabled. Re-enable it with the API "
                               "(ascenable|N) or restart the miner", device.name, now - sick_since)
                     self._sick_since.pop(device.name)
                     device.enabled = False
                     device.stop(timeout=1.0)
-                    device.state = DeviceState.DISABLED
+                    stats.state = DeviceState.DISABLED
                 continue
-            last_good = max(device.last_valid_at or 0, device.alive_since)
+            last_good = max(stats.last_valid_at or 0, stats.alive_since)
             interval = device.expected_nonce_interval()
             silent = interval is not None and now - last_good > max(policy.silent_intervals * interval,
                                                                    policy.min_silence)
-            erring = hw_new >= policy.hw_burst and (device.last_valid_at or 0) < now - self.hotplug
+            erring = hw_new >= policy.hw_burst and (stats.last_valid_at or 0) < now - self.hotplug
             if silent or erring:
                 why = (f"no valid nonce for {now - last_good:.0f} s" if silent
                        else f"{hw_new} hardware errors and no valid nonce")
                 self._sick_since[device.name] = now
-                device.set_state(DeviceState.SICK, why + "; re-initialising")
+                device.stats.set_state(DeviceState.SICK, why + "; re-initialising")
                 device.reinitialise()
 
     async def run(self) -> None:

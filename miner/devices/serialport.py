@@ -19,6 +19,7 @@ import time
 
 import serial
 
+from miner.core.work import Work
 from miner.devices.base import Device, DeviceError, DeviceState, NotThisDevice
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,8 @@ class SerialDevice(Device):
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        if self.state is not DeviceState.DEAD and self.enabled:
-            self.state = DeviceState.INIT
+        if self.stats.state is not DeviceState.DEAD and self.enabled:
+            self.stats.state = DeviceState.INIT
 
     def restart_work(self) -> None:
         self._restart.set()
@@ -115,12 +116,16 @@ class SerialDevice(Device):
         self._wake.set()
 
     def reinitialise(self) -> None:
-        self.reinits += 1
+        self.stats.reinits += 1
         self._reinit.set()
         self._wake.set()
 
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if the device is told to stop (then True)."""
+        return self._stop.wait(seconds)
 
     def reinit_requested(self) -> bool:
         return self._reinit.is_set()
@@ -132,9 +137,9 @@ class SerialDevice(Device):
             return True
         return False
 
-    def next_work(self, wait: float = 0.5):
+    def next_work(self, wait: float = 0.5) -> Work | None:
         """A work unit, or None after waiting `wait` seconds for one (no job yet)."""
-        work = self._get_work(device_rolls_version=self.rolls_version)
+        work = self.work_source.next_work(device_rolls_version=self.rolls_version)
         if work is None:
             self._wake.wait(wait)
             self._wake.clear()
@@ -146,28 +151,28 @@ class SerialDevice(Device):
             try:
                 port = self.open_port()
             except DeviceError as exc:
-                self.set_state(DeviceState.NO_DEVICE, str(exc))
+                self.stats.set_state(DeviceState.NO_DEVICE, str(exc))
                 self._stop.wait(self.reopen_interval)
                 continue
             self.serial = port
             try:
                 self._reinit.clear()
                 self.initialise(port)
-                self.set_state(DeviceState.ALIVE, "initialised")
+                self.stats.set_state(DeviceState.ALIVE, "initialised")
                 self.mine(port)
             except NotThisDevice as exc:
-                self.set_state(DeviceState.DEAD, str(exc))
+                self.stats.set_state(DeviceState.DEAD, str(exc))
                 log.error("%s: %s; not mining with it", self.name, exc)
                 self._close(port)
                 return
             except (serial.SerialException, OSError, DeviceError) as exc:
-                self.set_state(DeviceState.NO_DEVICE, f"{self.port}: {_one_line(exc)}")
+                self.stats.set_state(DeviceState.NO_DEVICE, f"{self.port}: {_one_line(exc)}")
                 self._close(port)
                 self._stop.wait(self.reopen_interval)
                 continue
             if self._reinit.is_set():
                 log.info("%s: re-initialising", self.name)
-                self.set_state(DeviceState.INIT)
+                self.stats.set_state(DeviceState.INIT)
             else:
                 with contextlib.suppress(serial.SerialException, OSError, DeviceError):
                     self.idle(port)

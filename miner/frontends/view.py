@@ -23,7 +23,8 @@ from miner.devices.base import Device, DeviceError, DeviceState
 if TYPE_CHECKING:
     from miner.core.engine import Miner
     from miner.frontends.persist import StatsStore
-    from miner.sources.stratum.client import PoolConnection, PoolManager
+    from miner.sources.stratum.connection import PoolConnection
+    from miner.sources.stratum.failover import PoolManager
 
 log = logging.getLogger(__name__)
 
@@ -164,19 +165,20 @@ class MinerView:
     # ------------------------------------------------------------ snapshots
     def device_snapshot(self, index: int, device: Device, now: float | None = None) -> DeviceSnapshot:
         now = time.monotonic() if now is None else now
-        meter = device.hashes
+        stats = device.stats
+        meter = stats.hashes
         return DeviceSnapshot(
             index=index, name=device.name, driver=device.driver, port=device.port, model=device.model,
-            state=device.state.value, enabled=device.enabled,
+            state=stats.state.value, enabled=device.enabled,
             rate_5s=meter.rate(5.0, now), rate_1m=meter.rate(60.0, now), rate_5m=meter.rate(300.0, now),
             rate_15m=meter.rate(900.0, now), rate_avg=meter.average(now), total_hashes=meter.total,
-            accepted=device.shares.accepted, rejected=Counter(device.shares.rejected),
-            hw_errors=device.hw_errors, found=device.shares.found,
-            accepted_difficulty=device.shares.accepted_difficulty, best_difficulty=device.shares.best_difficulty,
-            temperature=device.temperature, frequency=device.frequency, voltage=device.voltage,
-            elapsed=now - device.started_at,
-            last_valid_age=None if device.last_valid_at is None else now - device.last_valid_at,
-            last_error=device.last_error, details=dict(device.details()),
+            accepted=stats.shares.accepted, rejected=Counter(stats.shares.rejected),
+            hw_errors=stats.hw_errors, found=stats.shares.found,
+            accepted_difficulty=stats.shares.accepted_difficulty, best_difficulty=stats.shares.best_difficulty,
+            temperature=stats.temperature, frequency=stats.frequency, voltage=stats.voltage,
+            elapsed=now - stats.started_at,
+            last_valid_age=None if stats.last_valid_at is None else now - stats.last_valid_at,
+            last_error=stats.last_error, details=dict(device.details()),
         )
 
     def device_snapshots(self) -> list[DeviceSnapshot]:
@@ -193,8 +195,8 @@ class MinerView:
             stale=pool.stats.stale, accepted_difficulty=pool.stats.accepted_difficulty,
             best_difficulty=pool.stats.best_difficulty, latency=pool.submit_latency,
             version_rolling=bool(pool.version_mask),
-            rate_5s=sum(d.source_rate(pool.name, 5.0) for d in devices),
-            rate_avg=sum(d.source_rate(pool.name, None) for d in devices), last_error=pool.last_error,
+            rate_5s=sum(d.stats.source_rate(pool.name, 5.0) for d in devices),
+            rate_avg=sum(d.stats.source_rate(pool.name, None) for d in devices), last_error=pool.last_error,
             best_all_time=max(pool.stats.best_difficulty,
                               self.store.best_per_pool.get(pool.config.url, 0.0) if self.store is not None else 0.0),
         )
@@ -216,14 +218,14 @@ class MinerView:
         job = self.miner.dispatcher.job
         return Summary(
             elapsed=now - self.miner.started,
-            rate_5s=sum(d.hashes.rate(5.0, now) for d in devices),
-            rate_1m=sum(d.hashes.rate(60.0, now) for d in devices),
-            rate_5m=sum(d.hashes.rate(300.0, now) for d in devices),
-            rate_15m=sum(d.hashes.rate(900.0, now) for d in devices),
-            rate_avg=sum(d.hashes.average(now) for d in devices),
-            total_hashes=sum(d.hashes.total for d in devices),
+            rate_5s=sum(d.stats.hashes.rate(5.0, now) for d in devices),
+            rate_1m=sum(d.stats.hashes.rate(60.0, now) for d in devices),
+            rate_5m=sum(d.stats.hashes.rate(300.0, now) for d in devices),
+            rate_15m=sum(d.stats.hashes.rate(900.0, now) for d in devices),
+            rate_avg=sum(d.stats.hashes.average(now) for d in devices),
+            total_hashes=sum(d.stats.hashes.total for d in devices),
             accepted=stats.accepted, rejected=Counter(stats.rejected), stale=stats.stale,
-            hw_errors=sum(d.hw_errors for d in devices), found=self.miner.totals.found,
+            hw_errors=sum(d.stats.hw_errors for d in devices), found=self.miner.totals.found,
             blocks=stats.blocks + self.miner.totals.blocks, accepted_difficulty=stats.accepted_difficulty,
             best_session=best,
             best_all_time=max(best, self.store.best_all_time if self.store is not None else 0.0),
@@ -266,7 +268,7 @@ class MinerView:
         return pool.config.url, False
 
     def add_pool(self, url: str, user: str, password: str) -> int:
-        from miner.sources.stratum.client import PoolConfig
+        from miner.sources.stratum.url import PoolConfig
 
         manager = self._manager()
         # The new pool inherits the per-pool settings of the first one (TLS checks, version rolling).
@@ -317,7 +319,7 @@ class MinerView:
         if device.enabled:
             return False
         device.enabled = True
-        device.set_state(DeviceState.INIT, "enabled through the API")
+        device.stats.set_state(DeviceState.INIT, "enabled through the API")
         stopping = self._stopping.pop(device.name, None)
         if stopping is not None and not stopping.done():
             # still stopping from a disable a moment ago: start once that is over, not on top of it
@@ -334,7 +336,7 @@ class MinerView:
         future = self._in_background(device.stop)  # joining device threads must not stall the event loop
         if future is not None:
             self._stopping[device.name] = future
-        device.set_state(DeviceState.DISABLED, "disabled through the API")
+        device.stats.set_state(DeviceState.DISABLED, "disabled through the API")
         return True
 
     def zero(self, which: str) -> None:
@@ -343,7 +345,7 @@ class MinerView:
         pools = manager.pools if manager is not None else []
         if which == "all":
             for device in self.devices:
-                device.zero_stats()
+                device.stats.zero()
             self.miner.totals = ShareStats()
             for pool in pools:
                 pool.stats = ShareStats()
@@ -354,7 +356,7 @@ class MinerView:
                 self.store.reset(everything=True)
         else:
             for device in self.devices:
-                device.shares.best_difficulty = 0.0
+                device.stats.shares.best_difficulty = 0.0
             self.miner.totals.best_difficulty = 0.0
             for pool in pools:
                 pool.stats.best_difficulty = 0.0

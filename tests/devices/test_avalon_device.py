@@ -19,11 +19,13 @@ from miner.drivers.kit.emulation import PtyPort
 
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
-from miner.core.shares import Verdict, check_nonce
+from miner.core.shares import Verdict, check_reported
 from miner.core.targets import difficulty_to_target
 from miner.core.work import Job
 from miner.devices.base import DeviceError, DeviceSpec, DeviceState, NotThisDevice
-from miner.sources.stratum.client import PoolConfig, PoolManager, Timeouts
+from miner.devices.work_source import DispatcherWorkSource, NoWork
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig, Timeouts
 from tests.helpers.stratum_pool import StratumTestPool
 
 DIFF = 0.001
@@ -44,25 +46,21 @@ class Rig:
         self.emulator = AvalonEmulator(model, RATE_GHS, DIFF, modules, link, powered=powered).start()
         self.nonces = []
         self.verdicts = []
-        self.device = AvalonDevice(self.dispatcher.next_work, self._on_nonce, "AV0", self.emulator.path,
+        self.device = AvalonDevice(DispatcherWorkSource(self.dispatcher), self._on_nonce, "AV0", self.emulator.path,
                                    difficulty=DIFF, **options)
         self.device.reopen_interval = 0.2
 
     def _on_nonce(self, nonce):
-        work = self.dispatcher.lookup(nonce.work_id)
-        share = check_nonce(work, nonce, self.device.target_for(work))
-        if share.verdict is Verdict.HW_ERROR:
-            self.device.note_hw_error()
-        else:
-            self.device.note_valid_nonce(work)
+        share = check_reported(nonce, self.dispatcher.lookup, self.device.target_for)
+        self.device.on_verdict(share)
         self.nonces.append(nonce)
-        self.verdicts.append((work, share.verdict))
+        self.verdicts.append((share.work, share.verdict))
 
     def wait(self, predicate, timeout: float = 15.0, what: str = "condition"):
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; state {self.device.state}, "
+                raise AssertionError(f"timed out waiting for {what}; state {self.device.stats.state}, "
                                      f"{len(self.nonces)} nonces, {self.device.details()}")
             time.sleep(0.02)
 
@@ -94,7 +92,7 @@ def test_detect_init_job_and_verified_shares(rig, model):
     r = rig(model)
     r.dispatcher.set_job(make_job())
     r.device.start()
-    r.wait(lambda: r.device.state is DeviceState.ALIVE, what="alive")
+    r.wait(lambda: r.device.stats.state is DeviceState.ALIVE, what="alive")
     assert r.device.auc_version == "AUC-20151208"
     assert r.device.family is p.Family(model)
     assert [m.address for m in r.device.modules] == [1]
@@ -106,7 +104,7 @@ def test_detect_init_job_and_verified_shares(rig, model):
     assert len({w.extranonce2 for w in works}) >= 1
     module = r.emulator.modules[0]
     assert module.jobs_received >= 1 and module.address == 1
-    assert r.device.hw_errors == 0
+    assert r.device.stats.hw_errors == 0
 
 
 def test_two_modules_and_status_fields(rig):
@@ -120,14 +118,14 @@ def test_two_modules_and_status_fields(rig):
     # frequency and voltage set per module, and reported
     assert all(m.freqs == (720,) * 6 for m in r.emulator.modules)
     assert all(set(m.voltage_words) == {p.av7_voltage_word(4375)} for m in r.emulator.modules)
-    assert r.device.frequency == 720.0
-    assert r.device.temperature == 42.0  # the hotter of the two modules (41, 42 °C)
+    assert r.device.stats.frequency == 720.0
+    assert r.device.stats.temperature == 42.0  # the hotter of the two modules (41, 42 °C)
     details = r.device.details()
     assert details["Family"] == "avalon7" and len(details["Modules"]) == 2
     r.wait(lambda: sum(m.valid_nonces for m in r.device.modules) >= 6, what="valid nonces counted")
     # both modules hash their own part of the reserved extranonce2 range
     r.wait(lambda: all(m.valid_nonces for m in r.device.modules), what="nonces from both modules")
-    assert r.device.hashes.average() > 0
+    assert r.device.stats.hashes.average() > 0
     assert all(m.summary()["hashrate"] > 0 for m in r.device.modules if m.valid_nonces)
     # a new frequency goes out at once
     r.device.set_frequency(600)
@@ -144,8 +142,8 @@ def test_avalon4_frequency_and_voltage_go_out_with_the_job_set(rig):
     module = r.emulator.modules[0]
     assert module.freqs == (300, 300, 300) and module.voltage4 == p.av4_voltage_word(7000)
     r.wait(lambda: r.device.modules[0].frequency_reported is not None, what="STATUS")
-    assert abs(r.device.frequency - 300) < 61  # STATUS frequency is in steps of 3968/65 MHz
-    assert r.device.voltage == 0.7 and r.device.temperature == 39.0
+    assert abs(r.device.stats.frequency - 300) < 61  # STATUS frequency is in steps of 3968/65 MHz
+    assert r.device.stats.voltage == 0.7 and r.device.stats.temperature == 39.0
     r.device.set_frequency(400)
     r.wait(lambda: module.freqs == (400, 400, 400), what="new frequency in the next SET")
     assert all(v is Verdict.SHARE for _, v in r.verdicts)
@@ -166,7 +164,7 @@ def test_a_module_powered_on_later_is_found_and_mines(rig, monkeypatch):
     r.emulator.power(2, False)
     r.wait(lambda: len(r.device.modules) == 1, what="module 2 detached")
     r.wait_nonces(2)
-    assert r.device.hw_errors == 0
+    assert r.device.stats.hw_errors == 0
 
 
 def test_clean_job_restarts_and_old_nonces_still_map(rig):
@@ -184,7 +182,7 @@ def test_clean_job_restarts_and_old_nonces_still_map(rig):
     r.wait(lambda: any(w.job.job_id == "c" for w, _ in r.verdicts), what="a nonce for job c")
     assert r.emulator.modules[0].restarts == restarts
     assert all(v is Verdict.SHARE for _, v in r.verdicts)
-    assert r.device.hw_errors == 0
+    assert r.device.stats.hw_errors == 0
 
 
 def test_reserved_extranonce2_does_not_collide_with_other_devices(rig):
@@ -210,9 +208,9 @@ def test_faults_are_survived_and_counted(rig):
     r.emulator.stall(0.8)
     r.wait(lambda: r.device.counters["timeout"] >= 1, what="timeouts counted")
     r.wait_nonces(3, timeout=20)
-    assert r.device.state is DeviceState.ALIVE
+    assert r.device.stats.state is DeviceState.ALIVE
     assert len(r.device.modules) == 1  # not detached: fewer failures in a row than the limit
-    assert r.device.hw_errors == 0
+    assert r.device.stats.hw_errors == 0
     assert all(v is Verdict.SHARE for _, v in r.verdicts)
 
 
@@ -222,23 +220,23 @@ def test_unplug_and_replug_reinitialises(rig, tmp_path):
     r.device.start()
     r.wait_nonces(2)
     r.emulator.unplug()
-    r.wait(lambda: r.device.state is DeviceState.NO_DEVICE, what="NoDevice")
+    r.wait(lambda: r.device.stats.state is DeviceState.NO_DEVICE, what="NoDevice")
     r.emulator.replug()
-    r.wait(lambda: r.device.state is DeviceState.ALIVE and r.emulator.modules[0].address == 1, what="back")
+    r.wait(lambda: r.device.stats.state is DeviceState.ALIVE and r.emulator.modules[0].address == 1, what="back")
     r.wait_nonces(2)
-    assert r.device.hw_errors == 0
+    assert r.device.stats.hw_errors == 0
 
 
 def test_not_an_auc_is_refused(rig):
     port = PtyPort()  # a port that never answers
     try:
-        dev = AvalonDevice(Dispatcher().next_work, lambda n: None, "AV9", port.path, xfer_timeout=0.05)
+        dev = AvalonDevice(NoWork(), lambda n: None, "AV9", port.path, xfer_timeout=0.05)
         dev.reopen_interval = 0.05
         dev.start()
         deadline = time.monotonic() + 5
-        while dev.state is not DeviceState.DEAD and time.monotonic() < deadline:
+        while dev.stats.state is not DeviceState.DEAD and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert dev.state is DeviceState.DEAD and "not an Avalon USB2IIC converter" in dev.last_error
+        assert dev.stats.state is DeviceState.DEAD and "not an Avalon USB2IIC converter" in dev.stats.last_error
         dev.stop()
     finally:
         port.close()
@@ -258,13 +256,16 @@ def test_driver_object_and_options():
     assert [str(u) for u in DRIVER.usb_ids] == ["29f1:33f2"]
     d = Dispatcher()
     dev = DRIVER.create(DeviceSpec.parse("avalon8:/dev/null,difficulty=0.01,frequency=800,modules=2"),
-                        d.next_work, lambda n: None, 3)
+                        DispatcherWorkSource(d), lambda n: None, 3)
     assert dev.name == "AV3" and dev.difficulty == 0.01 and dev.wanted_frequencies == (800,)
     assert dev.max_modules == 2 and dev.family_hint is p.Family.AVALON8
     with pytest.raises(DeviceError, match="frequency"):
-        DRIVER.create(DeviceSpec.parse("avalon:/dev/null,frequency=abc"), d.next_work, lambda n: None, 0)
-    with pytest.raises(DeviceError, match="dispatcher"):
-        DRIVER.create(DeviceSpec.parse("avalon:/dev/null"), lambda **k: None, lambda n: None, 0)
+        DRIVER.create(DeviceSpec.parse("avalon:/dev/null,frequency=abc"), DispatcherWorkSource(d), lambda n: None, 0)
+    # The work source is the whole seam (reserve and register included): there is no dispatcher to
+    # dig out of a bound method any more, so the driver takes any WorkSource and holds no dispatcher.
+    work = NoWork()
+    dev = DRIVER.create(DeviceSpec.parse("avalon:/dev/null"), work, lambda n: None, 0)
+    assert dev.work_source is work and not any(isinstance(v, Dispatcher) for v in vars(dev).values())
 
 
 async def test_end_to_end_pool_to_emulated_avalon7_share_accepted():
@@ -275,7 +276,8 @@ async def test_end_to_end_pool_to_emulated_avalon7_share_accepted():
     timeouts = Timeouts(connect=2, reply=2, silence=30, work=60, backoff_base=0.2, backoff_cap=1.0)
     manager = PoolManager([PoolConfig(f"stratum+tcp://localhost:{pool.port}", "worker.1", "x")], timeouts)
     miner: Miner
-    device = DRIVER.create(DeviceSpec.parse(f"avalon7:{emulator.path},difficulty={DIFF}"), dispatcher.next_work,
+    device = DRIVER.create(DeviceSpec.parse(f"avalon7:{emulator.path},difficulty={DIFF}"),
+                           DispatcherWorkSource(dispatcher),
                            lambda n: miner.on_nonce(n), 0)
     miner = Miner(manager, [device], dispatcher, status_interval=1.0)
     task = asyncio.create_task(miner.run())
@@ -285,11 +287,11 @@ async def test_end_to_end_pool_to_emulated_avalon7_share_accepted():
         # four params (no version rolling from an Avalon) or six with the base version
         assert all(len(s.params) in (5, 6) for s in accepted)
         deadline = time.monotonic() + 10
-        while device.shares.accepted < 3 and time.monotonic() < deadline:
+        while device.stats.shares.accepted < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert device.shares.accepted >= 3
-        assert miner.totals.hw_errors == 0 and device.hw_errors == 0
-        assert device.hashes.average() > 0
+        assert device.stats.shares.accepted >= 3
+        assert miner.totals.hw_errors == 0 and device.stats.hw_errors == 0
+        assert device.stats.hashes.average() > 0
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

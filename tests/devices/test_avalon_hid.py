@@ -13,6 +13,7 @@ from miner.drivers.avalon.hid import AvalonMDevice, AvalonMSession, import_hid
 from miner.core.shares import Verdict, check_nonce
 from miner.core.work import Job
 from miner.devices.base import DeviceError, DeviceSpec, DeviceState
+from miner.devices.work_source import NoWork
 from tests.conftest import load_vectors
 
 V = {x["name"]: bytes.fromhex(x["packet"]) for x in load_vectors("avalon.json")["avalonm_genesis_work_id_1"]}
@@ -90,27 +91,28 @@ def test_device_maps_nonce_m_back_to_its_work_and_it_verifies():
     found = []
     nano = FakeNano()
 
-    def get_work(device_rolls_version=False):
-        return works.pop(0) if works else job.make_work(8 + len(found), b"\x00\x00\x00\x01")
+    class Works(NoWork):
+        def next_work(self, device_rolls_version=False):
+            return works.pop(0) if works else job.make_work(8 + len(found), b"\x00\x00\x00\x01")
 
-    dev = AvalonMDevice(get_work, found.append, "AVM0", transport_factory=lambda: nano)
+    dev = AvalonMDevice(Works(), found.append, "AVM0", transport_factory=lambda: nano)
     dev.start()
     try:
         deadline = time.monotonic() + 5
         while not found and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert dev.state is DeviceState.ALIVE and dev.model == "nano2"
+        assert dev.stats.state is DeviceState.ALIVE and dev.model == "nano2"
         assert found and found[0].work_id == 7 and found[0].nonce == GENESIS["nonce"]
         assert check_nonce(genesis_work, found[0]).verdict is Verdict.BLOCK
         deadline = time.monotonic() + 5
-        while dev.temperature is None and time.monotonic() < deadline:
+        while dev.stats.temperature is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert dev.temperature == 47.0 and dev.frequency == 200.0
+        assert dev.stats.temperature == 47.0 and dev.stats.frequency == 200.0
         nano.unplugged = True
         deadline = time.monotonic() + 5
-        while dev.state is not DeviceState.NO_DEVICE and time.monotonic() < deadline:
+        while dev.stats.state is not DeviceState.NO_DEVICE and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert dev.state is DeviceState.NO_DEVICE
+        assert dev.stats.state is DeviceState.NO_DEVICE
     finally:
         dev.stop()
 
@@ -126,14 +128,14 @@ def test_missing_hid_library_is_one_clear_line(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_hid)
     with pytest.raises(DeviceError, match=r"pip install 'miner\[hid\]'"):
         import_hid()
-    dev = DRIVER.create(DeviceSpec.parse("nano2"), lambda **k: None, lambda n: None, 0)
+    dev = DRIVER.create(DeviceSpec.parse("nano2"), NoWork(), lambda n: None, 0)
     assert isinstance(dev, AvalonMDevice)
     dev.reopen_interval = 0.05
     dev.start()
     try:
         deadline = time.monotonic() + 3
-        while dev.state is not DeviceState.NO_DEVICE and time.monotonic() < deadline:
+        while dev.stats.state is not DeviceState.NO_DEVICE and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert "pip install 'miner[hid]'" in dev.last_error
+        assert "pip install 'miner[hid]'" in dev.stats.last_error
     finally:
         dev.stop()

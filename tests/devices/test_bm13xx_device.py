@@ -17,9 +17,10 @@ from miner.drivers.bm13xx.emulator import Bm13xxEmulator
 
 from miner.core import hashing
 from miner.core.dispatch import Dispatcher
-from miner.core.shares import Verdict, check_nonce
+from miner.core.shares import Verdict, check_nonce, check_reported
 from miner.core.targets import hash_to_int
 from miner.devices.base import DeviceError, DeviceSpec, DeviceState
+from miner.devices.work_source import DispatcherWorkSource, NoWork
 from miner.sources.sandbox import sandbox_job
 
 CHIPS = ["bm1397", "bm1366", "bm1368", "bm1370", "bm1387", "bm1384"]
@@ -53,16 +54,20 @@ def chain(chip: str, chips: int = 1, options: str = "", rate: float = RATE, scal
     lock = threading.Lock()
 
     def on_nonce(n):
+        # The share path in miniature: the verdict goes back to the device (its per-chip counters).
+        share = check_reported(n, dispatcher.lookup, device.target_for)
+        if share is not None:
+            device.on_verdict(share)
         with lock:
             nonces.append(n)
 
     spec = DeviceSpec.parse(f"{chip}:{emulator.device_path},difficulty={scale},ramp_delay=0,poll=0.3,"
                             f"enumerate=0.3,ticket=1{options}")
-    device = DRIVER.create(spec, dispatcher.next_work, on_nonce, 0)
+    device = DRIVER.create(spec, DispatcherWorkSource(dispatcher), on_nonce, 0)
     device.reopen_interval = 0.2
     device.start()
     try:
-        wait_for(lambda: device.state is DeviceState.ALIVE, 10, "init")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, 10, "init")
         yield emulator, device, dispatcher, nonces
     finally:
         device.stop()
@@ -93,7 +98,7 @@ def test_init_of_a_chain(chip, chips):
         if info.ticket_in_job:
             wait_for(lambda: emulator.jobs > 0, 5, "a job")  # BM1384: the ticket mask travels in the job
         assert emulator.ticket_difficulty == 64 == device.ticket
-        assert emulator.frequency == pytest.approx(300) and device.frequency == pytest.approx(300)
+        assert emulator.frequency == pytest.approx(300) and device.stats.frequency == pytest.approx(300)
         # the PLL was ramped in 6.25 MHz steps, not set in one jump
         plls = [c.value for c in emulator.commands if c.cmd == p.CMD_WRITE and c.reg == info.pll_reg]
         assert len(plls) > 10 and info.pll_mhz(plls[0]) < 100
@@ -141,10 +146,10 @@ def test_wrong_chip_is_not_this_device():
     emulator = Bm13xxEmulator("bm1370", rate=RATE).start()
     try:
         device = DRIVER.create(DeviceSpec.parse(f"bm1366:{emulator.device_path},enumerate=0.3"),
-                               lambda **_: None, lambda n: None, 0)
+                               NoWork(), lambda n: None, 0)
         device.start()
-        wait_for(lambda: device.state is DeviceState.DEAD, 5, "dead")
-        assert "1370" in device.last_error and "bm1370" in device.last_error
+        wait_for(lambda: device.stats.state is DeviceState.DEAD, 5, "dead")
+        assert "1370" in device.stats.last_error and "bm1370" in device.stats.last_error
         device.stop()
     finally:
         emulator.stop()
@@ -207,7 +212,8 @@ def test_frequency_change_at_run_time(chip):
         assert emulator.frequency == pytest.approx(200)
         device.set_frequency(250)
         wait_for(lambda: emulator.frequency == pytest.approx(250), 3, "the new clock")
-        assert device.frequency == pytest.approx(250)
+        # the driver records the clock after the chip has taken it: the emulator may see it first
+        wait_for(lambda: device.stats.frequency == pytest.approx(250), 3, "the driver to record the new clock")
         assert device.nominal_hashrate() == pytest.approx(250e6 * p.CHIPS[chip].small_cores)
         with pytest.raises(DeviceError):
             device.set_frequency(100000)
@@ -244,13 +250,13 @@ def test_faults_are_counted_and_survived(chip, tmp_path):
         # a stall: the driver gives up on the link, reopens and re-initialises
         emulator.stall(2.0)
         wait_for(lambda: device.stalls == 1, 5, "the stall noticed")
-        wait_for(lambda: device.state is DeviceState.ALIVE, 10, "re-initialised")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, 10, "re-initialised")
         more_nonces()
         # an unplug and replug at the same path
         emulator.unplug()
-        wait_for(lambda: device.state is DeviceState.NO_DEVICE, 5, "NoDevice")
+        wait_for(lambda: device.stats.state is DeviceState.NO_DEVICE, 5, "NoDevice")
         emulator.replug()
-        wait_for(lambda: device.state is DeviceState.ALIVE, 10, "back after the replug")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, 10, "back after the replug")
         assert emulator.initialised and device.chip_count == 4
         more_nonces()
         assert verdicts(dispatcher, device, nonces).count(Verdict.HW_ERROR) <= (1 if p.CHIPS[chip].legacy else 0)
@@ -270,12 +276,12 @@ def test_bm1384_faults_are_counted_and_survived(tmp_path):
         more_nonces()
         emulator.stall(2.0)
         wait_for(lambda: device.stalls == 1, 5, "the stall noticed")
-        wait_for(lambda: device.state is DeviceState.ALIVE, 10, "re-initialised")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, 10, "re-initialised")
         more_nonces()
         emulator.unplug()
-        wait_for(lambda: device.state is DeviceState.NO_DEVICE, 5, "NoDevice")
+        wait_for(lambda: device.stats.state is DeviceState.NO_DEVICE, 5, "NoDevice")
         emulator.replug()
-        wait_for(lambda: device.state is DeviceState.ALIVE, 10, "back after the replug")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, 10, "back after the replug")
         more_nonces()
         # garbage that reads as a nonce (no CRC on BM1384 nonces) is an HW error, never a share
         assert verdicts(dispatcher, device, nonces).count(Verdict.HW_ERROR) <= 2

@@ -17,10 +17,13 @@ from miner.drivers.kit.emulation import PtyPort, Unplugged, paced_scan
 
 from miner.core import hashing
 from miner.core.dispatch import Dispatcher
+from miner.core.shares import CheckedNonce, Verdict
 from miner.core.targets import difficulty_to_target, hash_to_int
-from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, NotThisDevice, UsbId
+from miner.core.work import Nonce
+from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, DriverInfo, NotThisDevice, UsbId
 from miner.devices.manager import DeviceManager, HealthPolicy, PortInfo, claim, load_drivers
 from miner.devices.serialport import SerialDevice, open_serial, read_exactly
+from miner.devices.work_source import DispatcherWorkSource, NoWork
 from miner.sources.sandbox import sandbox_job
 
 # ---------------------------------------------------------------- specs
@@ -68,7 +71,7 @@ class LoopbackDevice(SerialDevice):
         super().__init__(*args, **kwargs)
         self.reopen_interval = 0.05
         self.inits = 0
-        self.work = None
+        self.unit = None
 
     def open_port(self):
         return open_serial(self.port, 115200, timeout=0.05)
@@ -82,31 +85,28 @@ class LoopbackDevice(SerialDevice):
 
     def mine(self, port):
         while not self.stopping() and not self.reinit_requested():
-            if self.work is None or self.take_restart():
-                self.work = self.next_work(wait=0.05)
+            if self.unit is None or self.take_restart():
+                self.unit = self.next_work(wait=0.05)
                 continue
             data = port.read(4)
             if len(data) == 4:
                 from miner.core.work import Nonce
-                self.report_nonce(Nonce(self.work.work_id, int.from_bytes(data, "little"), device=self.name))
+                self.report_nonce(Nonce(self.unit.work_id, int.from_bytes(data, "little"), device=self.name))
 
     def nominal_hashrate(self):
         return 1e6
 
 
-class LoopDriver:
-    name = "loop"
-    aliases = ("loopback",)
-    usb_ids = (UsbId(0x1234, 0x5678, "Loop Stick", "loop-1"), UsbId(0x1234, 0x9999))
-    description = "test driver"
+def create_loop(spec, work, sink, index):
+    device = LoopbackDevice(work, sink, f"LOOP{index}", spec.port, spec.difficulty())
+    device.model = spec.options.get("model", "")
+    return device
 
-    def create(self, spec, get_work, on_nonce, index):
-        device = LoopbackDevice(get_work, on_nonce, f"LOOP{index}", spec.port, spec.difficulty())
-        device.model = spec.options.get("model", "")
-        return device
 
-    def emulator_main(self, name, argv):
-        return 0
+# A third-party driver, registered in the one shape every driver has.
+LOOP_DRIVER = DriverInfo(name="loop", aliases=("loopback",), description="test driver", create=create_loop,
+                         usb_ids=(UsbId(0x1234, 0x5678, "Loop Stick", "loop-1"), UsbId(0x1234, 0x9999)),
+                         emulator_main=lambda name, argv: 0)
 
 
 class Answerer:
@@ -157,7 +157,7 @@ def test_claim_prefers_product_string_match():
         name = "generic"
         usb_ids = (UsbId(0x1234, 0x5678),)
 
-    drivers = [Generic(), LoopDriver()]
+    drivers = [Generic(), LOOP_DRIVER]
     assert claim(PortInfo("/dev/a", 0x1234, 0x5678, "Loop Stick v2"), drivers)[0].name == "loop"
     assert claim(PortInfo("/dev/a", 0x1234, 0x5678, "Other"), drivers)[0].name == "generic"
     assert claim(PortInfo("/dev/a", 0x1234, 0x9999, None), drivers)[0].name == "loop"
@@ -171,10 +171,10 @@ def test_registered_drivers_include_the_cpu():
 
 
 def make_manager(dispatcher, ports, specs=(), **kwargs):
-    drivers = {"loop": LoopDriver(), "loopback": LoopDriver(), **{k: v for k, v in load_drivers().items()
+    drivers = {"loop": LOOP_DRIVER, "loopback": LOOP_DRIVER, **{k: v for k, v in load_drivers().items()
                                                                   if k == "cpu"}}
     nonces = []
-    manager = DeviceManager(dispatcher.next_work, nonces.append, specs, drivers=drivers, hotplug=0.1,
+    manager = DeviceManager(DispatcherWorkSource(dispatcher), nonces.append, specs, drivers=drivers, hotplug=0.1,
                             list_ports=lambda: list(ports), **kwargs)
     return manager, nonces
 
@@ -191,7 +191,7 @@ def test_manager_detects_hotplugs_and_survives_unplug(pty):
     assert device.model == "loop-1" and device.serial_number == "SN1"
     manager.start()
     try:
-        assert wait_for(lambda: device.state is DeviceState.ALIVE)
+        assert wait_for(lambda: device.stats.state is DeviceState.ALIVE)
         answerer.nonces.append(0x11223344)
         assert wait_for(lambda: nonces), "the nonce reached on_nonce"
         assert nonces[0].nonce == 0x11223344 and nonces[0].device == "LOOP0"
@@ -199,12 +199,12 @@ def test_manager_detects_hotplugs_and_survives_unplug(pty):
         pty.unplug()
         ports.clear()
         assert manager.rescan() == []
-        assert device.state is DeviceState.NO_DEVICE
+        assert device.stats.state is DeviceState.NO_DEVICE
         # Replugged at the same path: the same device (name, stats) comes back.
         pty.plug()
         ports.append(PortInfo(pty.device_path, 0x1234, 0x5678, "Loop Stick", "SN1"))
         assert manager.rescan() == []
-        assert wait_for(lambda: device.state is DeviceState.ALIVE)
+        assert wait_for(lambda: device.stats.state is DeviceState.ALIVE)
         assert device.inits == 2
         # A second stick appears.
         other = PtyPort()
@@ -242,8 +242,8 @@ def test_wrong_answer_is_dead_not_mined(pty):
     device = manager.setup()[0]
     manager.start()
     try:
-        assert wait_for(lambda: device.state is DeviceState.DEAD)
-        assert "answered b'NO'" in device.last_error
+        assert wait_for(lambda: device.stats.state is DeviceState.DEAD)
+        assert "answered b'NO'" in device.stats.last_error
     finally:
         manager.stop()
         answerer.stop.set()
@@ -258,18 +258,18 @@ def test_health_sick_then_reinit_then_disabled(pty):
     device = manager.setup()[0]
     manager.start()
     try:
-        assert wait_for(lambda: device.state is DeviceState.ALIVE), (
-            device.state, device.last_error, [t.name for t in threading.enumerate()])
+        assert wait_for(lambda: device.stats.state is DeviceState.ALIVE), (
+            device.stats.state, device.stats.last_error, [t.name for t in threading.enumerate()])
         now = time.monotonic()
         manager.check_health(now)  # 1 MH/s at difficulty 1: a nonce every ~4295 s, none yet
-        assert device.state is DeviceState.ALIVE
+        assert device.stats.state is DeviceState.ALIVE
         manager.check_health(now + 5000)
-        assert device.state is DeviceState.SICK and device.reinits == 1
+        assert device.stats.state is DeviceState.SICK and device.stats.reinits == 1
         assert wait_for(lambda: device.inits == 2), "re-initialised"
         manager.check_health(now + 5000 + 0.1)  # still inside the grace period
         assert device.enabled
         manager.check_health(now + 20000)
-        assert device.state is DeviceState.DISABLED and not device.enabled
+        assert device.stats.state is DeviceState.DISABLED and not device.enabled
     finally:
         manager.stop()
         answerer.stop.set()
@@ -280,19 +280,19 @@ def test_health_hardware_error_burst():
     manager, _ = make_manager(dispatcher, [], specs=[DeviceSpec.parse("loop:/dev/null")],
                               health=HealthPolicy(hw_burst=5, grace=100))
     device = manager.setup()[0]
-    device.state = DeviceState.ALIVE
-    device.last_valid_at = time.monotonic()
+    device.stats.state = DeviceState.ALIVE
+    device.stats.last_valid_at = time.monotonic()
     manager.check_health()
     for _ in range(5):
-        device.note_hw_error()
+        device.stats.note_hw_error()
     device.reinitialise = lambda: None  # the port is /dev/null: nothing to re-init
     manager.check_health(time.monotonic() + 1)
-    assert device.state is DeviceState.SICK
+    assert device.stats.state is DeviceState.SICK
     manager.check_health(time.monotonic() + 2)
-    assert device.state is DeviceState.SICK, "no valid nonce since the re-init: still sick"
-    device.last_valid_at = time.monotonic() + 3
+    assert device.stats.state is DeviceState.SICK, "no valid nonce since the re-init: still sick"
+    device.stats.last_valid_at = time.monotonic() + 3
     manager.check_health(time.monotonic() + 4)
-    assert device.state is DeviceState.ALIVE, "a valid nonce and no new errors: recovered"
+    assert device.stats.state is DeviceState.ALIVE, "a valid nonce and no new errors: recovered"
 
 
 # ---------------------------------------------------------------- opening ports
@@ -395,16 +395,17 @@ def test_units_for_version_rolling_devices_have_their_own_roots():
 
 
 def test_device_estimates_rate_from_valid_nonces():
-    device = Device(lambda **_: None, lambda n: None, "X0", difficulty=2.0)
+    device = Device(NoWork(), lambda n: None, "X0", difficulty=2.0)
     work = sandbox_job(1).make_work(1, b"\0" * 4)
-    device.note_valid_nonce(work)
-    device.note_valid_nonce(work)
-    assert device.hashes.total == 2 * 2.0 * (1 << 32)
-    assert device.source_hashes[work.job.source].total == device.hashes.total
+    for verdict in (Verdict.WORK, Verdict.SHARE, Verdict.HW_ERROR):
+        device.on_verdict(CheckedNonce(work, Nonce(1, 0, device="X0"), work.header, bytes(32), verdict))
+    assert device.stats.hashes.total == 2 * 2.0 * (1 << 32)
+    assert device.stats.source_hashes[work.job.source].total == device.stats.hashes.total
+    assert device.stats.hw_errors == 1, "a hardware error stands for no hashes"
     # chips count zero bits: at difficulty 2, every hash under 2**223 (a bit more than the pool's target)
     assert device.nonce_target == (1 << 223) - 1
     assert device.nonce_target > difficulty_to_target(2.0)
-    assert Device(lambda **_: None, lambda n: None, "X1").nonce_target == (1 << 224) - 1
+    assert Device(NoWork(), lambda n: None, "X1").nonce_target == (1 << 224) - 1
 
 
 def test_a_reader_of_an_unplugged_pty_never_gets_a_new_ptys_bytes():
@@ -446,17 +447,17 @@ async def test_each_device_is_credited_with_its_accepted_shares():
     dispatcher = Dispatcher()
     source = SandboxSource(0.0005)
     miner: Miner
-    devices = [CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), threads=1, chunk=1 << 16, index=i)
+    work = DispatcherWorkSource(dispatcher)
+    devices = [CpuDevice(work, lambda n: miner.on_nonce(n), threads=1, chunk=1 << 16, index=i)
                for i in range(2)]
     miner = Miner(source, devices, dispatcher, status_interval=60)
     dispatcher.set_job(source.job)
     await miner.run(time_limit=2.0)
     assert source.stats.accepted > 0
-    assert sum(d.shares.accepted for d in devices) == source.stats.accepted
-    assert all(d.shares.accepted > 0 for d in devices), "both devices found shares in 2 s at this difficulty"
+    assert sum(d.stats.shares.accepted for d in devices) == source.stats.accepted
+    assert all(d.stats.shares.accepted > 0 for d in devices), "both devices found shares in 2 s at this difficulty"
 
 
-LOOP_DRIVER = LoopDriver()
 
 
 def test_a_third_party_package_adds_a_driver_through_the_entry_point_group(tmp_path, monkeypatch):

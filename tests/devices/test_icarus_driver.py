@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 import time
 
 import pytest
@@ -16,60 +15,11 @@ from miner.drivers.icarus.driver import IcarusDevice, expected_golden
 from miner.drivers.icarus.emulator import IcarusEmulator
 
 from miner.core import hashing
-from miner.core.dispatch import Dispatcher
-from miner.core.shares import Verdict, check_nonce
-from miner.core.work import Job, Nonce
+from miner.core.shares import Verdict
 from miner.devices import serialport
 from miner.devices.base import DeviceError, DeviceSpec, DeviceState
-
-RATE = 0.004  # GH/s: well under one CPU thread, so the emulated rate holds on a busy machine
-DIFF = 0.0002  # one nonce per ~860 000 hashes: ~4.7 per second at RATE
-
-
-def make_job(name: str = "1", clean: bool = True) -> Job:
-    return Job(name, bytes.fromhex(f"{int(name):064x}"), b"\x01" * 40, b"\x02" * 30, (), 0x20000000, 0x1D00FFFF,
-               0x5F5E1000, clean=clean, extranonce1=b"\0\0\0\1", share_target=1 << 250, source="test")
-
-
-class Harness:
-    """The share path in miniature: every nonce is checked with the C core against the device's
-    target and the device is told, as `Miner` does."""
-
-    def __init__(self):
-        self.dispatcher = Dispatcher()
-        self.dispatcher.set_job(make_job())
-        self.nonces: list[tuple[Nonce, Verdict]] = []
-        self.devices: dict[str, IcarusDevice] = {}
-        self._lock = threading.Lock()
-
-    def device(self, path: str, options: str = "", index: int = 0) -> IcarusDevice:
-        spec = DeviceSpec.parse(f"icarus:{path},difficulty={DIFF}" + (f",{options}" if options else ""))
-        device = DRIVER.create(spec, self.dispatcher.next_work, self.on_nonce, index)
-        self.devices[device.name] = device
-        return device
-
-    def on_nonce(self, nonce: Nonce) -> None:
-        work = self.dispatcher.lookup(nonce.work_id)
-        device = self.devices[nonce.device]
-        share = check_nonce(work, nonce, device.target_for(work))
-        if share.verdict is Verdict.HW_ERROR:
-            device.note_hw_error()
-        else:
-            device.note_valid_nonce(work, nonce.found_at)
-        with self._lock:
-            self.nonces.append((nonce, share.verdict))
-
-    def valid(self, device: str | None = None) -> list[Nonce]:
-        with self._lock:
-            return [n for n, v in self.nonces if v is not Verdict.HW_ERROR and device in (None, n.device)]
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from miner.devices.work_source import DispatcherWorkSource, NoWork
+from tests.helpers.icarus_rig import DIFF, RATE, Harness, make_job, wait_for
 
 
 @pytest.fixture
@@ -153,18 +103,18 @@ def test_init_identifies_the_model_and_mining_finds_the_expected_nonces(harness,
     with emulator(model) as emu:
         device = harness.device(emu.device_path)
         device.start()
-        wait_for(lambda: device.state is DeviceState.ALIVE, what="init")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="init")
         assert device.model == p.MODELS[model].name
         began = time.monotonic()
         time.sleep(3.0)
         elapsed = time.monotonic() - began
         found = len(harness.valid())
-    assert device.hw_errors == 0
+    assert device.stats.hw_errors == 0
     # Poisson mean rate*t/(2**32*D) ~ 14; the bounds are very generous (a loaded CPU may lag).
     expected = RATE * 1e9 * elapsed / (2**32 * DIFF)
     assert 0.25 * expected <= found <= 2.5 * expected, (found, expected)
     # the stats side: hash rate from nonces x difficulty
-    assert device.hashes.average() > 0
+    assert device.stats.hashes.average() > 0
 
 
 def test_driver_timing_learns_the_range_time(harness):
@@ -200,20 +150,20 @@ def test_stick_that_stops_at_its_first_find_gets_new_work_after_each_nonce(harne
         wait_for(lambda: len(harness.valid()) >= 4, what="nonces")
         # one reply per job: every nonce came from a job of its own
         jobs = [s.packet for s in emu.sent]
-        assert len(set(jobs)) == len(jobs) and device.hw_errors == 0
+        assert len(set(jobs)) == len(jobs) and device.stats.hw_errors == 0
 
 
 def test_frequency_change_through_the_driver(harness):
     with emulator("u3") as emu:
         device = harness.device(emu.device_path, "model=u3")
         device.start()
-        wait_for(lambda: device.state is DeviceState.ALIVE, what="init")
-        assert emu.frequency == 225 and device.frequency == 225
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="init")
+        assert emu.frequency == 225 and device.stats.frequency == 225
         with pytest.raises(DeviceError, match=r"outside the Antminer U3's range 100-250 MHz"):
             device.set_frequency(300)
         device.set_frequency(150)
         wait_for(lambda: emu.frequency == 150, what="the clock change")
-        assert device.frequency == 150
+        assert device.stats.frequency == 150
         assert emu.rate == pytest.approx(RATE * 1e9 * 150 / 225)
         cut = len(harness.nonces)
         wait_for(lambda: len(harness.nonces) > cut + 1, what="nonces at the new clock")
@@ -238,12 +188,12 @@ def test_each_fault_is_counted_and_survived(harness):
             wait_for(lambda: len(harness.valid()) > cut, what="a valid nonce after the fault")
 
         emu.inject_wrong_nonce()
-        wait_for(lambda: device.hw_errors >= 1, what="the wrong nonce counted")
+        wait_for(lambda: device.stats.hw_errors >= 1, what="the wrong nonce counted")
         mines_again()
-        hw = device.hw_errors
+        hw = device.stats.hw_errors
         emu.inject_garbage(bytes(range(1, 8)))  # a 5-byte reply of junk and 2 stray bytes
         wait_for(lambda: device.comm_errors["Short reads"] >= 1, what="the stray bytes dropped")
-        assert device.hw_errors == hw + 1  # the junk reply is a hardware error, never a share
+        assert device.stats.hw_errors == hw + 1  # the junk reply is a hardware error, never a share
         mines_again()
         emu.inject_short_read()
         wait_for(lambda: device.comm_errors["Short reads"] >= 2, what="the short read counted")
@@ -251,7 +201,7 @@ def test_each_fault_is_counted_and_survived(harness):
         emu.inject_silence(1.0)
         time.sleep(1.0)
         mines_again()
-        assert device.state is DeviceState.ALIVE
+        assert device.stats.state is DeviceState.ALIVE
 
 
 def test_unplug_is_nodevice_and_replug_is_alive_again(harness, tmp_path):
@@ -262,9 +212,9 @@ def test_unplug_is_nodevice_and_replug_is_alive_again(harness, tmp_path):
         device.start()
         wait_for(lambda: len(harness.valid()) >= 1, what="first nonce")
         emu.unplug()
-        wait_for(lambda: device.state is DeviceState.NO_DEVICE, what="NoDevice")
+        wait_for(lambda: device.stats.state is DeviceState.NO_DEVICE, what="NoDevice")
         emu.replug()
-        wait_for(lambda: device.state is DeviceState.ALIVE, what="Alive again")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="Alive again")
         cut = len(harness.valid())
         wait_for(lambda: len(harness.valid()) > cut, what="mining again")
 
@@ -276,12 +226,12 @@ def test_eight_sticks_at_once(harness):
         devices = []
         for i, emu in enumerate(emus):
             spec = DeviceSpec.parse(f"icarus:{emu.device_path},difficulty=0.0001")
-            device = DRIVER.create(spec, harness.dispatcher.next_work, harness.on_nonce, i)
+            device = DRIVER.create(spec, DispatcherWorkSource(harness.dispatcher), harness.on_nonce, i)
             harness.devices[device.name] = device
             devices.append(device)
             device.start()
         wait_for(lambda: all(len(harness.valid(d.name)) >= 2 for d in devices), timeout=30, what="all eight")
-        assert all(d.hw_errors == 0 for d in devices)
+        assert all(d.stats.hw_errors == 0 for d in devices)
         assert len({d.name for d in devices}) == 8
     finally:
         for emu in emus:
@@ -294,9 +244,9 @@ def test_wrong_golden_nonce_is_dead_and_never_mined(harness):
         emu.inject_wrong_nonce(5)
         device = harness.device(emu.device_path)
         device.start()
-        wait_for(lambda: device.state is DeviceState.DEAD, what="Dead")
-        assert "not an Icarus-family stick" in device.last_error
-        assert "instead of 000187a2" in device.last_error
+        wait_for(lambda: device.stats.state is DeviceState.DEAD, what="Dead")
+        assert "not an Icarus-family stick" in device.stats.last_error
+        assert "instead of 000187a2" in device.stats.last_error
         time.sleep(0.3)
         assert harness.nonces == [] and len(emu.jobs) <= 2  # golden packets only
 
@@ -306,8 +256,8 @@ def test_silent_port_is_not_an_icarus(harness):
         emu.inject_silence()
         device = harness.device(emu.device_path, "model=erupter")
         device.start()
-        wait_for(lambda: device.state is DeviceState.DEAD, what="Dead")
-        assert "no answer to the golden-nonce test" in device.last_error
+        wait_for(lambda: device.stats.state is DeviceState.DEAD, what="Dead")
+        assert "no answer to the golden-nonce test" in device.stats.last_error
 
 
 @pytest.mark.parametrize("path, message", [("/dev/null", "not a serial device"),
@@ -319,8 +269,8 @@ def test_port_that_is_not_a_device(harness, tmp_path, path, message):
         open(path, "w").close()
     device = harness.device(path)
     device.start()
-    wait_for(lambda: device.state is DeviceState.NO_DEVICE, what="NoDevice")
-    assert message in device.last_error
+    wait_for(lambda: device.stats.state is DeviceState.NO_DEVICE, what="NoDevice")
+    assert message in device.stats.last_error
 
 
 def test_permission_denied_names_the_fix(harness, tmp_path, monkeypatch):
@@ -330,10 +280,10 @@ def test_permission_denied_names_the_fix(harness, tmp_path, monkeypatch):
             os.chmod(emu.port.path, 0)
             device = harness.device(emu.port.path)
             device.start()
-            wait_for(lambda: device.state is DeviceState.NO_DEVICE, what="NoDevice")
+            wait_for(lambda: device.stats.state is DeviceState.NO_DEVICE, what="NoDevice")
         finally:
             emu.stop()
-        message = device.last_error
+        message = device.stats.last_error
     else:
         # root opens anything: check how the open error maps instead (pyserial's EACCES).
         def denied(*args, **kwargs):
@@ -342,7 +292,7 @@ def test_permission_denied_names_the_fix(harness, tmp_path, monkeypatch):
         with IcarusEmulator("erupter") as emu:
             monkeypatch.setattr(serialport.serial, "Serial", denied)
             with pytest.raises(DeviceError) as info:
-                IcarusDevice(lambda **_: None, lambda n: None, "ICA0", emu.device_path).open_port()
+                IcarusDevice(NoWork(), lambda n: None, "ICA0", emu.device_path).open_port()
         message = str(info.value)
     assert "permission denied" in message and "dialout" in message and "udev" in message
 

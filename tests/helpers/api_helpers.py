@@ -10,9 +10,11 @@ import time
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.cpu import CpuDevice
+from miner.devices.work_source import DispatcherWorkSource
 from miner.frontends.cgminer import ApiServer, parse_allow
 from miner.frontends.view import MinerView
-from miner.sources.stratum.client import PoolConfig, PoolManager, Timeouts
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig, Timeouts
 from tests.helpers.stratum_pool import StratumTestPool
 
 FAST = Timeouts(connect=2, reply=2, silence=30, work=60, backoff_base=0.2, backoff_cap=1.0)
@@ -25,7 +27,7 @@ async def running_miner(pools: list[StratumTestPool], allow: str = "W:127.0.0.1"
     configs = [PoolConfig(f"stratum+tcp://127.0.0.1:{p.port}", "worker.1", "secret-pw") for p in pools]
     manager = PoolManager(configs, FAST)
     miner: Miner
-    device = CpuDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), threads=1, chunk=1 << 16,
+    device = CpuDevice(DispatcherWorkSource(dispatcher), lambda n: miner.on_nonce(n), threads=1, chunk=1 << 16,
                        nonces_per_work=1 << 22)
     miner = Miner(manager, [device], dispatcher, status_interval=0)
     view = MinerView(miner, store=store)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 
+from miner.devices.work_source import DispatcherWorkSource
 from miner.frontends.cgminer import parse_allow
 from tests.helpers.api_helpers import api, api_raw, api_text, parse_text, running_miner, settled, until
 from tests.helpers.stratum_pool import StratumTestPool
@@ -285,8 +286,8 @@ def test_hotplug_sets_the_device_managers_scan():
     from miner.sources.sandbox import SandboxSource
 
     dispatcher = Dispatcher()
-    manager = DeviceManager(dispatcher.next_work, lambda n: None, list_ports=lambda: [], hotplug=5.0,
-                            cpu_factory=lambda: CpuDevice(dispatcher.next_work, lambda n: None, threads=1))
+    manager = DeviceManager(DispatcherWorkSource(dispatcher), lambda n: None, list_ports=lambda: [], hotplug=5.0,
+                            cpu_factory=lambda: CpuDevice(DispatcherWorkSource(dispatcher), lambda n: None, threads=1))
     manager.setup()
     view = MinerView(Miner(SandboxSource(), [], dispatcher, manager=manager))
 

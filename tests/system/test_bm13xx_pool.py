@@ -10,9 +10,11 @@ from miner.drivers.bm13xx.emulator import Bm13xxEmulator
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.base import DeviceSpec
-from miner.sources.stratum.client import PoolConfig, PoolManager
+from miner.devices.work_source import DispatcherWorkSource
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig
 from tests.helpers.stratum_pool import StratumTestPool
-from tests.system.test_stratum_client import FAST, until
+from tests.helpers.waiting import FAST, until
 
 
 async def test_emulated_bm1366_shares_with_version_bits_are_accepted():
@@ -23,7 +25,7 @@ async def test_emulated_bm1366_shares_with_version_bits_are_accepted():
     manager = PoolManager([PoolConfig(f"stratum+tcp://localhost:{pool.port}", "worker.1", "x")], FAST)
     miner: Miner
     spec = DeviceSpec.parse(f"bm1366:{emulator.device_path},difficulty=0.0005,ramp_delay=0,enumerate=0.3")
-    device = DRIVER.create(spec, dispatcher.next_work, lambda n: miner.on_nonce(n), 0)
+    device = DRIVER.create(spec, DispatcherWorkSource(dispatcher), lambda n: miner.on_nonce(n), 0)
     miner = Miner(manager, [device], dispatcher, status_interval=1.0)
     task = asyncio.create_task(miner.run())
     try:
@@ -37,9 +39,9 @@ async def test_emulated_bm1366_shares_with_version_bits_are_accepted():
         await until(lambda: rolled(), 20, "a version-rolled share")
         assert all(s.version & ~0x1FFFE000 == 0x20000000 for s in rolled())
         assert emulator.version_mask == 0x1FFFE000
-        await until(lambda: device.shares.accepted >= 4, 10, "accepts counted for the device")
+        await until(lambda: device.stats.shares.accepted >= 4, 10, "accepts counted for the device")
         assert not [s for s in pool.submits if not s.accepted]
-        assert miner.totals.hw_errors == 0 and device.hw_errors == 0
+        assert miner.totals.hw_errors == 0 and device.stats.hw_errors == 0
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

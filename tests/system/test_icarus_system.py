@@ -18,8 +18,10 @@ from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.base import DeviceSpec, DeviceState
 from miner.devices.manager import DeviceManager, HealthPolicy, PortInfo, load_drivers
-from miner.sources.stratum.client import PoolConfig, PoolManager, Timeouts
-from tests.devices.test_icarus_driver import DIFF, RATE, Harness, wait_for
+from miner.devices.work_source import DispatcherWorkSource
+from miner.sources.stratum.failover import PoolManager
+from miner.sources.stratum.url import PoolConfig, Timeouts
+from tests.helpers.icarus_rig import DIFF, RATE, Harness, wait_for
 from tests.helpers.stratum_pool import StratumTestPool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +37,7 @@ def test_manager_detects_a_claimed_usb_id_and_follows_unplug_and_replug(tmp_path
     link = tmp_path / "ttyUSB3"
     emu = IcarusEmulator("u3", rate_ghs=RATE, difficulty=DIFF, link=link).start()
     ports = [PortInfo(str(link), 0x10C4, 0xEA60, "Antminer U3", "0001", "CP2102 USB to UART")]
-    manager = DeviceManager(harness.dispatcher.next_work, harness.on_nonce, [DeviceSpec("cpu")], cpu=False,
+    manager = DeviceManager(DispatcherWorkSource(harness.dispatcher), harness.on_nonce, [DeviceSpec("cpu")], cpu=False,
                             list_ports=lambda: list(ports))
     try:
         devices = manager.setup()
@@ -46,19 +48,19 @@ def test_manager_detects_a_claimed_usb_id_and_follows_unplug_and_replug(tmp_path
         harness.devices[device.name] = device
         device.reopen_interval = 0.2
         manager.start()
-        wait_for(lambda: device.state is DeviceState.ALIVE, what="detected stick alive")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="detected stick alive")
         assert device.model == "Antminer U3"
         wait_for(lambda: len(harness.valid()) >= 1, what="a nonce")
         # unplugged: gone from the port list
         emu.unplug()
         ports.clear()
         assert manager.rescan() == []
-        assert device.state is DeviceState.NO_DEVICE
+        assert device.stats.state is DeviceState.NO_DEVICE
         # plugged back into the same port: the same device (and name) comes back
         emu.replug()
         ports.append(PortInfo(str(link), 0x10C4, 0xEA60, "Antminer U3", "0001", "CP2102 USB to UART"))
         assert manager.rescan() == []
-        wait_for(lambda: device.state is DeviceState.ALIVE, what="Alive after replug")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="Alive after replug")
         assert manager.devices == [device]
     finally:
         manager.stop()
@@ -68,7 +70,7 @@ def test_manager_detects_a_claimed_usb_id_and_follows_unplug_and_replug(tmp_path
 def test_health_check_marks_a_silent_stick_sick_reinitialises_then_disables():
     harness = Harness()
     emu = IcarusEmulator("u1", rate_ghs=RATE, difficulty=DIFF).start()
-    manager = DeviceManager(harness.dispatcher.next_work, harness.on_nonce,
+    manager = DeviceManager(DispatcherWorkSource(harness.dispatcher), harness.on_nonce,
                             [DeviceSpec.parse(f"icarus:{emu.device_path},difficulty={DIFF}")], scan_usb=False,
                             cpu=False, health=HealthPolicy(silent_intervals=2, min_silence=0.5, hw_burst=1000,
                                                            grace=1.0))
@@ -83,19 +85,19 @@ def test_health_check_marks_a_silent_stick_sick_reinitialises_then_disables():
         assert interval is not None and interval < 2.0
         # nothing wrong yet
         manager.check_health()
-        assert device.state is DeviceState.ALIVE
+        assert device.stats.state is DeviceState.ALIVE
         quiet_for = max(2 * interval, 0.5) + 0.2
         time.sleep(max(0.0, silent_from + quiet_for - time.monotonic()))
-        device.last_valid_at = min(device.last_valid_at or silent_from, silent_from)
+        device.stats.last_valid_at = min(device.stats.last_valid_at or silent_from, silent_from)
         manager.check_health()
-        assert device.state is DeviceState.SICK and device.reinits == 1
+        assert device.stats.state is DeviceState.SICK and device.stats.reinits == 1
         # the re-init gets no golden answer either; it mines on, and health decides
-        wait_for(lambda: device.state is DeviceState.ALIVE, what="re-initialised")
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="re-initialised")
         deadline = time.monotonic() + 10
-        while device.state is not DeviceState.DISABLED and time.monotonic() < deadline:
+        while device.stats.state is not DeviceState.DISABLED and time.monotonic() < deadline:
             time.sleep(0.2)
             manager.check_health()
-        assert device.state is DeviceState.DISABLED and not device.enabled
+        assert device.stats.state is DeviceState.DISABLED and not device.enabled
     finally:
         manager.stop()
         emu.stop()
@@ -109,18 +111,19 @@ async def test_pool_job_emulated_u3_share_accepted():
     fast = Timeouts(connect=2, reply=2, silence=30, work=60, backoff_base=0.2, backoff_cap=1.0)
     manager = PoolManager([PoolConfig(f"stratum+tcp://localhost:{pool.port}", "worker.1", "x")], fast)
     miner: Miner
-    device = DRIVER.create(DeviceSpec.parse(f"u3:{emu.device_path},difficulty={DIFF}"), dispatcher.next_work,
+    device = DRIVER.create(DeviceSpec.parse(f"u3:{emu.device_path},difficulty={DIFF}"),
+                           DispatcherWorkSource(dispatcher),
                            lambda n: miner.on_nonce(n), 0)
     miner = Miner(manager, [device], dispatcher, status_interval=1.0)
     task = asyncio.create_task(miner.run())
     try:
         assert await pool.wait_submits(1, timeout=30, accepted=True)
         for _ in range(100):  # the pool's answer reaches the device's statistics a moment later
-            if device.shares.accepted:
+            if device.stats.shares.accepted:
                 break
             await asyncio.sleep(0.05)
-        assert device.shares.accepted >= 1
-        assert device.model == "Antminer U3" and device.hw_errors == 0
+        assert device.stats.shares.accepted >= 1
+        assert device.model == "Antminer U3" and device.stats.hw_errors == 0
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -15,8 +15,9 @@ from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.core.work import Nonce
 from miner.devices.base import Device, DeviceState
+from miner.devices.work_source import DispatcherWorkSource
 from miner.sources.sandbox import SandboxSource
-from miner.sources.stratum.client import redact_line
+from miner.sources.stratum.connection import redact_line
 from tests.helpers.api_helpers import running_miner, until
 from tests.helpers.stratum_pool import StratumTestPool
 
@@ -29,19 +30,19 @@ class LastWordDevice(Device):
 
     driver = "fake"
 
-    def __init__(self, get_work, on_nonce, hold: threading.Event | None = None):
-        super().__init__(get_work, on_nonce, "fake0", difficulty=TINY)
+    def __init__(self, work, sink, hold: threading.Event | None = None):
+        super().__init__(work, sink, "fake0", difficulty=TINY)
         self.hold = hold
         self.stopping = threading.Event()
 
     def start(self):
-        self.set_state(DeviceState.ALIVE)
+        self.stats.set_state(DeviceState.ALIVE)
 
     def stop(self, timeout=5.0):
         self.stopping.set()
         if self.hold is not None:
             self.hold.wait(10)
-        work = self._get_work()
+        work = self.work_source.next_work()
         self.report_nonce(Nonce(work.work_id, 0, device=self.name))
 
 
@@ -50,7 +51,7 @@ def sandbox_miner(hold=None):
     source = SandboxSource(TINY)
     dispatcher.set_job(source.job)
     miner: Miner
-    device = LastWordDevice(dispatcher.next_work, lambda n: miner.on_nonce(n), hold)
+    device = LastWordDevice(DispatcherWorkSource(dispatcher), lambda n: miner.on_nonce(n), hold)
     miner = Miner(source, [device], dispatcher, status_interval=0)
     return miner, source, device
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.devices.cpu import CpuDevice
+from miner.devices.work_source import DispatcherWorkSource
 from miner.frontends.cgminer import ApiError, group_for, handle_request, parse_allow, parse_request, split_params
 from miner.frontends.view import MinerView
 from miner.sources.sandbox import SandboxSource
@@ -52,7 +53,7 @@ def idle_view():
     dispatcher = Dispatcher()
     source = SandboxSource(0.01)
     dispatcher.set_job(source.job)
-    miner = Miner(source, [CpuDevice(dispatcher.next_work, lambda n: None, threads=1)], dispatcher)
+    miner = Miner(source, [CpuDevice(DispatcherWorkSource(dispatcher), lambda n: None, threads=1)], dispatcher)
     return MinerView(miner)
 
 

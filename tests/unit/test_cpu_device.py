@@ -5,6 +5,7 @@ from miner.core import hashing
 from miner.core.dispatch import Dispatcher
 from miner.core.shares import Verdict, check_nonce
 from miner.devices.cpu import CpuDevice
+from miner.devices.work_source import DispatcherWorkSource
 from miner.sources.sandbox import sandbox_job
 
 
@@ -18,7 +19,7 @@ def run_device(dispatcher: Dispatcher, seconds: float, until_nonces: int | None 
         with lock:
             nonces.append(n)
 
-    device = CpuDevice(dispatcher.next_work, on_nonce, chunk=1 << 16, **kwargs)
+    device = CpuDevice(DispatcherWorkSource(dispatcher), on_nonce, chunk=1 << 16, **kwargs)
     device.start()
     time.sleep(seconds)
     deadline = time.monotonic() + 20
@@ -32,28 +33,28 @@ def test_every_reported_nonce_is_a_share_of_its_work():
     dispatcher = Dispatcher()
     dispatcher.set_job(sandbox_job(difficulty=0.0005))
     device, nonces = run_device(dispatcher, 1.0, until_nonces=6, threads=2)
-    assert device.hashes.total > 0
+    assert device.stats.hashes.total > 0
     assert len(nonces) > 5
     for n in nonces:
         work = dispatcher.lookup(n.work_id)
         assert check_nonce(work, n, device_target=work.target).verdict is Verdict.SHARE
     # two threads each report their own hashes
     assert all(m.total > 0 for m in device.thread_hashes)
-    assert device.hashes.total == sum(m.total for m in device.thread_hashes)
+    assert device.stats.hashes.total == sum(m.total for m in device.thread_hashes)
 
 
 def test_no_job_means_idle_then_work_resumes():
     dispatcher = Dispatcher()
     found = []
-    device = CpuDevice(dispatcher.next_work, found.append, threads=1, engine="portable", chunk=1 << 12)
+    device = CpuDevice(DispatcherWorkSource(dispatcher), found.append, threads=1, engine="portable", chunk=1 << 12)
     device.start()
     time.sleep(0.3)
-    assert device.hashes.total == 0
+    assert device.stats.hashes.total == 0
     dispatcher.set_job(sandbox_job(difficulty=0.001))
     device.work_available()
     time.sleep(0.5)
     device.stop()
-    assert device.hashes.total > 0
+    assert device.stats.hashes.total > 0
 
 
 def test_clean_job_drops_old_work():
@@ -61,7 +62,7 @@ def test_clean_job_drops_old_work():
     first = sandbox_job(difficulty=0.0005)
     dispatcher.set_job(first)
     nonces = []
-    device = CpuDevice(dispatcher.next_work, nonces.append, threads=2, chunk=1 << 16)
+    device = CpuDevice(DispatcherWorkSource(dispatcher), nonces.append, threads=2, chunk=1 << 16)
     dispatcher.add_listener(lambda job, restart: device.restart_work() if restart else None)
     device.start()
     time.sleep(0.5)

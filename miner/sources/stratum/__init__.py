@@ -1,1 +1,3 @@
-"""Stratum v1: a sans-I/O protocol core (protocol.py) and its asyncio shell (client.py)."""
+"""Stratum v1: the wire codec (protocol.py), the session rules without I/O (session.py), the asyncio
+connection around them (connection.py), failover between pools (failover.py) and pool URLs and
+settings (url.py)."""

@@ -1,0 +1,69 @@
+"""What a device may ask of the dispatcher: the next work unit, the current job, and, for
+hardware that builds its own headers from a job (Avalon modules roll extranonce2), a reserved
+range of extranonce2 counters and a work id for each header it built.
+
+Drivers get a `WorkSource`, never the dispatcher itself, so the dispatcher's other duties
+(setting jobs, listeners, lookups for the share path) stay out of their reach.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from miner.core.dispatch import Dispatcher
+from miner.core.work import Job, Work
+
+
+class WorkSource(Protocol):
+    @property
+    def job(self) -> Job | None:
+        """The current job (None before the first)."""
+        ...
+
+    def next_work(self, device_rolls_version: bool = False) -> Work | None:
+        """A fresh unit, or None when there is no job. A device that rolls version bits itself
+        says so, and gets a merkle root no other unit shares."""
+        ...
+
+    def reserve_extranonce2(self, count: int) -> int:
+        """The first of `count` extranonce2 counters no other unit will use."""
+        ...
+
+    def register_work(self, job: Job, extranonce2: bytes, version: int | None = None) -> Work:
+        """A unit (with a work id the share path can look up) for a header the device built."""
+        ...
+
+
+class DispatcherWorkSource:
+    """The `WorkSource` every device of a running miner shares."""
+
+    def __init__(self, dispatcher: Dispatcher):
+        self._dispatcher = dispatcher
+
+    @property
+    def job(self) -> Job | None:
+        return self._dispatcher.job
+
+    def next_work(self, device_rolls_version: bool = False) -> Work | None:
+        return self._dispatcher.next_work(device_rolls_version=device_rolls_version)
+
+    def reserve_extranonce2(self, count: int) -> int:
+        return self._dispatcher.reserve_extranonce2(count)
+
+    def register_work(self, job: Job, extranonce2: bytes, version: int | None = None) -> Work:
+        return self._dispatcher.register_work(job, extranonce2, version)
+
+
+class NoWork:
+    """A `WorkSource` with no job ever: for building devices that will not mine (tests, `miner devices`)."""
+
+    job = None
+
+    def next_work(self, device_rolls_version: bool = False) -> Work | None:
+        return None
+
+    def reserve_extranonce2(self, count: int) -> int:
+        raise RuntimeError("reserve_extranonce2: there is no job")
+
+    def register_work(self, job: Job, extranonce2: bytes, version: int | None = None) -> Work:
+        raise RuntimeError("register_work: there is no job")

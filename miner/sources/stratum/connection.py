@@ -1,0 +1,256 @@
+"""The asyncio shell around one pool's `StratumSession`: the socket, TLS, keep-alive, the timers,
+reconnect backoff and the protocol log. Every Stratum rule is in session.py; this module feeds the
+session what the socket and the clock say and acts on what it decides (publish a job, count a
+share, close and reconnect)."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import random
+import socket
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from fractions import Fraction
+
+from miner import USER_AGENT
+from miner.core.shares import CheckedNonce
+from miner.core.stats import ShareStats
+from miner.core.work import Job
+from miner.sources.stratum import protocol as sp
+from miner.sources.stratum import session as ss
+from miner.sources.stratum.url import PoolConfig, Timeouts
+
+log = logging.getLogger(__name__)
+# Every line to and from a pool (`--protocol-log`); quiet unless that flag lowers its level.
+protocol_log = logging.getLogger("miner.protocol")
+protocol_log.setLevel(logging.WARNING)
+
+
+class PoolError(Exception):
+    """Ends a connection; the text is the one line the user sees."""
+
+
+def backoff_delay(failures: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Capped exponential backoff with "equal jitter": between half and all of the step."""
+    step = min(cap, base * (2 ** max(0, failures - 1)))
+    return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+def redact_line(line: bytes, password: str) -> str:
+    """A protocol line for the log with the password (mining.authorize's second parameter) hidden."""
+    text = line.decode("utf-8", "replace")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = None
+    if isinstance(message, dict) and message.get("method") == "mining.authorize" \
+            and isinstance(message.get("params"), list) and len(message["params"]) > 1:
+        message["params"][1] = "***"
+        text = json.dumps(message, separators=(",", ":"))
+    if password and len(password) > 1:  # "x" is no secret, and hiding every x would garble the line
+        text = text.replace(password, "***")
+    return text
+
+
+class PoolState(enum.Enum):
+    DISCONNECTED = "Dead"
+    CONNECTING = "Connecting"
+    ALIVE = "Alive"  # authorized and holding a job
+
+
+class PoolConnection:
+    def __init__(self, config: PoolConfig, name: str,
+                 on_job: Callable[[PoolConnection, Job], None],
+                 on_state: Callable[[PoolConnection], None],
+                 timeouts: Timeouts | None = None, user_agent: str = USER_AGENT):
+        self.session = ss.StratumSession(config, name, timeouts, user_agent)
+        self.config = config
+        self.name = name
+        self.url = self.session.url
+        self.timeouts = self.session.timeouts
+        self._on_job = on_job
+        self._on_state = on_state
+        self.state = PoolState.DISCONNECTED
+        self.enabled = True  # a disabled pool stays connected but is never mined on
+        self.alive_since = 0.0
+        self.stats = ShareStats()
+        # Called with (share, accepted, reject reason) for every answered submit: per-device stats.
+        self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
+        # The last job published, as the listeners saw it (the session's may be ahead within a read).
+        self.current_job: Job | None = None
+        self.submit_latency: float | None = None
+        self.last_error = ""
+        self._writer: asyncio.StreamWriter | None = None
+        self._failures = 0
+        self._task: asyncio.Task | None = None
+        self._stop = False
+        self._redirect_wait: float | None = None  # set by client.reconnect: wait this, not the backoff
+
+    # -------------------------------------------------------------------- public
+    @property
+    def alive(self) -> bool:
+        return self.state is PoolState.ALIVE
+
+    @property
+    def host(self) -> str:
+        host, port = self.session.target
+        return f"{host}:{port}"
+
+    @property
+    def sessions(self) -> int:
+        """Connections made so far (1 = never reconnected)."""
+        return self.session.connections
+
+    @property
+    def difficulty(self) -> Fraction:
+        return self.session.difficulty
+
+    @property
+    def version_mask(self) -> int:
+        return self.session.version_mask
+
+    @property
+    def live_jobs(self) -> OrderedDict[str, Job]:
+        return self.session.live_jobs
+
+    @property
+    def held(self) -> list[CheckedNonce]:
+        return self.session.held
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"pool-{self.name}")
+
+    async def stop(self) -> None:
+        self._stop = True
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._close()
+        if self.session.connected:
+            self.session.connection_lost()
+
+    async def submit(self, share: CheckedNonce) -> None:
+        """Send a checked share, hold it while the pool is down, or count it stale."""
+        self._act(self.session.offer(share, time.monotonic()))
+        self._flush()
+
+    # -------------------------------------------------------------------- acting on the session
+    def _act(self, events: list[ss.SessionEvent]) -> None:
+        """Do what the session decided, in its order; an ending event raises PoolError last."""
+        for event in events:
+            ss.tally(self.stats, event)
+            match event:
+                case ss.PublishJob(job=job):
+                    self.current_job = job
+                    self._on_job(self, job)
+                case ss.PoolAlive():
+                    self._set_state(PoolState.ALIVE)
+                case ss.ShareAnswered(share=share, accepted=accepted, reason=reason, latency=latency):
+                    self.submit_latency = latency
+                    for listener in self.result_listeners:
+                        listener(share, accepted, reason)
+                case ss.Redirected(host=host, port=port, wait=wait):
+                    self._redirect_wait = wait
+                    raise PoolError(f"client.reconnect to {host}:{port}")
+                case ss.SessionFailed(reason=reason):
+                    raise PoolError(reason)
+
+    def _set_state(self, state: PoolState) -> None:
+        if state is not self.state:
+            self.state = state
+            if state is PoolState.ALIVE:
+                self.alive_since = time.monotonic()
+            self._on_state(self)
+
+    # -------------------------------------------------------------------- I/O
+    def _flush(self) -> None:
+        if self._writer is None:
+            return
+        data = self.session.data_to_send()
+        if data:
+            self._log_lines(">", data)
+            self._writer.write(data)
+
+    def _log_lines(self, direction: str, data: bytes) -> None:
+        if protocol_log.isEnabledFor(logging.INFO):
+            for line in data.splitlines():
+                protocol_log.info("%s %s %s", self.name, direction, redact_line(line, self.config.password))
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+
+    async def _run(self) -> None:
+        while not self._stop:
+            self._set_state(PoolState.CONNECTING)
+            try:
+                await self._connection()
+                self.last_error = "connection closed by the pool"
+            except PoolError as exc:
+                self.last_error = str(exc)
+                self._flush()  # what the session queued before the line that ended it
+            except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                self.last_error = f"connection error: {reason}"
+            self._close()
+            self.session.connection_lost()
+            was_alive = self.alive
+            self._set_state(PoolState.DISCONNECTED)
+            if self._stop:
+                return
+            self._failures = 1 if was_alive else self._failures + 1
+            delay = backoff_delay(self._failures, self.timeouts.backoff_base, self.timeouts.backoff_cap)
+            if self._redirect_wait is not None:
+                delay, self._redirect_wait = self._redirect_wait, None
+            log.warning("%s (%s): %s; reconnecting in %.1f s", self.name, self.host, self.last_error, delay)
+            await asyncio.sleep(delay)
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        context = None
+        if self.url.tls:
+            context = ssl.create_default_context(cafile=self.config.ca_file)
+            if not self.config.tls_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        host, port = self.session.target
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=context, limit=sp.MAX_LINE * 2),
+                self.timeouts.connect)
+        except TimeoutError:
+            raise PoolError(f"no connection within {self.timeouts.connect:g} s") from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # keep-alive: notice a dead peer behind a NAT or a pulled cable, not only a closed socket
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+                if hasattr(socket, option):
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+        return reader, writer
+
+    async def _connection(self) -> None:
+        """One TCP connection, from the handshake until the pool closes it or the session ends it."""
+        reader, self._writer = await self._open()
+        self.session.connection_made(time.monotonic())
+        self._flush()
+        while True:
+            when, what = self.session.deadline()
+            timeout = when - time.monotonic()
+            if timeout <= 0:
+                raise PoolError(what)
+            try:
+                data = await asyncio.wait_for(reader.read(65536), timeout)
+            except TimeoutError:
+                raise PoolError(what) from None
+            if not data:
+                return
+            self._log_lines("<", data)
+            self._act(self.session.receive_data(data, time.monotonic()))
+            self._flush()
+            await self._writer.drain()

@@ -1,0 +1,212 @@
+"""The job source made of the configured pools (cgminer's failover strategy): which pool's jobs the
+devices mine, and every share routed back to the pool that made its job.
+
+All pools stay connected, so a failover is immediate; only the active pool's jobs reach the engine.
+Going back up the priority list waits `switch_delay` seconds of the better pool being alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from miner import USER_AGENT
+from miner.core.shares import CheckedNonce
+from miner.core.source import JobSink, ResultSink
+from miner.core.stats import ShareStats, format_difficulty
+from miner.core.work import Job
+from miner.sources.stratum.connection import PoolConnection
+from miner.sources.stratum.url import PoolConfig, Timeouts, parse_pool_url
+
+log = logging.getLogger(__name__)
+
+
+class PoolManager:
+    """The job source made of the configured pools, in priority order (failover strategy)."""
+
+    name = "pools"
+
+    def __init__(self, configs: list[PoolConfig], timeouts: Timeouts | None = None,
+                 switch_delay: float = 0.0, user_agent: str = USER_AGENT):
+        if not configs:
+            raise ValueError("no pools configured")
+        self._sink: JobSink = lambda job: None  # the engine's, once bound
+        self.switch_delay = switch_delay
+        self.pools = [PoolConnection(c, f"pool{i}", self._on_job, self._on_state, timeouts, user_agent)
+                      for i, c in enumerate(configs)]
+        self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
+        for pool in self.pools:
+            pool.result_listeners = self.result_listeners  # one list: listeners added later hear every pool
+        self.active: PoolConnection | None = None
+        self._switch_timer: asyncio.TimerHandle | None = None
+        self.switches = 0
+        # `pools` keeps the order pools were added (their API numbers); `order` is the priority.
+        self.order = list(self.pools)
+        self._timeouts, self._user_agent = timeouts, user_agent
+        self._next_id = len(self.pools)
+        self._started = False
+        self._stopping: set[asyncio.Task] = set()
+
+    @property
+    def stats(self) -> ShareStats:
+        total = ShareStats()
+        for p in self.pools:
+            total.accepted += p.stats.accepted
+            total.rejected.update(p.stats.rejected)
+            total.stale += p.stats.stale
+            total.accepted_difficulty += p.stats.accepted_difficulty
+            total.note_best(p.stats.best_difficulty)
+        return total
+
+    def pool_named(self, name: str) -> PoolConnection | None:
+        return next((p for p in self.pools if p.name == name), None)
+
+    def bind(self, on_job: JobSink, on_result: ResultSink) -> None:
+        self._sink = on_job
+        self.result_listeners.append(on_result)
+
+    async def start(self) -> None:
+        self._started = True
+        for pool in self.pools:
+            pool.start()
+
+    async def stop(self) -> None:
+        if self._switch_timer:
+            self._switch_timer.cancel()
+        await asyncio.gather(*(p.stop() for p in self.pools), *self._stopping)
+
+    # ------------------------------------------------------------ control (the APIs call these)
+    def _pool_at(self, index: int) -> PoolConnection:
+        if not 0 <= index < len(self.pools):
+            raise ValueError(f"no pool {index} (have 0..{len(self.pools) - 1})")
+        return self.pools[index]
+
+    def add_pool(self, config: PoolConfig) -> PoolConnection:
+        """A new pool at the lowest priority; connects at once when the manager runs."""
+        parse_pool_url(config.url)  # a bad URL raises ValueError with its reason
+        pool = PoolConnection(config, f"pool{self._next_id}", self._on_job, self._on_state, self._timeouts,
+                              self._user_agent)
+        self._next_id += 1
+        pool.result_listeners = self.result_listeners
+        self.pools.append(pool)
+        self.order.append(pool)
+        if self._started:
+            pool.start()
+        return pool
+
+    def remove_pool(self, index: int) -> PoolConnection:
+        pool = self._pool_at(index)
+        if pool is self.active:
+            raise ValueError(f"pool {index} is the active pool; switch to another first")
+        if len(self.pools) == 1:
+            raise ValueError("cannot remove the last pool")
+        self.pools.remove(pool)
+        self.order.remove(pool)
+        task = asyncio.get_running_loop().create_task(pool.stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+        return pool
+
+    def enable_pool(self, index: int) -> PoolConnection:
+        pool = self._pool_at(index)
+        pool.enabled = True
+        self._choose()
+        return pool
+
+    def disable_pool(self, index: int) -> PoolConnection:
+        pool = self._pool_at(index)
+        if pool.enabled and not any(p.enabled for p in self.pools if p is not pool):
+            raise ValueError(f"pool {index} is the last enabled pool")
+        pool.enabled = False
+        self._choose()
+        return pool
+
+    def switch_pool(self, index: int) -> PoolConnection:
+        """cgminer's switchpool: enable the pool and give it the top priority; it is mined on at
+        once if it is alive (no switch-back delay: a person asked for it)."""
+        pool = self._pool_at(index)
+        pool.enabled = True
+        self.order.remove(pool)
+        self.order.insert(0, pool)
+        self._choose(immediate=True)
+        return pool
+
+    def set_priority(self, indexes: list[int]) -> None:
+        """cgminer's poolpriority: the listed pools first, in that order; the rest keep theirs."""
+        chosen = [self._pool_at(i) for i in indexes]
+        if len(set(map(id, chosen))) != len(chosen):
+            raise ValueError("a pool is listed twice")
+        self.order = chosen + [p for p in self.order if p not in chosen]
+        self._choose()
+
+    def priority_of(self, pool: PoolConnection) -> int:
+        return self.order.index(pool)
+
+    async def submit(self, share: CheckedNonce) -> None:
+        pool = self.pool_named(share.work.job.source)
+        if pool is None:
+            log.warning("share for unknown source %r dropped", share.work.job.source)
+            return
+        await pool.submit(share)
+
+    def _on_job(self, pool: PoolConnection, job: Job) -> None:
+        if pool not in self.order:  # removed, still closing
+            return
+        if pool is self.active:
+            self._sink(job)
+        elif self.active is None or (pool.alive and self._rank(pool) < self._rank(self.active)):
+            self._choose()
+
+    def _on_state(self, pool: PoolConnection) -> None:
+        self._choose()
+
+    def _rank(self, pool: PoolConnection) -> int:
+        return self.order.index(pool)
+
+    def _choose(self, immediate: bool = False) -> None:
+        """Mine on the first alive enabled pool; go back up the list only after switch_delay of life."""
+        now = time.monotonic()
+        candidate = None
+        active_ok = self.active is not None and self.active.alive and self.active.enabled and self.active in self.order
+        for pool in self.order:
+            if not pool.alive or pool.current_job is None or not pool.enabled:
+                continue
+            if (not immediate and active_ok and self._rank(pool) < self._rank(self.active)
+                    and now - pool.alive_since < self.switch_delay):
+                wait = self.switch_delay - (now - pool.alive_since)
+                if self._switch_timer is None:
+                    self._switch_timer = asyncio.get_running_loop().call_later(wait, self._switch_due)
+                continue
+            candidate = pool
+            break
+        if candidate is None and active_ok:
+            candidate = self.active
+        if candidate is not self.active:
+            old, self.active = self.active, candidate
+            if candidate is None:
+                log.warning("no pool is alive; devices keep hashing the last job and shares are held")
+                return
+            self.switches += 1
+            log.warning("mining on %s (%s)%s", candidate.name, candidate.host,
+                        f", was {old.name}" if old is not None else "")
+            assert candidate.current_job is not None
+            self._sink(replace(candidate.current_job, clean=True))
+
+    def _switch_due(self) -> None:
+        self._switch_timer = None
+        self._choose()
+
+    def status(self, rate_of: Callable[[str], str]) -> str:
+        """One part per pool: active mark, state, hash rate on its work, difficulty, shares."""
+        parts = []
+        for p in self.pools:
+            s = p.stats
+            mark = "*" if p is self.active else ""
+            reasons = ",".join(f"{r}:{n}" for r, n in s.rejected.most_common(3))
+            parts.append(f"{mark}{p.name} {p.host} {p.state.value} {rate_of(p.name)} "
+                         f"diff {format_difficulty(float(p.difficulty))} "
+                         f"A:{s.accepted} R:{s.rejected_total}{f' ({reasons})' if reasons else ''} S:{s.stale}")
+        return " | ".join(parts)

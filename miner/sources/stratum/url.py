@@ -1,0 +1,75 @@
+"""Where a pool is and how to talk to it: its URL, the settings the user gave for it, and the rule
+for which hosts a pool may send us to (client.reconnect)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+TLS_SCHEMES = {"stratum+ssl", "stratum+tls", "stratum+tcps", "ssl", "tls"}
+TCP_SCHEMES = {"stratum+tcp", "stratum", "tcp"}
+
+
+@dataclass(frozen=True)
+class PoolUrl:
+    host: str
+    port: int
+    tls: bool
+    xnsub: bool
+
+    def __str__(self) -> str:
+        scheme = "stratum+ssl" if self.tls else "stratum+tcp"
+        return f"{scheme}://{self.host}:{self.port}"
+
+
+def parse_pool_url(url: str) -> PoolUrl:
+    """stratum+tcp://host:port, stratum+ssl|tls|tcps://..., or host:port; '#xnsub' may follow."""
+    text = url.strip()
+    xnsub = False
+    if "#" in text:
+        text, fragment = text.split("#", 1)
+        xnsub = "xnsub" in fragment.split(",")
+    if "://" not in text:
+        text = "stratum+tcp://" + text
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in TLS_SCHEMES | TCP_SCHEMES:
+        raise ValueError(f"pool url {url!r}: unknown scheme {scheme!r} (use stratum+tcp:// or stratum+ssl://)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"pool url {url!r}: bad port") from None
+    if not parts.hostname or port is None:
+        raise ValueError(f"pool url {url!r}: needs a host and a port, like stratum+tcp://pool.example:3333")
+    return PoolUrl(parts.hostname, port, scheme in TLS_SCHEMES, xnsub)
+
+
+def same_domain(a: str, b: str) -> bool:
+    """cgminer's rule for client.reconnect: the last two labels of the host names agree."""
+    def tail(host: str) -> str:
+        labels = host.lower().rstrip(".").split(".")
+        return ".".join(labels[-2:])
+    return a == b or tail(a) == tail(b)
+
+
+@dataclass
+class PoolConfig:
+    url: str
+    user: str
+    password: str = "x"
+    suggest_difficulty: float | None = None
+    xnsub: bool = False
+    version_rolling: bool = True
+    tls_verify: bool = True
+    ca_file: str | None = None
+    allow_redirect_anywhere: bool = False  # client.reconnect to another domain (off: same domain only)
+
+
+@dataclass
+class Timeouts:
+    connect: float = 10.0
+    reply: float = 10.0  # to subscribe/authorize
+    silence: float = 120.0  # nothing at all from the pool this long: dead
+    work: float = 300.0  # no new job this long: the pool stopped sending work
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
