@@ -1,7 +1,9 @@
 """The configuration file: TOML (`miner.toml`) or a cgminer JSON config (`cgminer.conf`).
 
-Precedence is command line > file > built-in defaults, value by value; `miner config show`
-prints the effective configuration and where each value came from. A bad file stops the miner
+This module only reads the file; `miner.app.settings` merges it, value by value, under the command
+line and over the built-in defaults (`miner config show` prints the result and each value's origin).
+`miner solo` reads the same file: its [miner], [api], [http] and [devices] tables; it has no use for
+the pools (they are ignored, with a line in the log) or for the pool-only [miner] keys. A bad file stops the miner
 with one line naming the file, the line and the key.
 
     [miner]                      # any long option of `miner`, without the dashes
@@ -30,7 +32,6 @@ with one line naming the file, the line and the key.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import tomllib
@@ -82,7 +83,7 @@ def _text(value: Any) -> str:
     raise ValueError(f"expected a string, got {value!r}")
 
 
-# (table, key in the file) -> (argparse dest, converter)
+# (table, key in the file) -> (option dest in miner.app.settings.OPTIONS, converter)
 SETTINGS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("miner", "threads"): ("threads", _number(int)),
     ("miner", "engine"): ("engine", _text),
@@ -108,7 +109,6 @@ SETTINGS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
 }
 POOL_KEYS = {"url", "user", "pass", "password", "tls", "tls-verify", "tls-ca", "suggest-diff", "xnsub",
              "version-rolling"}
-SECRET_DESTS = {"http_token"}
 
 
 @dataclass
@@ -128,7 +128,7 @@ class PoolEntry:
 class FileConfig:
     path: Path
     kind: str  # "toml" or "cgminer"
-    options: dict[str, Any] = field(default_factory=dict)  # argparse dest -> value
+    options: dict[str, Any] = field(default_factory=dict)  # option dest -> value
     pools: list[PoolEntry] = field(default_factory=list)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # driver -> options
     ignored: list[str] = field(default_factory=list)  # cgminer keys this miner has no use for
@@ -295,7 +295,7 @@ def _device_options(path: Path, text: str, driver: str, options: dict[str, Any])
     return out
 
 
-# cgminer.conf keys (JSON, values usually strings) -> our argparse dest and converter
+# cgminer.conf keys (JSON, values usually strings) -> our option dest and converter
 CGMINER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "api-listen": ("api_listen", _bool),
     "api-port": ("api_port", _number(int)),
@@ -356,63 +356,7 @@ def _nth_pool_key(pools: list, index: int, key: str) -> int:
     return sum(1 for p in pools[:index] if isinstance(p, dict) and key in p)
 
 
-# ------------------------------------------------------------------ merging with the command line
-def explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """The options given on the command line (parsed again with every default suppressed)."""
-    probe = argparse.ArgumentParser(add_help=False)
-    for action in parser._actions:  # argparse has no public way to list them
-        if isinstance(action, argparse._HelpAction | argparse._VersionAction):
-            continue
-        kwargs: dict[str, Any] = {"dest": action.dest, "default": argparse.SUPPRESS}
-        if action.option_strings:
-            if isinstance(action, argparse._StoreConstAction | argparse._StoreTrueAction |
-                          argparse._StoreFalseAction):
-                kwargs.update(action="store_const", const=action.const)
-            elif isinstance(action, argparse._AppendAction):
-                kwargs.update(action="append", nargs=action.nargs)
-            else:
-                kwargs.update(nargs=action.nargs)
-            probe.add_argument(*action.option_strings, **kwargs)
-    namespace, _ = probe.parse_known_args(argv)
-    return set(vars(namespace))
-
-
-@dataclass
-class Effective:
-    """The merged configuration: the args namespace and where each value came from."""
-
-    args: argparse.Namespace
-    sources: dict[str, str]
-    file: FileConfig | None
-    pools_from: str = "none"
-
-
-def apply(parser: argparse.ArgumentParser, argv: list[str], args: argparse.Namespace,
-          file: FileConfig | None) -> Effective:
-    """Fill `args` from the file where the command line said nothing; note every value's source."""
-    given = explicit_dests(parser, argv)
-    sources = {dest: ("cli" if dest in given else "default") for dest in vars(args)}
-    if file is not None:
-        where = f"file {file.path}"
-        for dest, value in file.options.items():
-            if dest not in given:
-                setattr(args, dest, value)
-                sources[dest] = where
-        cpu = file.devices.get("cpu", {})
-        if "enabled" in cpu and "cpu" not in given and "cpu" not in file.options:
-            args.cpu = cpu["enabled"]
-            sources["cpu"] = where
-        if "threads" in cpu and "threads" not in given and "threads" not in file.options:
-            args.threads = cpu["threads"]
-            sources["threads"] = where
-        if not args.devices:
-            args.devices = [spec for spec in device_specs(file)]
-            if args.devices:
-                sources["devices"] = where
-    pools_from = "cli" if args.url else (f"file {file.path}" if file is not None and file.pools else "none")
-    return Effective(args, sources, file, pools_from)
-
-
+# ------------------------------------------------------------------ derived from the file
 def device_specs(file: FileConfig) -> list[str]:
     """`--device` specs for the ports a [devices.DRIVER] table lists."""
     specs = []
@@ -422,28 +366,6 @@ def device_specs(file: FileConfig) -> list[str]:
         extra = "".join(f",{k}={v}" for k, v in options.items() if k not in ("ports", "enabled"))
         specs.extend(f"{driver}:{port}{extra}" for port in options.get("ports", []))
     return specs
-
-
-def pool_configs(file: FileConfig, args: argparse.Namespace) -> list:
-    """PoolConfigs for the file's pools; global flags fill what a pool does not say."""
-    from miner.sources.stratum.url import PoolConfig
-
-    configs = []
-    for entry in file.pools:
-        url = entry.url
-        if entry.tls and "://" in url and not url.split("://", 1)[0].endswith(("ssl", "tls", "tcps")):
-            url = "stratum+ssl://" + url.split("://", 1)[1]
-        elif entry.tls and "://" not in url:
-            url = "stratum+ssl://" + url
-        configs.append(PoolConfig(
-            url=url, user=entry.user, password=entry.password,
-            suggest_difficulty=entry.suggest_difficulty if entry.suggest_difficulty is not None
-            else args.suggest_diff,
-            xnsub=entry.xnsub,
-            version_rolling=entry.version_rolling if entry.version_rolling is not None else not args.no_version_rolling,
-            tls_verify=entry.tls_verify if entry.tls_verify is not None else not args.tls_no_verify,
-            ca_file=entry.tls_ca or args.tls_ca))
-    return configs
 
 
 class ConfiguredDriver:
@@ -478,32 +400,3 @@ def configured_drivers(drivers: dict[str, Any], file: FileConfig | None) -> dict
         else:
             out[name] = wrapped.setdefault(id(driver), ConfiguredDriver(driver, options))
     return out
-
-
-# ------------------------------------------------------------------ `miner config show`
-def show(effective: Effective) -> str:
-    args, sources = effective.args, effective.sources
-    lines = [f"# effective configuration (command line > {effective.file.path if effective.file else 'no file'}"
-             " > defaults)"]
-    for dest in sorted(vars(args)):
-        if dest in ("url", "user", "password", "config"):
-            continue
-        value = getattr(args, dest)
-        shown = "***" if dest in SECRET_DESTS and value else json.dumps(value)
-        lines.append(f"{dest.replace('_', '-')} = {shown}  # {sources.get(dest, 'default')}")
-    if effective.file is not None and effective.file.ignored:
-        lines.append(f"# ignored cgminer keys: {', '.join(effective.file.ignored)}")
-    lines.append(f"# pools from: {effective.pools_from}")
-    if effective.pools_from == "cli":
-        for i, url in enumerate(args.url):
-            user = args.user[min(i, len(args.user) - 1)] if args.user else ""
-            lines.append(f"pool {i}: {url} user={user} pass=***")
-    elif effective.file is not None:
-        for i, entry in enumerate(effective.file.pools):
-            lines.append(f"pool {i}: {entry.url} user={entry.user} pass=***"
-                         + (f" suggest-diff={entry.suggest_difficulty:g}" if entry.suggest_difficulty else "")
-                         + (" xnsub" if entry.xnsub else "") + (" tls" if entry.tls else ""))
-    if effective.file is not None:
-        for driver, options in effective.file.devices.items():
-            lines.append(f"devices.{driver}: " + ", ".join(f"{k}={v}" for k, v in options.items()))
-    return "\n".join(lines)

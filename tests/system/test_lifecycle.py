@@ -9,7 +9,8 @@ import sys
 import threading
 
 from miner.app.cli import mining_parser
-from miner.app.operate import serve
+from miner.app.compose import serve
+from miner.app.settings import MINE, merge
 from miner.core.dispatch import Dispatcher
 from miner.core.engine import Miner
 from miner.core.work import Nonce
@@ -72,8 +73,9 @@ async def test_second_interrupt_exits_at_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "_exit", fake_exit)
     miner, source, device = sandbox_miner(hold)
-    args = mining_parser().parse_args(["--no-tui", "--stats-file", str(tmp_path / "stats.json")])
-    task = asyncio.create_task(serve(miner, args))
+    given = vars(mining_parser().parse_args(["--no-tui", "--stats-file", str(tmp_path / "stats.json")]))
+    settings = merge(MINE, given, None)
+    task = asyncio.create_task(serve(miner, settings))
     await asyncio.sleep(0.2)
     os.kill(os.getpid(), signal.SIGINT)
     await until(device.stopping.is_set, what="stop begun")

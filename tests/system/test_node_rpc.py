@@ -127,7 +127,7 @@ async def test_a_warming_up_node_is_waited_for_with_one_message(caplog):
     warming = (500, {"result": None, "error": {"code": -28, "message": "Loading block index..."}, "id": 1})
     async with ScriptedNode([warming, warming, warming, ok({"chain": "regtest"})]) as node:
         source = GbtSource(RpcClient(node.url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"),
-                           Dispatcher(), retry_base=0.01)
+                           retry_base=0.01)
         assert await asyncio.wait_for(source.connect(), 5) == "regtest"
     starting = [r for r in caplog.records if "is starting up (Loading block index...)" in r.getMessage()]
     assert len(starting) == 1 and starting[0].levelno == logging.WARNING
@@ -186,8 +186,9 @@ async def test_short_poll_new_block_is_a_clean_job_and_new_transactions_are_not(
     dispatcher = Dispatcher()
     jobs = []
     dispatcher.add_listener(lambda job, restart: jobs.append((job, restart)))
-    source = GbtSource(RpcClient(url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"), dispatcher,
+    source = GbtSource(RpcClient(url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"),
                        refresh_interval=0.3, poll_interval=0.05)
+    source.bind(dispatcher.set_job, lambda *result: None)
     await source.connect()
     await source.start()
     try:
@@ -210,16 +211,27 @@ async def test_short_poll_new_block_is_a_clean_job_and_new_transactions_are_not(
         third, restart = jobs[2]
         assert restart and third.height == 6 and third.prevhash == bytes.fromhex("33" * 32)[::-1]
         assert "getbestblockhash" in node.calls
-        # Devices pass one block candidate per live job, none for a replaced parent.
+        # Only the first block candidate per live job goes to the node; none for a replaced parent.
         current = dispatcher.next_work()
         blocks = [n for n in range(200) if hash_to_int(sha256d(current.header_for(n))) <= current.job.network_target]
         misses = [n for n in range(200) if n not in blocks]
         old_block = next(n for n in range(200) if hash_to_int(sha256d(old.header_for(n))) <= old.job.network_target)
-        assert not source.claim(Nonce(old.work_id, old_block))
-        assert source.claim(Nonce(current.work_id, misses[0]))  # not a block: the share path judges it
-        assert source.claim(Nonce(current.work_id, blocks[0]))
-        assert not source.claim(Nonce(current.work_id, blocks[1]))
-        assert source.claim(Nonce(current.work_id, misses[1]))
+
+        def checked(work, n):  # as the share path hands it over, for a device reporting every hash
+            return check_nonce(work, Nonce(work.work_id, n), device_target=(1 << 256) - 1)
+
+        await source.submit(checked(old, old_block))
+        assert node.submitted == [] and source.stats.stale == 1
+        miss = checked(current, misses[0])
+        assert miss.verdict is Verdict.WORK
+        await source.submit(miss)  # not a block: it claims nothing
+        first, second = checked(current, blocks[0]), checked(current, blocks[1])
+        assert first.verdict is second.verdict is Verdict.BLOCK
+        await asyncio.gather(source.submit(first), source.submit(second))  # the second while the first is sent
+        assert len(node.submitted) == 1 and bytes.fromhex(node.submitted[0])[:80] == first.header
+        assert source.surplus == 1 and source.stats.accepted == 1
+        await source.submit(checked(current, misses[1]))
+        assert len(node.submitted) == 1
     finally:
         await source.stop()
         node.server.close()
@@ -238,8 +250,9 @@ async def test_a_block_found_while_the_node_is_away_is_sent_when_it_answers(capl
     node.submit_failures = 1
     url = await node.start()
     dispatcher = Dispatcher()
-    source = GbtSource(RpcClient(url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"), dispatcher,
+    source = GbtSource(RpcClient(url), decode_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"),
                        refresh_interval=0.3, poll_interval=0.05, retry_base=0.05)
+    source.bind(dispatcher.set_job, lambda *result: None)
     await source.connect()
     await source.first_template()
     work = dispatcher.next_work()

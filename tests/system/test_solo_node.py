@@ -12,9 +12,10 @@ import sys
 
 import pytest
 
+from miner.app.compose import run_solo
+from miner.app.settings import DeviceSettings, NodeSettings, RunSettings, Settings
 from miner.sources.node.address import decode_address, encode_address, encode_segwit
 from miner.sources.node.gbt import GbtSource
-from miner.sources.node.solo import SoloOptions, run_solo
 from tests.helpers.bcoin_node import ROOT, BcoinNode, free_port
 from tests.helpers.txbuild import Key, Spend, p2wpkh_spend
 
@@ -32,10 +33,16 @@ ADDRESSES = {
 }
 
 
-def options(node: BcoinNode, address: str = P2WPKH_ADDRESS, **kwargs) -> SoloOptions:
-    defaults = dict(rpc_url=node.url, rpc_password=node.api_key, address=address, threads=1, time_limit=90,
-                    status_interval=60, retry_cap=0.5, rpc_timeout=10)
-    return SoloOptions(**{**defaults, **kwargs})
+@pytest.fixture(autouse=True)
+def stats_in_tmp(tmp_path, monkeypatch):
+    """run_solo goes through the composition root, which saves statistics: not in the user's data dir."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+
+
+def options(node: BcoinNode, address: str = P2WPKH_ADDRESS, time_limit: float = 90, **node_settings) -> Settings:
+    defaults = dict(rpc_url=node.url, rpc_password=node.api_key, address=address, retry_cap=0.5, rpc_timeout=10)
+    return Settings(node=NodeSettings(**{**defaults, **node_settings}), devices=DeviceSettings(threads=1),
+                    run=RunSettings(time_limit=time_limit, status_interval=60))
 
 
 def subsidy(height: int) -> int:
@@ -75,7 +82,7 @@ def node_blocks(node: BcoinNode, first: int, last: int) -> list[dict]:
 async def test_mines_110_blocks_each_paying_the_address(regtest_node):
     node = regtest_node
     start = node.rpc("getblockcount")
-    source = await run_solo(options(node, max_blocks=110, coinbase_tag="pyminer-test"))
+    source = await run_solo(options(node, coinbase_tag="pyminer-test"), max_blocks=110)
     end = node.rpc("getblockcount")
     assert source.stats.accepted >= 110
     assert end - start == source.stats.accepted  # every block the miner counts, and no other
@@ -99,7 +106,7 @@ async def test_every_address_type_gets_paid_in_an_accepted_block(regtest_node, k
     address, script = ADDRESSES[kind]
     assert decode_address(address).kind == kind
     start = node.rpc("getblockcount")
-    source = await run_solo(options(node, address, max_blocks=2))
+    source = await run_solo(options(node, address), max_blocks=2)
     end = node.rpc("getblockcount")
     assert end - start == source.stats.accepted >= 2
     for block in node_blocks(node, start + 1, end):
@@ -141,7 +148,7 @@ async def test_block_with_mempool_transactions_is_accepted(regtest_node):
     await wait_until(lambda: ours <= set(node.rpc("getrawmempool")), 10, "our transactions in the mempool")
 
     start = node.rpc("getblockcount")
-    source = await run_solo(options(node, ADDRESSES["p2tr"][0], max_blocks=3))
+    source = await run_solo(options(node, ADDRESSES["p2tr"][0]), max_blocks=3)
     end = node.rpc("getblockcount")
     assert end - start == source.stats.accepted and source.stats.rejected_total == 0
     mined = {tx["txid"]: block for block in node_blocks(node, start + 1, end) for tx in block["tx"][1:]}
@@ -157,9 +164,9 @@ async def test_block_with_mempool_transactions_is_accepted(regtest_node):
 
 
 # ------------------------------------------------------------------------------------ node trouble
-def _run_in_background(opts: SoloOptions) -> tuple[asyncio.Task, list[GbtSource]]:
+def _run_in_background(opts: Settings, max_blocks: int | None = None) -> tuple[asyncio.Task, list[GbtSource]]:
     holder: list[GbtSource] = []
-    return asyncio.create_task(run_solo(opts, on_source=holder.append)), holder
+    return asyncio.create_task(run_solo(opts, max_blocks, on_source=holder.append)), holder
 
 
 def _warnings(caplog) -> str:
@@ -173,7 +180,7 @@ def _no_tracebacks(caplog) -> None:
 async def test_node_down_at_start_then_up(make_node, caplog):
     caplog.set_level(logging.INFO)
     node = make_node()  # not started yet
-    task, holder = _run_in_background(options(node, max_blocks=3))
+    task, holder = _run_in_background(options(node), max_blocks=3)
     await wait_until(lambda: "connection refused" in _warnings(caplog), 10, "the refused-connection message")
     assert not task.done()
     await asyncio.to_thread(node.start)
@@ -190,7 +197,7 @@ async def test_wrong_password_is_one_clear_line_and_mining_resumes_with_the_righ
     port = free_port()
     wrong = make_node(port=port, api_key="not-the-miners")
     await asyncio.to_thread(wrong.start)
-    task, holder = _run_in_background(options(wrong, rpc_password="miners-password", max_blocks=3))
+    task, holder = _run_in_background(options(wrong, rpc_password="miners-password"), max_blocks=3)
     await wait_until(lambda: "HTTP 401, wrong RPC credentials" in _warnings(caplog), 10, "the 401 message")
     lines = [r.getMessage() for r in caplog.records if "401" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0]  # said once, not at every retry
@@ -291,3 +298,67 @@ def test_cli_solo_mines_with_an_emulated_board(regtest_node, tmp_path):
     finally:
         emulator.terminate()
         emulator.wait(5)
+
+
+async def test_cli_solo_serves_the_apis_reads_the_config_file_and_saves_statistics(regtest_node, tmp_path):
+    """`miner solo` goes through the same composition root as pool mining: cgminer API, REST,
+    /metrics, the config file (here its hotplug; its pools are ignored) and the statistics file."""
+    import json
+    import signal
+
+    import aiohttp
+
+    from tests.helpers.api_helpers import api
+
+    node = regtest_node
+    api_port, http_port = free_port(), free_port()
+    config, stats = tmp_path / "miner.toml", tmp_path / "stats.json"
+    config.write_text('[miner]\nhotplug = 7\n[[pool]]\nurl = "stratum+tcp://pool.example:3333"\nuser = "me"\n')
+    start = node.rpc("getblockcount")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "miner", "solo", "--rpc-url", node.url, "--rpc-pass", node.api_key, "--address",
+        P2WPKH_ADDRESS, "-t", "1", "--api-listen", "--api-port", str(api_port), "--http", f"127.0.0.1:{http_port}",
+        "--config", str(config), "--stats-file", str(stats), "--no-tui", "--status-interval", "1",
+        cwd=ROOT, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        async def accepted_blocks() -> int:
+            try:
+                return (await api(api_port, "summary"))["SUMMARY"][0]["Accepted"]
+            except OSError:  # not listening yet
+                return 0
+
+        blocks = 0
+
+        async def poll() -> bool:
+            nonlocal blocks
+            blocks = await accepted_blocks()
+            return blocks >= 2
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while not await poll():
+            assert process.returncode is None and asyncio.get_running_loop().time() < deadline, "no blocks via API"
+            await asyncio.sleep(0.2)
+        assert (await api(api_port, "config"))["CONFIG"][0]["Hotplug"] == 7  # from the file
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{http_port}/api/summary") as response:
+                assert response.status == 200
+                rest = await response.json()
+            async with session.get(f"http://127.0.0.1:{http_port}/metrics") as response:
+                assert response.status == 200
+                metrics = await response.text()
+        assert rest["accepted"] >= blocks >= 2
+        assert 'miner_shares_total{result="accepted"}' in metrics
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = err.decode()
+    assert process.returncode == 0, log[-3000:]
+    assert "the file's pools are ignored" in log and "SIGTERM: stopping devices" in log
+    final = [line for line in log.splitlines() if "final:" in line][-1]
+    accepted = int(final.split("blocks found/accepted/rejected ")[1].split()[0].split("/")[1])
+    assert accepted >= 2 and node.rpc("getblockcount") - start == accepted
+    saved = json.loads(stats.read_text())
+    assert saved["format"] == 1 and saved["best_all_time"] > 0

@@ -107,9 +107,13 @@ def test_bad_allow_entries_are_one_clear_error(bad):
 
 def test_default_access_is_read_only_from_this_machine():
     from miner.app.cli import mining_parser
-    from miner.app.operate import api_host_and_allow
+    from miner.app.compose import api_host_and_allow
+    from miner.app.settings import MINE, merge
 
-    host, entries = api_host_and_allow(mining_parser().parse_args(["--api-listen"]))
+    def settings(argv):
+        return merge(MINE, vars(mining_parser().parse_args(argv)), None)
+
+    host, entries = api_host_and_allow(settings(["--api-listen"]))
     assert host == "127.0.0.1" and group_for("127.0.0.1", entries) == "R" and group_for("10.0.0.1", entries) is None
-    host, entries = api_host_and_allow(mining_parser().parse_args(["--api-allow", "W:127.0.0.1,R:10.0.0.0/8"]))
+    host, entries = api_host_and_allow(settings(["--api-allow", "W:127.0.0.1,R:10.0.0.0/8"]))
     assert host == "0.0.0.0" and group_for("127.0.0.1", entries) == "W" and group_for("10.1.2.3", entries) == "R"

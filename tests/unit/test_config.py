@@ -6,8 +6,8 @@ import pytest
 from miner.drivers.kit.usb import UsbId
 
 from miner.app import config as cfg
+from miner.app import settings as st
 from miner.app.cli import main, mining_parser
-from miner.app.operate import load_effective
 from miner.devices.base import DeviceSpec
 
 TOML = """\
@@ -47,33 +47,32 @@ enabled = false
 """
 
 
-def effective(argv, path):
-    parser = mining_parser()
-    args = parser.parse_args(["--config", str(path), *argv])
-    return load_effective(parser, ["--config", str(path), *argv], args)
+def effective(argv, path) -> st.Settings:
+    given = vars(mining_parser().parse_args(["--config", str(path), *argv]))
+    return st.resolve(st.MINE, given)
 
 
 def test_file_values_fill_what_the_command_line_leaves(tmp_path):
     path = tmp_path / "miner.toml"
     path.write_text(TOML)
     e = effective(["--threads", "5", "--api-port", "5000"], path)
-    args, sources = e.args, e.sources
-    assert (args.threads, sources["threads"]) == (5, "cli")  # CLI beats file
-    assert (args.api_port, sources["api_port"]) == (5000, "cli")
-    assert (args.hotplug, sources["hotplug"]) == (7.5, f"file {path}")  # file beats default
-    assert args.status_interval == 9.0 and args.api_listen is True
-    assert args.api_allow == "W:127.0.0.1,R:10.0.0.0/8" and args.http == "127.0.0.1:9090"
-    assert (args.failover_switch_delay, sources["failover_switch_delay"]) == (0.0, "default")
-    assert args.cpu is False and sources["cpu"] == f"file {path}"
-    assert args.devices == ["icarus:/dev/ttyUSB7,frequency=200.0,chips=1"]
-    assert DeviceSpec.parse(args.devices[0]).options == {"frequency": "200.0", "chips": "1"}
+    sources = e.origins
+    assert (e.devices.threads, sources["threads"]) == (5, "cli")  # CLI beats file
+    assert (e.operating.api_port, sources["api_port"]) == (5000, "cli")
+    assert (e.devices.hotplug, sources["hotplug"]) == (7.5, f"file {path}")  # file beats default
+    assert e.run.status_interval == 9.0 and e.operating.api_listen is True
+    assert e.operating.api_allow == "W:127.0.0.1,R:10.0.0.0/8" and e.operating.http == "127.0.0.1:9090"
+    assert (e.pools.failover_switch_delay, sources["failover_switch_delay"]) == (0.0, "default")
+    assert e.devices.cpu is False and sources["cpu"] == f"file {path}"
+    assert e.devices.specs == ("icarus:/dev/ttyUSB7,frequency=200.0,chips=1",)
+    assert DeviceSpec.parse(e.devices.specs[0]).options == {"frequency": "200.0", "chips": "1"}
     assert e.pools_from == f"file {path}"
-    pools = cfg.pool_configs(e.file, args)
+    pools = st.pool_configs(e)
     assert [(p.url, p.user, p.password) for p in pools] == [
         ("stratum+tcp://main.example:3333", "me.one", "pw1"), ("stratum+ssl://backup.example:4444", "me.two", "x")]
     assert pools[0].suggest_difficulty == 0.5 and pools[0].xnsub and not pools[1].xnsub
     # a flag given on the command line for a boolean the file also sets
-    assert effective(["--cpu"], path).args.cpu is True
+    assert effective(["--cpu"], path).devices.cpu is True
 
 
 def test_command_line_pools_replace_the_files(tmp_path):
@@ -81,7 +80,7 @@ def test_command_line_pools_replace_the_files(tmp_path):
     path.write_text(TOML)
     e = effective(["-o", "stratum+tcp://cli.example:1", "-u", "cli"], path)
     assert e.pools_from == "cli"
-    shown = cfg.show(e)
+    shown = st.show(e)
     assert "pool 0: stratum+tcp://cli.example:1 user=cli pass=***" in shown
     assert "main.example" not in shown
 
@@ -107,20 +106,20 @@ def test_cgminer_conf_import(tmp_path):
         "hotplug": "10", "log": "15", "icarus-options": "115200:1:1", "failover-only": True,
     }, indent=1))
     e = effective([], path)
-    args = e.args
-    assert args.api_listen is True and args.api_port == 4030 and args.api_allow == "W:127.0.0.1,R:192.168.1/24"
-    assert args.hotplug == 10.0 and args.status_interval == 15.0
+    api = e.operating
+    assert api.api_listen is True and api.api_port == 4030 and api.api_allow == "W:127.0.0.1,R:192.168.1/24"
+    assert e.devices.hotplug == 10.0 and e.run.status_interval == 15.0
     assert e.file.ignored == ["icarus-options", "failover-only"]
-    pools = cfg.pool_configs(e.file, args)
+    pools = st.pool_configs(e)
     assert [(p.url, p.user, p.password) for p in pools] == [
         ("stratum+tcp://pool.example:3333", "w1", "p1"), ("stratum+tcp://backup.example:3333", "w2", "p2")]
-    assert effective(["--api-port", "1"], path).args.api_port == 1
+    assert effective(["--api-port", "1"], path).operating.api_port == 1
 
 
 def test_cgminer_api_network_allows_reads_from_anywhere(tmp_path):
     path = tmp_path / "cgminer.conf"
     path.write_text('{"api-listen": true, "api-network": true}')
-    assert effective([], path).args.api_allow == "R:0/0"
+    assert effective([], path).operating.api_allow == "R:0/0"
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -218,7 +218,7 @@ def test_unusable_templates_are_one_line_errors(overrides, message):
 
 def test_cpu_chunks_shrink_only_where_blocks_are_cheap():
     from miner.core.targets import DIFF1_TARGET, nbits_to_target
-    from miner.sources.node.solo import MAX_CHUNK, MIN_CHUNK, chunk_for_target
+    from miner.sources.node.gbt import MAX_CHUNK, MIN_CHUNK, chunk_for_target
 
     regtest = chunk_for_target(nbits_to_target(0x207FFFFF))  # a block every ~2 hashes
     assert MIN_CHUNK <= regtest <= 1 << 14

@@ -15,17 +15,15 @@ import contextlib
 import logging
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from miner.core import hashing
-from miner.core.dispatch import Dispatcher
 from miner.core.shares import CheckedNonce, Verdict
 from miner.core.source import JobSink, ResultSink
 from miner.core.stats import ShareStats, format_difficulty
-from miner.core.targets import display_hash, hash_to_int, nbits_to_target, target_to_difficulty
-from miner.core.work import Nonce
+from miner.core.targets import MAX_TARGET, display_hash, nbits_to_target, target_to_difficulty
+from miner.core.work import Job
 from miner.sources.node.address import AddressError, PayoutAddress
 from miner.sources.node.rpc import NodeError, RpcClient, RpcError
 from miner.sources.node.template import BlockTemplate, PreparedTemplate, TemplateError, parse_template, prepare
@@ -34,6 +32,17 @@ log = logging.getLogger(__name__)
 
 GBT_PARAMS = {"rules": ["segwit"], "capabilities": ["longpoll", "coinbasevalue", "proposal"]}
 MAX_LIVE_JOBS = 16
+
+# CPU chunk sizes: the device reports every nonce under the target, and on regtest that is every
+# other hash, so chunks shrink with the difficulty (a block then waits less for the chunk in hand).
+MIN_CHUNK = 1 << 12
+MAX_CHUNK = 1 << 21
+
+
+def chunk_for_target(target: int) -> int:
+    """A CPU chunk of about 4096 expected blocks' worth of hashes, within [MIN_CHUNK, MAX_CHUNK]."""
+    expected = (MAX_TARGET + 1) // (target + 1)
+    return max(MIN_CHUNK, min(MAX_CHUNK, 1 << (expected * 4096).bit_length()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +65,11 @@ class FoundBlock:
 class GbtSource:
     name = "node"
 
-    def __init__(self, rpc: RpcClient, payout: PayoutAddress, dispatcher: Dispatcher, tag: bytes = b"",
+    def __init__(self, rpc: RpcClient, payout: PayoutAddress, tag: bytes = b"",
                  refresh_interval: float = 30.0, poll_interval: float = 1.0, retry_base: float = 0.5,
                  retry_cap: float = 10.0, extranonce1: bytes | None = None):
         self.rpc = rpc
         self.payout = payout
-        self.dispatcher = dispatcher
         self.tag = tag
         self.refresh_interval = refresh_interval
         self.poll_interval = poll_interval
@@ -72,16 +80,21 @@ class GbtSource:
         self.stats = ShareStats()
         # Called with (share, accepted, reject reason) for every block the node answered: per-device stats.
         self.result_listeners: list[ResultSink] = []
-        self._on_job: JobSink = dispatcher.set_job if dispatcher is not None else (lambda job: None)
+        self._on_job: JobSink = lambda job: None  # until the engine binds the source
         self.chain: str | None = None
         self.template: BlockTemplate | None = None
         self.accepted_hashes: list[str] = []  # display hashes of the blocks the node took
         self._jobs: OrderedDict[str, PreparedTemplate] = OrderedDict()
         self._job_counter = 0
-        self._claimed: set[str] = set()  # jobs that already have a block candidate
-        self._live: frozenset[str] = frozenset()  # self._jobs' keys, for the device threads
+        self._job: Job | None = None  # the current job, handed to the engine when it binds
+        # Jobs that had a block candidate, for the device threads (see `wants`); a few kept after
+        # their template is replaced, since the nonces found on them are still in flight.
+        self._spent_order: deque[str] = deque(maxlen=4 * MAX_LIVE_JOBS)
+        self._spent: frozenset[str] = frozenset()
+        self._spent_lock = threading.Lock()
+        # block candidates (and nonces) not sent because their job already had one (regtest: every other hash)
+        self.surplus = 0
         self._submits: set[asyncio.Task] = set()
-        self._claim_lock = threading.Lock()
         self._refresh_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._failures = 0
@@ -140,6 +153,8 @@ class GbtSource:
     def bind(self, on_job: JobSink, on_result: ResultSink) -> None:
         self._on_job = on_job
         self.result_listeners.append(on_result)
+        if self._job is not None:  # the first template came before the engine (it sized the CPU chunks)
+            on_job(self._job)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="gbt")
@@ -154,38 +169,41 @@ class GbtSource:
                 log.warning("the template task did not stop within 5s")
             self._task = None
 
-    # -------------------------------------------------------------------- device side
-    def claim(self, nonce: Nonce) -> bool:
-        """Called from device threads: pass only the first candidate per live job to the share path.
+    # -------------------------------------------------------------------- blocks
+    def wants(self, job_id: str) -> bool:
+        """Called from device threads, before a nonce is queued: False (and counted) once the job
+        has its block candidate. No hashing: this only spares the share path from checking, one
+        by one, the nonces found meanwhile on work that can no longer make a block, which on
+        regtest is half of all hashes. Which candidate is sent is decided in `submit`."""
+        if job_id not in self._spent:
+            return True
+        with self._spent_lock:
+            self.surplus += 1
+        return False
+
+    async def submit(self, share: CheckedNonce) -> None:
+        """Send the first block candidate of each live job to the node; count the rest, unsent.
 
         On a low-difficulty chain every other hash is a block, and any one of them does for a
         template; a second block on the same parent would only compete with the first, and work
-        for a replaced parent is worthless.
+        for a replaced parent is worthless. Only a block claims its job: a board reports far easier
+        nonces (difficulty 1, say), and those are the share path's to count, not this source's.
         """
-        work = self.dispatcher.lookup(nonce.work_id)
-        if work is None:
-            return True  # let the share path report it
-        # Only a block claims its job: a board reports far easier nonces (difficulty 1, say), and
-        # those must neither use up the job nor be dropped before the share path counts them.
-        digest = hashing.sha256d(work.header_for(nonce.nonce, nonce.version, nonce.ntime))
-        if hash_to_int(digest) > work.job.network_target:
-            return True
-        job_id = work.job.job_id
-        with self._claim_lock:
-            if job_id in self._claimed or job_id not in self._live:
-                return False
-            self._claimed.add(job_id)
-            return True
-
-    async def submit(self, share: CheckedNonce) -> None:
-        job = share.work.job
-        prepared = self._jobs.get(job.job_id)
         if share.verdict is not Verdict.BLOCK:
             return  # solo: the share target is the network target, so nothing else reaches here
+        job = share.work.job
+        if job.job_id in self._spent:  # found while the job's first block was on its way
+            with self._spent_lock:
+                self.surplus += 1
+            return
+        prepared = self._jobs.get(job.job_id)
         if prepared is None:
             self.stats.stale += 1
-            log.info("block candidate for a replaced template (height %s) dropped", job.height)
+            log.debug("block candidate for a replaced template (height %s) dropped", job.height)
             return
+        with self._spent_lock:
+            self._spent_order.append(job.job_id)
+            self._spent = frozenset(self._spent_order)
         # A block on its way to the node is finished even if the miner is stopping meanwhile, so
         # that our count of accepted blocks always matches the node's.
         task = asyncio.create_task(self._submit_block(share, prepared))
@@ -290,11 +308,9 @@ class GbtSource:
         self._jobs[job_id] = prepared
         while len(self._jobs) > MAX_LIVE_JOBS:
             self._jobs.popitem(last=False)
-        with self._claim_lock:
-            self._live = frozenset(self._jobs)
-            self._claimed &= self._live
         self.template = template
-        self._on_job(prepared.job(job_id, self.extranonce1, self.name, clean))
+        self._job = prepared.job(job_id, self.extranonce1, self.name, clean)
+        self._on_job(self._job)
 
     async def _run(self) -> None:
         while True:
