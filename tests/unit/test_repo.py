@@ -45,3 +45,52 @@ def test_no_source_refers_to_files_outside_the_repository():
         if path.name == "test_repo.py":
             continue
         assert "shared/protocols" not in path.read_text(errors="replace"), path.relative_to(ROOT)
+
+
+def _module_imports() -> dict[str, tuple[set[str], list[str]]]:
+    """Every project module -> (project modules it imports, `_names` it imports from another module)."""
+    import ast
+
+    modules = {}
+    for base, package in ((ROOT / "miner", "miner"), (ROOT / "drivers", "miner.drivers")):
+        for path in base.rglob("*.py"):
+            parts = [p for p in path.relative_to(base).with_suffix("").parts if p != "__init__"]
+            modules[".".join([package, *parts])] = path
+    graph: dict[str, tuple[set[str], list[str]]] = {}
+    for name, path in modules.items():
+        edges: set[str] = set()
+        private: list[str] = []
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base_name = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base_name = ".".join(anchor + ([node.module] if node.module else []))
+                for alias in node.names:
+                    full = f"{base_name}.{alias.name}"
+                    edges.add(full if full in modules else base_name)
+                    if alias.name.startswith("_") and not alias.name.startswith("__") and base_name in modules:
+                        private.append(f"{alias.name} from {base_name}")
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+        graph[name] = ({e for e in edges if e in modules and e != name}, private)
+    return graph
+
+
+def test_no_import_cycle_and_no_private_imports_among_the_project_modules():
+    graph = _module_imports()
+    assert {name: private for name, (_, private) in graph.items() if private} == {}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:  # depth-first; a module met again on the path is a cycle
+        if name in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(name):], name]))
+        if name in done:
+            return
+        for other in sorted(graph[name][0]):
+            visit(other, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
