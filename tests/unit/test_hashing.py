@@ -1,4 +1,5 @@
 import hashlib
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -117,7 +118,12 @@ def test_midstate_rejects_short_header():
         hashing.midstate(bytes(63))
 
 
+def available_engines() -> set[str]:
+    return {name for name in hashing.all_engines() if hashing._available(hashing._ENGINE_IDS[name])}
+
+
 def test_cpu_without_extensions_runs_portable(monkeypatch):
+    hashing.engines()  # calibrated with what the CPU really has; narrowing it afterwards must still hold
     monkeypatch.setattr(hashing, "_available", lambda engine_id: engine_id == hashing._ENGINE_IDS["portable"])
     assert hashing.engines() == ["portable"]
     assert hashing.best_engine() == "portable"
@@ -128,11 +134,65 @@ def test_cpu_without_extensions_runs_portable(monkeypatch):
     assert hashing.scan(GENESIS_HEADER, nonce - 50, 100, nbits_to_target(0x1D00FFFF)) == [nonce]
 
 
-def test_engines_lists_fastest_first_and_always_portable():
+def test_engines_are_the_available_ones_in_measured_order_and_always_portable():
     names = hashing.engines()
-    assert names[-1] == "portable"
-    order = hashing.all_engines()
-    assert [order.index(n) for n in names] == sorted(order.index(n) for n in names)
+    assert sorted(names) == sorted(available_engines())
+    assert "portable" in names
+    rates = hashing.engine_rates()
+    assert list(rates) == names
+    assert all(mhs > 0 for mhs in rates.values())
+    assert list(rates.values()) == sorted(rates.values(), reverse=True)
+    assert hashing.best_engine() == names[0]
+
+
+@pytest.fixture
+def fake_calibration(monkeypatch):
+    """A fresh, uncalibrated process whose engines measure at made-up speeds (portable fastest,
+    which no real CPU gives: so the order can only have come from the measurement)."""
+    made_up = {"portable": 50.0, "avx2": 40.0, "sha-ni": 30.0, "avx512": 20.0}
+    calls: list[tuple[str, int]] = []
+
+    def measure(engine: str, nonces: int) -> float:
+        calls.append((engine, nonces))
+        return made_up[engine]
+
+    monkeypatch.setattr(hashing, "_rates", None)
+    monkeypatch.setattr(hashing, "_measure_mhs", measure)
+    return made_up, calls
+
+
+def test_engine_order_follows_the_measurement(fake_calibration):
+    made_up, calls = fake_calibration
+    expected = sorted(available_engines(), key=lambda name: -made_up[name])
+    assert hashing.engines() == expected
+    assert hashing.best_engine() == "portable"
+    assert hashing.check_engine(None) == "portable"
+    assert hashing.engine_rates() == {name: made_up[name] for name in expected}
+    assert {engine for engine, _ in calls} == available_engines()
+
+
+def test_calibration_runs_once_per_process(fake_calibration):
+    _, calls = fake_calibration
+    threads = [threading.Thread(target=hashing.engines) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    measured = len(calls)
+    assert measured == len(available_engines()) * (1 + hashing._CALIBRATION_ROUNDS)
+    hashing.engines()
+    hashing.best_engine()
+    hashing.engine_rates()
+    hashing.scan(bytes(80), 0, 10, 1 << 255)
+    assert len(calls) == measured
+
+
+def test_explicit_engines_work_whatever_the_measured_order(fake_calibration, engine):
+    # an engine named by the caller (--engine) is used as asked, even when it measured slowest
+    assert hashing.check_engine(engine) == engine
+    header = bytes(range(80))
+    target = (1 << 250) - 1
+    assert hashing.scan(header, 0, 500, target, engine) == brute_force(header, 0, 500, target)
 
 
 @given(st.integers(min_value=0, max_value=1 << 32), st.integers(min_value=1, max_value=16))
@@ -160,7 +220,6 @@ def test_threaded_scan_equals_single_scan(engine, threads):
 def test_scan_releases_the_gil():
     # While one thread is inside a long C scan, this thread must keep running Python code. Were
     # the GIL held, this thread would stall for a whole call; it may only see scheduler-sized gaps.
-    import threading
     import time
 
     engine = hashing.best_engine()
