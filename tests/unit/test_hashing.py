@@ -262,3 +262,61 @@ def test_sha256_state_after_one_block_is_the_midstate_and_bad_lengths_are_refuse
         hashing.sha256_state_after(b"x" * 65)
     with pytest.raises(ValueError, match="32 bytes"):
         hashing.sha256_state_after(b"", b"short")
+
+
+# Edge cases of the engines' shortcuts: each engine tests only the top word of the hash (H7)
+# before a full check, hashes several nonces per batch (SIMD lanes, interleaved SHA-NI streams)
+# and hands the leftover tail of a range to scalar code.
+
+def hash_value(header: bytes, nonce: int) -> int:
+    return int.from_bytes(dsha(header[:76] + nonce.to_bytes(4, "little")), "little")
+
+
+@pytest.mark.parametrize("position", range(17))  # every lane/stream slot of every engine's batch
+def test_targets_at_the_top_word_boundary(engine, position):
+    # Targets that share the top 32 bits with a nonce's hash: the H7 prefilter passes them all,
+    # only the full comparison can decide, and it must decide exactly (<= target).
+    header = bytes(range(3, 83))
+    start = 1000
+    nonce = start + position
+    value = hash_value(header, nonce)
+    top = value >> 224
+    for target, hit in [(value, True), (value - 1, False), (value + 1, True),
+                        ((top << 224) | ((1 << 224) - 1), True), (top << 224, value == top << 224),
+                        (((top - 1) << 224) | ((1 << 224) - 1), False)]:
+        if target <= 0:
+            continue
+        found = hashing.scan(header, start, 17, target, engine)
+        assert (nonce in found) == hit, (target, hit)
+        assert found == brute_force(header, start, 17, target)
+
+
+def test_ranges_that_are_not_a_multiple_of_the_batch(engine):
+    header = bytes(range(7, 87))
+    target = (1 << 254) - 1  # about one nonce in four
+    for start in (0, 5, 1 << 31):
+        for count in range(1, 40):
+            assert hashing.scan(header, start, count, target, engine) == brute_force(header, start, count, target)
+
+
+def test_ranges_that_end_at_the_top_of_the_nonce_space(engine):
+    header = bytes(range(11, 91))
+    target = (1 << 254) - 1
+    for back in range(1, 40):
+        start = (1 << 32) - back
+        assert hashing.scan(header, start, back, target, engine) == brute_force(header, start, back, target)
+    # big-endian counting (USB sticks) wraps at the same place
+    ms, tail = hashing.midstate(header), header[64:76]
+    for back in (1, 2, 3, 5, 17):
+        start = (1 << 32) - back
+        expected = [n for n in range(start, 1 << 32)
+                    if int.from_bytes(dsha(header[:76] + n.to_bytes(4, "big")), "little") <= target]
+        assert hashing.scan_midstate(ms, tail, start, back, target, engine, nonce_be=True) == expected
+
+
+def test_result_buffer_fills_in_the_middle_of_a_batch(engine):
+    # the C side stops when its buffer is full, wherever that is in a batch, and the binding resumes
+    # there: no nonce lost or repeated at the seam
+    for start in range(5):
+        found = hashing.scan(bytes(80), start, 256 * 3 + 7, (1 << 256) - 1, engine)
+        assert found == list(range(start, start + 256 * 3 + 7))
