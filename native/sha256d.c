@@ -6,7 +6,9 @@
  *   SHA256D_AVX2      8 nonces per batch in 256-bit lanes
  *   SHA256D_AVX512    16 nonces per batch in 512-bit lanes (AVX-512F + BW)
  *   SHA256D_SHANI     the x86 SHA extensions, SHANI_STREAMS nonces interleaved to hide rnds2 latency
- * The x86 engines are compiled with per-function target attributes, so this file needs no
+ *   SHA256D_NEON      aarch64: 4 nonces per batch in 128-bit NEON lanes (any ARMv8-A, e.g. Cortex-A72)
+ *   SHA256D_ARMV8_SHA2  aarch64: the ARMv8 SHA-256 instructions (e.g. Cortex-A76), two nonces interleaved
+ * The x86 and ARM engines are compiled with per-function target attributes, so this file needs no
  * special compiler flags and the same binary runs on a CPU that has none of them.
  *
  * There is no global mutable state: every call works on its own stack, so any number of threads
@@ -22,6 +24,14 @@
 #define SHA256D_X86 1
 #include <cpuid.h>
 #include <immintrin.h>
+#endif
+
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define SHA256D_ARM64 1
+#include <arm_neon.h>
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
 #endif
 
 static const uint32_t K256[64] = {
@@ -551,6 +561,179 @@ static int x86_has(int engine)
 }
 #endif /* SHA256D_X86 */
 
+#ifdef SHA256D_ARM64
+/* ---------------------------------------------------------------- NEON engine, four lanes */
+#define V uint32x4_t
+#define LANES 4
+#define FN(name) name##_neon
+#define ENGINE_TARGET
+#define VSET1(x) vdupq_n_u32((uint32_t)(x))
+#define VADD(a, b) vaddq_u32(a, b)
+/* a rotate is a shift left plus a shift right inserted into it (vsri) */
+#define VROR(x, n) vsriq_n_u32(vshlq_n_u32(x, 32 - (n)), x, n)
+#define BSIG0(x) veorq_u32(veorq_u32(VROR(x, 2), VROR(x, 13)), VROR(x, 22))
+#define BSIG1(x) veorq_u32(veorq_u32(VROR(x, 6), VROR(x, 11)), VROR(x, 25))
+#define SSIG0(x) veorq_u32(veorq_u32(VROR(x, 7), VROR(x, 18)), vshrq_n_u32(x, 3))
+#define SSIG1(x) veorq_u32(veorq_u32(VROR(x, 17), VROR(x, 19)), vshrq_n_u32(x, 10))
+/* bit select: Ch takes f where e is set, else g; Maj takes c where a and b differ, else a */
+#define CH(e, f, g) vbslq_u32(e, f, g)
+#define MAJ(a, b, c) vbslq_u32(veorq_u32(a, b), c, a)
+#define VBSWAP(x) vreinterpretq_u32_u8(vrev32q_u8(vreinterpretq_u8_u32(x)))
+#define VNONCES(start) vaddq_u32(VSET1(start), (uint32x4_t){0, 1, 2, 3})
+#define VLE_MASK(x, t) vaddvq_u32(vandq_u32(vcleq_u32(x, VSET1(t)), (uint32x4_t){1, 2, 4, 8}))
+#include "sha256d_lanes.h"
+
+/* ---------------------------------------------------------------- ARMv8 SHA-2 engine, two streams */
+/*
+ * sha256h/sha256h2 do four rounds on the state held as ABCD and EFGH (lane 0 = A resp. E) and
+ * sha256su0/su1 schedule four message words. The rounds of one nonce are one dependent chain, so
+ * two nonces are interleaved to keep the unit busy.
+ */
+#define ARM_STREAMS 2
+/* GCC 12's arm_neon.h gates the SHA-2 intrinsics on "+crypto" (newer compilers also take "+sha2"). */
+#define ARM_SHA2_TARGET __attribute__((target("+crypto")))
+#define ARM_EACH_STREAM(s) _Pragma("GCC unroll 4") for (int s = 0; s < ARM_STREAMS; s++)
+#define ARM_ROUNDS4(abcd, efgh, wk)                                             \
+    do {                                                                        \
+        uint32x4_t abcd_ = abcd;                                                \
+        abcd = vsha256hq_u32(abcd, efgh, wk);                                   \
+        efgh = vsha256h2q_u32(efgh, abcd_, wk);                                 \
+    } while (0)
+/* the next four message words into m0 from the four groups before them (m0 oldest) */
+#define ARM_SCHED4(m0, m1, m2, m3) m0 = vsha256su1q_u32(vsha256su0q_u32(m0, m1), m2, m3)
+#define ARM_SCHED_ROUNDS(g, m0, m1, m2, m3)                                     \
+    ARM_EACH_STREAM(s) {                                                        \
+        ARM_SCHED4(m0[s], m1[s], m2[s], m3[s]);                                 \
+        ARM_ROUNDS4(abcd[s], efgh[s], vaddq_u32(m0[s], vld1q_u32(K256 + 4 * (g)))); \
+    }
+#define ARM_ROUNDS_16_TO_59()                                                   \
+    ARM_SCHED_ROUNDS(4, w0, w1, w2, w3)                                         \
+    ARM_SCHED_ROUNDS(5, w1, w2, w3, w0)                                         \
+    ARM_SCHED_ROUNDS(6, w2, w3, w0, w1)                                         \
+    ARM_SCHED_ROUNDS(7, w3, w0, w1, w2)                                         \
+    ARM_SCHED_ROUNDS(8, w0, w1, w2, w3)                                         \
+    ARM_SCHED_ROUNDS(9, w1, w2, w3, w0)                                         \
+    ARM_SCHED_ROUNDS(10, w2, w3, w0, w1)                                        \
+    ARM_SCHED_ROUNDS(11, w3, w0, w1, w2)                                        \
+    ARM_SCHED_ROUNDS(12, w0, w1, w2, w3)                                        \
+    ARM_SCHED_ROUNDS(13, w1, w2, w3, w0)                                        \
+    ARM_SCHED_ROUNDS(14, w2, w3, w0, w1)
+
+ARM_SHA2_TARGET
+static uint32_t scan_armv8_sha2(const struct scan_ctx *ctx, uint32_t start, uint64_t count,
+                                uint32_t *found, uint32_t cap, uint64_t *scanned)
+{
+    const uint32x4_t ms_abcd = vld1q_u32(ctx->ms), ms_efgh = vld1q_u32(ctx->ms + 4);
+    const uint32x4_t iv_abcd = vld1q_u32(IV256), iv_efgh = vld1q_u32(IV256 + 4);
+    const uint32x4_t head = {ctx->tail[0], ctx->tail[1], ctx->tail[2], 0};
+    const uint32x4_t pad2_1 = {0x80000000u, 0, 0, 0};   /* W4..W7 of chunk two, W8..W11 of chunk three */
+    const uint32x4_t pad2_3 = {0, 0, 0, 640};           /* W12..W15 of chunk two */
+    const uint32x4_t pad3_3 = {0, 0, 0, 256};           /* W12..W15 of chunk three */
+    const uint32x4_t zero = vdupq_n_u32(0);
+    /* Rounds 0..3 of chunk two are done once per scan; the nonce word W3 adds to A and E only. */
+    const uint32x4_t abcd4 = {ctx->a4, ctx->st4[1], ctx->st4[2], ctx->st4[3]};
+    const uint32x4_t efgh4 = {ctx->e4, ctx->st4[5], ctx->st4[6], ctx->st4[7]};
+    const uint32x4_t lane_0 = {0xffffffffu, 0, 0, 0};
+    const uint32x4_t wk_4 = vaddq_u32(pad2_1, vld1q_u32(K256 + 4)), wk_8 = vld1q_u32(K256 + 8);
+    const uint32x4_t wk_12 = vaddq_u32(pad2_3, vld1q_u32(K256 + 12));
+    const uint32x4_t wk3_8 = vaddq_u32(pad2_1, vld1q_u32(K256 + 8)), wk3_12 = vaddq_u32(pad3_3, vld1q_u32(K256 + 12));
+    const uint32_t top = ctx->target[7];
+    uint32_t n_found = 0;
+    uint64_t i = 0;
+
+    for (; i + ARM_STREAMS <= count; i += ARM_STREAMS) {
+        const uint32_t first = start + (uint32_t)i;
+        uint32x4_t abcd[ARM_STREAMS], efgh[ARM_STREAMS];
+        uint32x4_t w0[ARM_STREAMS], w1[ARM_STREAMS], w2[ARM_STREAMS], w3[ARM_STREAMS];
+        uint32_t h7[ARM_STREAMS];
+
+        /* chunk two: the header tail, the nonce, padding */
+        ARM_EACH_STREAM(s) {
+            uint32_t wn = nonce_word(ctx, first + (uint32_t)s);
+            uint32x4_t wnv = vandq_u32(vdupq_n_u32(wn), lane_0);
+            w0[s] = vsetq_lane_u32(wn, head, 3);
+            w1[s] = pad2_1;
+            w2[s] = zero;
+            w3[s] = pad2_3;
+            abcd[s] = vaddq_u32(abcd4, wnv);
+            efgh[s] = vaddq_u32(efgh4, wnv);
+        }
+        ARM_EACH_STREAM(s) ARM_ROUNDS4(abcd[s], efgh[s], wk_4);
+        ARM_EACH_STREAM(s) ARM_ROUNDS4(abcd[s], efgh[s], wk_8);
+        ARM_EACH_STREAM(s) ARM_ROUNDS4(abcd[s], efgh[s], wk_12);
+        ARM_ROUNDS_16_TO_59()
+        ARM_SCHED_ROUNDS(15, w3, w0, w1, w2)
+
+        /* chunk three: the 32-byte digest (state plus midstate), padding */
+        ARM_EACH_STREAM(s) {
+            w0[s] = vaddq_u32(abcd[s], ms_abcd);
+            w1[s] = vaddq_u32(efgh[s], ms_efgh);
+            w2[s] = pad2_1;
+            w3[s] = pad3_3;
+            abcd[s] = iv_abcd;
+            efgh[s] = iv_efgh;
+        }
+        ARM_EACH_STREAM(s) ARM_ROUNDS4(abcd[s], efgh[s], vaddq_u32(w0[s], vld1q_u32(K256)));
+        ARM_EACH_STREAM(s) ARM_ROUNDS4(abcd[s], efgh[s], vaddq_u32(w1[s], vld1q_u32(K256 + 4)));
+        ARM_EACH_STREAM(s) ARM_ROUNDS4(abcd[s], efgh[s], wk3_8);
+        ARM_EACH_STREAM(s) ARM_ROUNDS4(abcd[s], efgh[s], wk3_12);
+        ARM_ROUNDS_16_TO_59()
+        /*
+         * Rounds 60..63: H at the end is E after round 60, and sha256h2 alone gives the new EFGH,
+         * so the ABCD half of the last four rounds is never computed.
+         */
+        ARM_EACH_STREAM(s) {
+            ARM_SCHED4(w3[s], w0[s], w1[s], w2[s]);
+            efgh[s] = vsha256h2q_u32(efgh[s], abcd[s], vaddq_u32(w3[s], vld1q_u32(K256 + 60)));
+            h7[s] = vgetq_lane_u32(efgh[s], 3) + IV256[7];
+        }
+
+        ARM_EACH_STREAM(s) {
+            if (BSWAP32(h7[s]) <= top && check_nonce(ctx, first + (uint32_t)s)) {
+                found[n_found++] = first + (uint32_t)s;
+                if (n_found == cap) {
+                    *scanned = i + (uint64_t)s + 1;
+                    return n_found;
+                }
+            }
+        }
+    }
+    for (; i < count; i++) {
+        uint32_t nonce = start + (uint32_t)i;
+        if (check_nonce(ctx, nonce)) {
+            found[n_found++] = nonce;
+            if (n_found == cap) {
+                *scanned = i + 1;
+                return n_found;
+            }
+        }
+    }
+    *scanned = count;
+    return n_found;
+}
+
+/* Linux reports the CPU's optional features in the auxiliary vector (asm/hwcap.h values). */
+#define ARM64_HWCAP_ASIMD (1ul << 1)
+#define ARM64_HWCAP_SHA2 (1ul << 6)
+
+static int arm64_has(int engine)
+{
+#if defined(__linux__)
+    unsigned long hwcap = getauxval(AT_HWCAP);
+#else
+    unsigned long hwcap = ARM64_HWCAP_ASIMD; /* NEON is part of every aarch64 ABI; SHA-2 unknown */
+#endif
+    switch (engine) {
+    case SHA256D_NEON:
+        return (hwcap & ARM64_HWCAP_ASIMD) != 0;
+    case SHA256D_ARMV8_SHA2:
+        return (hwcap & ARM64_HWCAP_SHA2) != 0;
+    default:
+        return 0;
+    }
+}
+#endif /* SHA256D_ARM64 */
+
 int sha256d_engine_available(int engine)
 {
     if (engine == SHA256D_PORTABLE)
@@ -570,6 +753,9 @@ int sha256d_engine_available(int engine)
         known = bits;
     }
     return engine >= SHA256D_AVX2 && engine <= SHA256D_SHANI && ((bits >> (1 + engine)) & 1);
+#elif defined(SHA256D_ARM64)
+    /* getauxval is a plain memory read: no need to keep its answer */
+    return arm64_has(engine);
 #else
     return 0;
 #endif
@@ -614,6 +800,12 @@ static uint32_t scan_with(int engine, const struct scan_ctx *ctx_, uint32_t star
         return scan_avx2(&ctx, start, count, found, cap, scanned);
     case SHA256D_AVX512:
         return scan_avx512(&ctx, start, count, found, cap, scanned);
+#endif
+#ifdef SHA256D_ARM64
+    case SHA256D_NEON:
+        return scan_neon(&ctx, start, count, found, cap, scanned);
+    case SHA256D_ARMV8_SHA2:
+        return scan_armv8_sha2(&ctx, start, count, found, cap, scanned);
 #endif
     default:
         return scan_portable(&ctx, start, count, found, cap, scanned);

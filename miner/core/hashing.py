@@ -14,11 +14,14 @@ from miner._sha256d import ffi, lib
 from miner.core.targets import MAX_TARGET, NONCE_SPACE
 
 # Every engine the core knows. Which is fastest depends on the CPU (SHA-NI beats AVX2 on Zen 3,
-# AVX-512 beats both on Zen 4), so the order engines() gives is measured, not this one.
+# AVX-512 beats both on Zen 4), so the order engines() gives is measured, not this one. On x86 the
+# ARM engines are never available, on aarch64 the x86 ones.
 _ENGINE_IDS: dict[str, int] = {
     "avx512": lib.SHA256D_AVX512,
     "sha-ni": lib.SHA256D_SHANI,
     "avx2": lib.SHA256D_AVX2,
+    "armv8-sha2": lib.SHA256D_ARMV8_SHA2,  # aarch64 with the SHA-2 instructions (Cortex-A76, Pi 5)
+    "neon": lib.SHA256D_NEON,  # any aarch64 (Cortex-A72, Pi 4)
     "portable": lib.SHA256D_PORTABLE,
 }
 

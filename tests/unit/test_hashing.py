@@ -127,7 +127,7 @@ def test_cpu_without_extensions_runs_portable(monkeypatch):
     monkeypatch.setattr(hashing, "_available", lambda engine_id: engine_id == hashing._ENGINE_IDS["portable"])
     assert hashing.engines() == ["portable"]
     assert hashing.best_engine() == "portable"
-    for name in ("avx2", "avx512", "sha-ni"):
+    for name in ("avx2", "avx512", "sha-ni", "neon", "armv8-sha2"):
         with pytest.raises(ValueError, match="engine: this CPU cannot run"):
             hashing.scan(bytes(80), 0, 10, 1 << 255, name)
     nonce = GENESIS["nonce"]
@@ -149,7 +149,7 @@ def test_engines_are_the_available_ones_in_measured_order_and_always_portable():
 def fake_calibration(monkeypatch):
     """A fresh, uncalibrated process whose engines measure at made-up speeds (portable fastest,
     which no real CPU gives: so the order can only have come from the measurement)."""
-    made_up = {"portable": 50.0, "avx2": 40.0, "sha-ni": 30.0, "avx512": 20.0}
+    made_up = {"portable": 50.0, "avx2": 40.0, "sha-ni": 30.0, "avx512": 20.0, "neon": 45.0, "armv8-sha2": 35.0}
     calls: list[tuple[str, int]] = []
 
     def measure(engine: str, nonces: int) -> float:
