@@ -7,7 +7,7 @@ from cffi import FFI
 ffibuilder = FFI()
 ffibuilder.cdef(
     """
-    enum { SHA256D_PORTABLE, SHA256D_AVX2, SHA256D_AVX512, SHA256D_SHANI };
+    enum { SHA256D_PORTABLE, SHA256D_AVX2, SHA256D_AVX512, SHA256D_SHANI, SHA256D_NEON, SHA256D_ARMV8_SHA2 };
     void sha256d_hash(const uint8_t *data, size_t len, uint8_t out[32]);
     void sha256d_midstate(const uint8_t header[64], uint8_t out[32]);
     void sha256_blocks(uint8_t state[32], const uint8_t *data, size_t nblocks);

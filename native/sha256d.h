@@ -10,6 +10,8 @@ enum {
     SHA256D_AVX2 = 1,
     SHA256D_AVX512 = 2,
     SHA256D_SHANI = 3,
+    SHA256D_NEON = 4,
+    SHA256D_ARMV8_SHA2 = 5,
 };
 
 /* sha256(sha256(data)) in digest byte order. */

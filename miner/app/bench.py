@@ -108,4 +108,12 @@ def format_table(results: list[Result]) -> str:
     for r in results:
         per_thread = r.mhs / r.threads
         lines.append(f"{r.engine:<14} {r.threads:>7} {r.mhs:>10.2f} {per_thread:>10.2f} {r.ratio:>10.1f}")
+    lines.append("")
+    lines.append(measured_order())
     return "\n".join(lines)
+
+
+def measured_order() -> str:
+    """The engine order the miner picks from: its ~50 ms start-up calibration, fastest first."""
+    order = " > ".join(f"{name} ({mhs:.1f} MH/s)" for name, mhs in hashing.engine_rates().items())
+    return f"engine order from the start-up calibration (one thread, fastest first): {order}"
