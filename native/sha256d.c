@@ -285,6 +285,43 @@ static int check_nonce(const struct scan_ctx *ctx, uint32_t nonce)
     return 1;
 }
 
+/* The nonces after the last whole batch of lanes or streams, checked one by one in full. */
+static uint32_t scan_tail(const struct scan_ctx *ctx, uint32_t start, uint64_t i, uint64_t count,
+                          uint32_t *found, uint32_t n_found, uint32_t cap, uint64_t *scanned)
+{
+    for (; i < count; i++) {
+        uint32_t nonce = start + (uint32_t)i;
+        if (check_nonce(ctx, nonce)) {
+            found[n_found++] = nonce;
+            if (n_found == cap) {
+                *scanned = i + 1;
+                return n_found;
+            }
+        }
+    }
+    *scanned = count;
+    return n_found;
+}
+
+/*
+ * The stream engines' test: a stream whose H7 passes the target's top word is checked in full.
+ * Returns 1 when the result buffer filled (*scanned then says how far the scan got).
+ */
+static inline int take_streams(const struct scan_ctx *ctx, uint32_t first, const uint32_t *h7, int streams,
+                               uint64_t i, uint32_t *found, uint32_t *n_found, uint32_t cap, uint64_t *scanned)
+{
+    for (int s = 0; s < streams; s++) {
+        if (BSWAP32(h7[s]) <= ctx->target[7] && check_nonce(ctx, first + (uint32_t)s)) {
+            found[(*n_found)++] = first + (uint32_t)s;
+            if (*n_found == cap) {
+                *scanned = i + (uint64_t)s + 1;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- portable engine */
 /*
  * With GCC or clang, generic vector extensions give eight lanes that the compiler maps to whatever
@@ -476,7 +513,6 @@ static uint32_t scan_shani(const struct scan_ctx *ctx, uint32_t start, uint64_t 
     const __m128i pre24 = _mm_sha256msg1_epu32(zero, pad2_3);
     const __m128i pre28 = _mm_sha256msg1_epu32(pad2_3, w16_19);
     const __m128i pre3_24 = _mm_sha256msg1_epu32(pad2_1, pad3_3);
-    const uint32_t top = ctx->target[7];
     uint32_t n_found = 0;
     uint64_t i = 0;
 
@@ -539,29 +575,10 @@ static uint32_t scan_shani(const struct scan_ctx *ctx, uint32_t start, uint64_t 
             h7[s] = (uint32_t)_mm_cvtsi128_si32(cdgh[s]) + IV256[7];
         }
 
-        EACH_STREAM(s) {
-            if (BSWAP32(h7[s]) <= top && check_nonce(ctx, first + (uint32_t)s)) {
-                found[n_found++] = first + (uint32_t)s;
-                if (n_found == cap) {
-                    *scanned = i + (uint64_t)s + 1;
-                    return n_found;
-                }
-            }
-        }
+        if (take_streams(ctx, first, h7, SHANI_STREAMS, i, found, &n_found, cap, scanned))
+            return n_found;
     }
-    /* The tail shorter than one group of streams goes through the scalar check. */
-    for (; i < count; i++) {
-        uint32_t nonce = start + (uint32_t)i;
-        if (check_nonce(ctx, nonce)) {
-            found[n_found++] = nonce;
-            if (n_found == cap) {
-                *scanned = i + 1;
-                return n_found;
-            }
-        }
-    }
-    *scanned = count;
-    return n_found;
+    return scan_tail(ctx, start, i, count, found, n_found, cap, scanned);
 }
 
 static uint64_t xgetbv0(void)
@@ -672,7 +689,6 @@ static uint32_t scan_armv8_sha2(const struct scan_ctx *ctx, uint32_t start, uint
     const uint32x4_t wk_4 = vaddq_u32(pad2_1, vld1q_u32(K256 + 4)), wk_8 = vld1q_u32(K256 + 8);
     const uint32x4_t wk_12 = vaddq_u32(pad2_3, vld1q_u32(K256 + 12));
     const uint32x4_t wk3_8 = vaddq_u32(pad2_1, vld1q_u32(K256 + 8)), wk3_12 = vaddq_u32(pad3_3, vld1q_u32(K256 + 12));
-    const uint32_t top = ctx->target[7];
     uint32_t n_found = 0;
     uint64_t i = 0;
 
@@ -723,28 +739,10 @@ static uint32_t scan_armv8_sha2(const struct scan_ctx *ctx, uint32_t start, uint
             h7[s] = vgetq_lane_u32(efgh[s], 3) + IV256[7];
         }
 
-        ARM_EACH_STREAM(s) {
-            if (BSWAP32(h7[s]) <= top && check_nonce(ctx, first + (uint32_t)s)) {
-                found[n_found++] = first + (uint32_t)s;
-                if (n_found == cap) {
-                    *scanned = i + (uint64_t)s + 1;
-                    return n_found;
-                }
-            }
-        }
+        if (take_streams(ctx, first, h7, ARM_STREAMS, i, found, &n_found, cap, scanned))
+            return n_found;
     }
-    for (; i < count; i++) {
-        uint32_t nonce = start + (uint32_t)i;
-        if (check_nonce(ctx, nonce)) {
-            found[n_found++] = nonce;
-            if (n_found == cap) {
-                *scanned = i + 1;
-                return n_found;
-            }
-        }
-    }
-    *scanned = count;
-    return n_found;
+    return scan_tail(ctx, start, i, count, found, n_found, cap, scanned);
 }
 
 /* Linux reports the CPU's optional features in the auxiliary vector (asm/hwcap.h values). */

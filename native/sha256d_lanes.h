@@ -294,19 +294,7 @@ static uint32_t FN(scan)(const struct scan_ctx *ctx, uint32_t start, uint64_t co
         }
         nonces = VADD(nonces, VSET1((uint32_t)LANES));
     }
-    /* The tail shorter than one batch goes through the scalar check. */
-    for (; i < count; i++) {
-        uint32_t nonce = start + (uint32_t)i;
-        if (check_nonce(ctx, nonce)) {
-            found[n_found++] = nonce;
-            if (n_found == cap) {
-                *scanned = i + 1;
-                return n_found;
-            }
-        }
-    }
-    *scanned = count;
-    return n_found;
+    return scan_tail(ctx, start, i, count, found, n_found, cap, scanned);
 }
 
 #undef RND
