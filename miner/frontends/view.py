@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from miner import USER_AGENT, __version__
 from miner.core.stats import ShareStats
 from miner.devices.base import Device, DeviceError, DeviceState
+from miner.sources.stratum.failover import PoolManager
 
 if TYPE_CHECKING:
     from miner.core.engine import Miner
     from miner.frontends.persist import StatsStore
     from miner.sources.stratum.connection import PoolConnection
-    from miner.sources.stratum.failover import PoolManager
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,9 @@ class MinerView:
     # ------------------------------------------------------------ what there is
     @property
     def pool_manager(self) -> PoolManager | None:
+        """The pools, when that is what the miner mines (pool commands answer "no pools" otherwise)."""
         source = self.miner.source
-        return source if hasattr(source, "switch_pool") else None  # type: ignore[return-value]
+        return source if isinstance(source, PoolManager) else None
 
     @property
     def devices(self) -> list[Device]:
