@@ -69,6 +69,9 @@ class IcarusEmulator:
         self.jobs: list[p.WorkPacket] = []
         self.commands: list[p.Command] = []
         self.sent: list[Sent] = []
+        # Hashes really done, so tests can expect nonces from the work done, not from the clock: a loaded
+        # CPU hashes slower than the emulated rate.
+        self.hashes_scanned = 0
         self.dropped_partial = 0
         # faults
         self._wrong_nonces = 0
@@ -212,8 +215,11 @@ class IcarusEmulator:
             return self._generation != generation or self._stop.is_set()
 
         def scanner(first: int, size: int) -> list[int]:
-            return hashing.scan_midstate(packet.midstate, packet.tail, first, size, self.target, self.engine,
-                                         nonce_be=True)
+            found = hashing.scan_midstate(packet.midstate, packet.tail, first, size, self.target, self.engine,
+                                          nonce_be=True)
+            with self._lock:
+                self.hashes_scanned += size
+            return found
 
         for found in paced_scan(b"", self.target, rate, start, count, stale, scanner=scanner):
             if not wait_until(found.due, stale, step=0.005):
