@@ -16,6 +16,7 @@ from miner.drivers.avalon.packets import (
     STATUS,
     STATUS_FREQ,
     WORK,
+    EightWords,
     Family,
     Packet,
     PacketError,
@@ -25,9 +26,11 @@ from miner.drivers.avalon.packets import (
 
 
 @dataclass(frozen=True, slots=True)
-class StatusM:
+class StatusM(EightWords):
     """avalonm STATUS_M: eight BE32 fields (nano 2.0: [0] is the current frequency in MHz,
     [20] the temperature in °C; a zero voltage is a power-off notice)."""
+
+    PACKET_TYPE = STATUS
 
     spi_speed: int
     led: int
@@ -38,14 +41,6 @@ class StatusM:
     adc: int
     power_good: int
 
-    def to_packet(self, opt: int = 0) -> Packet:
-        return Packet(STATUS, be32_words(self.spi_speed, self.led, self.fan, self.voltage, self.vcore_adc,
-                                     self.temperature, self.adc, self.power_good), opt)
-
-    @classmethod
-    def from_packet(cls, packet: Packet) -> StatusM:
-        expect_type(packet, STATUS)
-        return cls(*(packet.word(i) for i in range(0, 32, 4)))
 
 
 def avalonm_voltage_word(mv: int) -> int:

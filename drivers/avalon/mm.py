@@ -28,6 +28,7 @@ from miner.drivers.avalon.packets import (
     STATUS_LW,
     SYNC,
     TARGET,
+    EightWords,
     Family,
     Packet,
     be32_words,
@@ -300,8 +301,10 @@ class Status7:
 
 
 @dataclass(frozen=True, slots=True)
-class Status4:
+class Status4(EightWords):
     """Avalon4/4.1/6 STATUS. `frequency` is as sent (×3968/65 gives MHz); `voltage` is encoded."""
+
+    PACKET_TYPE = STATUS
 
     temperature: int
     fan: int
@@ -312,14 +315,6 @@ class Status4:
     power_good: int
     error_code: int
 
-    def to_packet(self, opt: int = 0) -> Packet:
-        return Packet(STATUS, be32_words(self.temperature, self.fan, self.frequency, self.voltage, self.local_works,
-                                     self.hw_errors, self.power_good, self.error_code), opt)
-
-    @classmethod
-    def from_packet(cls, packet: Packet) -> Status4:
-        expect_type(packet, STATUS)
-        return cls(*(packet.word(i) for i in range(0, 32, 4)))
 
     @property
     def frequency_mhz(self) -> float:

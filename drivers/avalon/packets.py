@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from typing import ClassVar, Self
 
 from miner.drivers.kit.crc import crc16_xmodem
 
@@ -204,6 +205,22 @@ def expect_type(packet: Packet, *types: int) -> None:
     if packet.type not in types:
         names = "/".join(f"0x{t:02x}" for t in types)
         raise PacketError(f"MM packet: type 0x{packet.type:02x}, expected {names}")
+
+
+class EightWords:
+    """A frozen dataclass whose eight int fields are a packet's 32 data bytes, BE32 each, in field
+    order (the STATUS replies of several generations). Subclasses set PACKET_TYPE."""
+
+    __slots__ = ()
+    PACKET_TYPE: ClassVar[int]
+
+    def to_packet(self, opt: int = 0) -> Packet:
+        return Packet(self.PACKET_TYPE, be32_words(*astuple(self)), opt)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_packet(cls, packet: Packet) -> Self:
+        expect_type(packet, cls.PACKET_TYPE)
+        return cls(*(packet.word(i) for i in range(0, 32, 4)))
 
 
 # ------------------------------------------------------------------------------------ detection, polling
