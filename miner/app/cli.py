@@ -118,8 +118,8 @@ def pool_configs(args: argparse.Namespace) -> list:
             user = args.user[i]
         if i < len(args.password):
             password = args.password[i]
-        if not user:
-            raise ValueError(f"pool {url}: no user given (-u)")
+        if not user and not parse_pool_url(url).user:
+            raise ValueError(f"pool {url}: no user given (-u, or stratum+tcp://user:pass@host:port)")
         configs.append(PoolConfig(url=url, user=user, password=password,
                                   suggest_difficulty=args.suggest_diff,
                                   version_rolling=not args.no_version_rolling,

@@ -683,3 +683,41 @@ def test_show_message_is_shown_at_the_default_level(caplog):
     caplog.set_level(logging.WARNING)
     session.receive_data(b'{"id":null,"method":"client.show_message","params":["Authorised, welcome!"]}\n', 0.0)
     assert "pool0 says: Authorised, welcome!" in caplog.text
+
+
+# ------------------------------------------------------------------------------------ credentials, backoff, tls
+def test_credentials_in_the_url_stand_in_for_user_and_password():
+    url = parse_pool_url("stratum+tcp://bc1qworker.rig1:s%40cret@pool.example.com:3333")
+    assert (url.host, url.port, url.user, url.password) == ("pool.example.com", 3333, "bc1qworker.rig1", "s@cret")
+    assert "s@cret" not in str(url) and "s%40cret" not in str(url)
+    config = PoolConfig("stratum+tcp://bc1qworker.rig1:s%40cret@pool.example.com:3333", "")
+    assert (config.user, config.password) == ("bc1qworker.rig1", "s@cret")
+    session = ss.StratumSession(config, "pool0", TIMEOUTS, AGENT)
+    session.connection_made(0.0)
+    assert b'"mining.authorize","params":["bc1qworker.rig1","s@cret"]' in session.data_to_send()
+    # a user given on its own (-u/-p) wins
+    given = PoolConfig("stratum+tcp://a:b@pool.example.com:3333", "other", "pw")
+    assert (given.user, given.password) == ("other", "pw")
+    assert parse_pool_url("pool.example.com:3333").user is None
+
+
+def test_a_dead_pool_is_probed_at_least_every_10_seconds():
+    rng = random.Random(3)
+    assert Timeouts().backoff_cap == 10.0
+    assert max(backoff_delay(n, Timeouts().backoff_base, Timeouts().backoff_cap, rng) for n in range(1, 30)) <= 10.0
+
+
+def test_a_missing_tls_ca_file_is_one_line_once_and_no_retries(caplog, tmp_path):
+    import asyncio
+
+    async def main() -> PoolConnection:
+        config = PoolConfig("stratum+ssl://127.0.0.1:1", "w", ca_file=str(tmp_path / "missing.pem"))
+        pool = PoolConnection(config, "pool0", lambda p, j: None, lambda p: None, TIMEOUTS, AGENT)
+        pool.start()
+        await asyncio.wait_for(pool.wait_ended(), 2.0)  # it ends by itself: nothing to retry
+        return pool
+    caplog.set_level(logging.WARNING)
+    pool = asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "missing.pem" in r.getMessage()]
+    assert len(lines) == 1 and "not found" in lines[0]
+    assert pool.sessions == 0 and "missing.pem" in pool.last_error

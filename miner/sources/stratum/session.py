@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from miner import USER_AGENT
+from miner.core.lograte import LogLimiter
 from miner.core.shares import CheckedNonce
 from miner.core.stats import ShareStats, format_difficulty
 from miner.core.targets import difficulty_to_target, hash_to_int
@@ -194,6 +195,7 @@ class StratumSession:
         self._last_data = 0.0
         self._last_job = 0.0
         self._job_this_connection = False  # a job came after this connection's subscribe
+        self._log_limit = LogLimiter(log)  # a flood of stale shares is one line per interval
         self.version_rule = "delta"  # see VERSION_RULES
         self._rule_known = False  # a rolled share of an ambiguous job was accepted under version_rule
 
@@ -416,25 +418,29 @@ class StratumSession:
     def _offer(self, share: CheckedNonce, now: float, out: list[SessionEvent]) -> None:
         job = share.work.job
         if not self._is_live(share):
-            log.info("%s: stale share for job %s (the pool has moved on), not sent", self.name, job.job_id)
+            self._log_limit.log(now, logging.INFO, "stale", "%s: stale share for job %s (the pool has moved on), "
+                                "not sent", self.name, job.job_id)
             out.append(ShareStale(share))
             return
         if not self._meets_new_difficulty(share):
-            log.info("%s: share %08x below the new difficulty %s, not sent", self.name, share.nonce.nonce,
-                     format_difficulty(float(self._pending_difficulty or 0)))
+            self._log_limit.log(now, logging.INFO, "too-easy", "%s: share %08x below the new difficulty %s, not sent",
+                                self.name, share.nonce.nonce, format_difficulty(float(self._pending_difficulty or 0)))
             out.append(ShareTooEasy(share))
             return
         key = share_key(share)
         if key in self._sent_keys:
-            log.info("%s: duplicate share %08x not sent again", self.name, share.nonce.nonce)
+            self._log_limit.log(now, logging.INFO, "duplicate", "%s: duplicate share %08x not sent again", self.name,
+                                share.nonce.nonce)
             out.append(ShareDuplicate(share))
             return
         if not self.authorized or self._proto is None:
             if len(self.held) >= MAX_HELD_SHARES:
-                log.warning("%s: too many shares held while down; oldest counted stale", self.name)
+                self._log_limit.log(now, logging.WARNING, "held-full", "%s: too many shares held while down; oldest "
+                                    "counted stale", self.name)
                 out.append(ShareStale(self.held.pop(0)))
             self.held.append(share)
-            log.info("%s: pool down, share %08x held until it is back", self.name, share.nonce.nonce)
+            self._log_limit.log(now, logging.INFO, "held", "%s: pool down, share %08x held until it is back",
+                                self.name, share.nonce.nonce)
             out.append(ShareHeld(share))
             return
         self._send_submit(share, key, now, out)
