@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 256  # nonces checked between yields to the loop: stop, timers and sockets stay live in a flood
-DRAIN_SECONDS = 1.0  # at stop, queued nonces are checked for this long at most; the rest are shed
+DRAIN_SECONDS = 0.5  # at stop, queued nonces are checked for this long at most; the rest are shed
 
 
 def device_line(device: Device) -> str:
