@@ -146,3 +146,24 @@ def test_a_clean_job_reaches_every_thread_long_before_a_full_chunk_would_end():
         device.stop()
     full_chunk = DEFAULT_CHUNK / rate
     assert sorted(latencies)[2] < max(0.02, full_chunk / 4), (latencies, full_chunk)
+
+
+def test_many_more_threads_than_cores_warn_and_still_stop_quickly(caplog):
+    """`-t 500` on 2 cores: one warning, and stop within its 2 s bound (old 2^21-nonce scans shared
+    by hundreds of threads kept each thread in one scan for many seconds)."""
+    import logging
+
+    from miner.devices.cpu import default_threads
+    caplog.set_level(logging.WARNING)
+    dispatcher = Dispatcher()
+    dispatcher.set_job(sandbox_job(difficulty=1e6))
+    threads = 100 * default_threads()
+    device = CpuDevice(DispatcherWorkSource(dispatcher), lambda n: None, threads=threads)
+    assert sum("more threads than cores" in r.getMessage() for r in caplog.records) == 1
+    device.start()
+    deadline = time.monotonic() + 20
+    while device.stats.hashes.total < threads * 4096 and time.monotonic() < deadline:
+        time.sleep(0.05)  # every thread is into its scans
+    began = time.monotonic()
+    device.stop()
+    assert time.monotonic() - began < 3.0

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 OUR_VERSION_MASK = 0x1FFFFFE0
 MAX_LIVE_JOBS = 64
 MAX_HELD_SHARES = 1000
+MAX_SENT_KEYS = 100_000  # shares remembered against duplicates (a device repeating one is recent)
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -186,7 +187,7 @@ class StratumSession:
         self._pending_difficulty: Fraction | None = None
         self._pending_extranonce: tuple[bytes, int] | None = None
         self._submitted: dict[int, _Submitted] = {}
-        self._sent_keys: set[tuple] = set()
+        self._sent_keys: dict[tuple, None] = {}  # insertion-ordered: the oldest are forgotten first
         self._proto: sp.StratumProtocol | None = None
         self._ended = False  # a SessionFailed/Redirected came out: nothing more from this connection
         self._alive = False  # PoolAlive came out on this connection
@@ -245,7 +246,7 @@ class StratumSession:
         self._proto = None
         self.authorized = False
         for entry in self._submitted.values():
-            self._sent_keys.discard(share_key(entry.share))
+            self._sent_keys.pop(share_key(entry.share), None)
             self.held.append(entry.share)
         self._submitted.clear()
 
@@ -466,7 +467,9 @@ class StratumSession:
                                         share.ntime, share.nonce.nonce, self.version_bits(share))
         rule = self.version_rule if self.rule_matters(share) else None
         self._submitted[request_id] = _Submitted(share, now, rule)
-        self._sent_keys.add(key)
+        self._sent_keys[key] = None
+        if len(self._sent_keys) > MAX_SENT_KEYS:  # a flood with no clean job: forget the oldest
+            del self._sent_keys[next(iter(self._sent_keys))]
         out.append(ShareSent(share, request_id))
 
     def _send_held(self, now: float, out: list[SessionEvent]) -> None:
@@ -510,7 +513,7 @@ class StratumSession:
         self.version_rule = "bits" if self.version_rule == "delta" else "delta"
         log.warning("%s: the pool rebuilds the version another way; sending version bits by the %r rule now",
                     self.name, self.version_rule)
-        self._sent_keys.discard(share_key(share))
+        self._sent_keys.pop(share_key(share), None)
         if self.connected and self.authorized:
             self._offer(share, now, out)  # the same share again, as this pool reads it
 
