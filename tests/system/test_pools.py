@@ -116,7 +116,8 @@ async def test_vardiff_down_to_1e_9_floods_but_stays_bounded_and_stops_quickly()
         assert len(miner.nonces) <= miner.nonces.limit
         took = await stop_and_compare(pool, manager, miner, task)
     assert took < 2 + 3  # the devices stop and the queue drains in under 2 s; answers get up to 3 s
-    assert pool_counts(pool)[1] == 0
+    # none invalid: the only refusals can be shares that crossed the clean notify on the wire
+    assert {s.reason for s in pool.submits if not s.accepted} <= {"Job not found"}
 
 
 async def test_clean_jobs_five_times_a_second():
