@@ -721,3 +721,17 @@ def test_a_missing_tls_ca_file_is_one_line_once_and_no_retries(caplog, tmp_path)
     lines = [r.getMessage() for r in caplog.records if "missing.pem" in r.getMessage()]
     assert len(lines) == 1 and "not found" in lines[0]
     assert pool.sessions == 0 and "missing.pem" in pool.last_error
+
+
+def test_a_share_refused_under_both_rules_is_sent_again_only_once():
+    session, job = mining_version(REGTEST_VERSION)
+    rolled = share(job, 7, version=REGTEST_VERSION | 0x6000)
+    session.offer(rolled, 0.0)
+    session.data_to_send()
+    events = session.receive_data(reply(4, "null", '[23,"Low difficulty share",null]'), 0.1)
+    assert kinds(events) == ["ShareAnswered", "ShareSent"] and session.version_rule == "bits"
+    session.data_to_send()
+    # refused again: the share was bad under both readings; no third try, and the first rule stays
+    events = session.receive_data(reply(5, "null", '[23,"Low difficulty share",null]'), 0.2)
+    assert kinds(events) == ["ShareAnswered"] and session.version_rule == "delta"
+    assert session.data_to_send() == b""

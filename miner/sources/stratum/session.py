@@ -145,6 +145,7 @@ class _Submitted:
     share: CheckedNonce
     sent_at: float
     version_rule: str | None = None  # the rule the sixth parameter was written with, if it mattered
+    retry: bool = False  # sent again under the other rule after an over-target reject
 
 
 # How a pool rebuilds the header version from the sixth mining.submit parameter `bits`
@@ -499,7 +500,13 @@ class StratumSession:
                         f" (code {event.code})" if event.code is not None else "")
             out.append(ShareAnswered(share, False, reason, event.code, latency))
             if self._other_rule_may_fix(entry, event):
-                self._switch_rule(share, now, out)
+                if entry.retry:
+                    # refused under both rules: the share itself was bad, not our rule; keep the first
+                    self.version_rule = "bits" if self.version_rule == "delta" else "delta"
+                    log.info("%s: share %08x refused under both version rules; keeping %r", self.name,
+                             share.nonce.nonce, self.version_rule)
+                else:
+                    self._switch_rule(share, now, out)
 
     def _other_rule_may_fix(self, entry: _Submitted, event: sp.SubmitResult) -> bool:
         """A share of an ambiguous job refused as over target under a rule not yet confirmed: the pool
@@ -515,7 +522,10 @@ class StratumSession:
                     self.name, self.version_rule)
         self._sent_keys.pop(share_key(share), None)
         if self.connected and self.authorized:
-            self._offer(share, now, out)  # the same share again, as this pool reads it
+            self._offer(share, now, out)  # the same share again, as this pool reads it (once)
+            for entry in self._submitted.values():
+                if entry.share is share:
+                    entry.retry = True
 
     def _reconnect(self, host: str | None, port: int | None, wait: float, out: list[SessionEvent]) -> None:
         new_host = host or self.target[0]
