@@ -735,3 +735,15 @@ def test_a_share_refused_under_both_rules_is_sent_again_only_once():
     events = session.receive_data(reply(5, "null", '[23,"Low difficulty share",null]'), 0.2)
     assert kinds(events) == ["ShareAnswered"] and session.version_rule == "delta"
     assert session.data_to_send() == b""
+
+
+def test_answers_are_logged_one_a_second_at_most(caplog):
+    caplog.set_level(logging.INFO)
+    session, job = mining()
+    for n in range(5):  # five answers within 0.4 s: one line
+        session.offer(share(job, n + 1), n * 0.1)
+        session.receive_data(reply(4 + n), n * 0.1)
+    session.offer(share(job, 99), 1.5)
+    session.receive_data(reply(9), 1.5)
+    lines = [r.getMessage() for r in caplog.records if "accepted" in r.getMessage()]
+    assert len(lines) == 2 and lines[1].endswith("(and 4 more like it in the last 1 s)")

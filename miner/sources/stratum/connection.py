@@ -32,7 +32,7 @@ protocol_log = logging.getLogger("miner.protocol")
 protocol_log.setLevel(logging.WARNING)
 
 
-STOP_ANSWER_WAIT = 3.0  # seconds a stop waits for submits in flight
+STOP_ANSWER_WAIT = 2.0  # seconds a stop waits for submits in flight
 
 
 class PoolError(Exception):

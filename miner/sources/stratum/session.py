@@ -198,6 +198,7 @@ class StratumSession:
         self._last_job = 0.0
         self._job_this_connection = False  # a job came after this connection's subscribe
         self._log_limit = LogLimiter(log)  # a flood of stale shares is one line per interval
+        self._answer_log = LogLimiter(log, interval=1.0)  # answers: every one at a normal pace, 1/s in a flood
         self.version_rule = "delta"  # see VERSION_RULES
         self._rule_known = False  # a rolled share of an ambiguous job was accepted under version_rule
 
@@ -491,13 +492,13 @@ class StratumSession:
             if entry.version_rule is not None and not self._rule_known:
                 self._rule_known = True
                 log.info("%s: the pool rebuilds versions by the %r rule", self.name, entry.version_rule)
-            log.info("%s: accepted %08x diff %s (%.0f ms)", self.name, share.nonce.nonce,
-                     format_difficulty(share.difficulty), latency * 1000)
+            self._answer_log.log(now, logging.INFO, "accepted", "%s: accepted %08x diff %s (%.0f ms)", self.name,
+                                 share.nonce.nonce, format_difficulty(share.difficulty), latency * 1000)
             out.append(ShareAnswered(share, True, None, event.code, latency))
         else:
             reason = event.reason or "rejected"
-            log.warning("%s: rejected %08x: %s%s", self.name, share.nonce.nonce, reason,
-                        f" (code {event.code})" if event.code is not None else "")
+            self._answer_log.log(now, logging.WARNING, "rejected", "%s: rejected %08x: %s%s", self.name,
+                                 share.nonce.nonce, reason, f" (code {event.code})" if event.code is not None else "")
             out.append(ShareAnswered(share, False, reason, event.code, latency))
             if self._other_rule_may_fix(entry, event):
                 if entry.retry:
