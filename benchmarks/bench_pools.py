@@ -114,7 +114,9 @@ async def flood(seconds: float, threads: int) -> tuple[float, float, int, int, i
 
 
 async def stale_fraction(seconds: float, threads: int) -> tuple[float, int, int]:
-    pool = StratumTestPool(difficulty=EASY / 4)
+    # a share per ~65,536 hashes: tens of shares a second on a CPU, as on regtest; the test pool
+    # shares this process's loop, so a much lower difficulty would measure the pool, not the miner
+    pool = StratumTestPool(difficulty=EASY)
     await pool.start()
     async with mining(pool, threads) as (manager, miner, task, _):
         await pool.wait_submits(1, accepted=True)
