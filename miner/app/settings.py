@@ -315,8 +315,8 @@ def command_line_pools(pools: PoolSettings) -> list:
             user = pools.users[i]
         if i < len(pools.passwords):
             password = pools.passwords[i]
-        if not user:
-            raise ValueError(f"pool {url}: no user given (-u)")
+        if not user and not parse_pool_url(url).user:
+            raise ValueError(f"pool {url}: no user given (-u, or stratum+tcp://user:pass@host:port)")
         configs.append(PoolConfig(url=url, user=user, password=password, suggest_difficulty=pools.suggest_diff,
                                   version_rolling=not pools.no_version_rolling,
                                   tls_verify=not pools.tls_no_verify, ca_file=pools.tls_ca))

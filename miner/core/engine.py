@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from miner.core.dispatch import Dispatcher
+from miner.core.lograte import LogLimiter
+from miner.core.nonce_queue import NonceQueue
 from miner.core.shares import CheckedNonce, Verdict, check_reported
 from miner.core.source import JobSource
 from miner.core.stats import ShareStats, format_difficulty, format_hashrate
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
     from miner.devices.manager import DeviceManager
 
 log = logging.getLogger(__name__)
+
+BATCH = 256  # nonces checked between yields to the loop: stop, timers and sockets stay live in a flood
+DRAIN_SECONDS = 0.5  # at stop, queued nonces are checked for this long at most; the rest are shed
 
 
 def device_line(device: Device) -> str:
@@ -48,7 +53,9 @@ class Miner:
         self.status_interval = status_interval
         self.totals = ShareStats()
         self.started = time.monotonic()
-        self._nonces: asyncio.Queue[Nonce] = asyncio.Queue()
+        self.nonces = NonceQueue()
+        self._log_limit = LogLimiter(log)
+        self._reported_shed = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         dispatcher.add_listener(self._on_job)
@@ -67,14 +74,11 @@ class Miner:
         else:
             device.stats.shares.rejected[reason or "rejected"] += 1
 
-    # Called from device threads.
+    # Called from device threads: never blocks, never grows past the queue's limit.
     def on_nonce(self, nonce: Nonce) -> None:
         if self._loop is None:
             return
-        try:
-            self._loop.call_soon_threadsafe(self._nonces.put_nowait, nonce)
-        except RuntimeError:  # the loop has closed: the miner is shutting down
-            log.debug("%s: nonce %08x found during shutdown, not checked", nonce.device, nonce.nonce)
+        self.nonces.put(nonce)
 
     def _on_job(self, job: Job, restart: bool) -> None:
         for device in self.devices:
@@ -85,12 +89,34 @@ class Miner:
 
     async def _share_path(self) -> None:
         while True:
-            await self._check(await self._nonces.get())
+            await self.nonces.wait()
+            for nonce in self.nonces.take(BATCH):
+                await self._check(nonce)
+            self._note_shed()
+            await asyncio.sleep(0)  # let stop, timers and the sockets in between batches
 
-    async def _drain(self) -> None:
-        """Check and send the nonces still queued when the devices stopped: they are valid work."""
-        while not self._nonces.empty():
-            await self._check(self._nonces.get_nowait())
+    def _note_shed(self) -> None:
+        shed = self.nonces.shed
+        if shed != self._reported_shed:
+            now = time.monotonic()
+            if self._log_limit.log(now, logging.WARNING, "shed", "share path behind: %d nonce(s) shed so far "
+                                   "(queue full at %d)", shed, self.nonces.limit):
+                self._reported_shed = shed
+
+    async def _drain(self, seconds: float = DRAIN_SECONDS) -> None:
+        """Check and send the nonces still queued when the devices stopped: they are valid work.
+        A flood is cut off after `seconds`, so stop stays quick; what is left is counted as shed."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch = self.nonces.take(BATCH)
+            if not batch:
+                break
+            for nonce in batch:
+                await self._check(nonce)
+        left = self.nonces.take(len(self.nonces))
+        if left:
+            self.nonces.shed += len(left)
+            log.warning("stop: %d queued nonce(s) not checked", len(left))
 
     async def _check(self, nonce: Nonce) -> None:
         device = self.device_named(nonce.device)
@@ -98,16 +124,18 @@ class Miner:
         share = check_reported(nonce, self.dispatcher.lookup,
                                device.target_for if device is not None else lambda work: work.target)
         if share is None:
-            log.warning("%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
-                        nonce.work_id)
+            self._log_limit.log(time.monotonic(), logging.WARNING, "unknown-work",
+                                "%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
+                                nonce.work_id)
             return
         self.totals.found += 1
         if device is not None:
             device.on_verdict(share)  # the device's statistics and per-chip counters follow this verdict
         if share.verdict is Verdict.HW_ERROR:
             self.totals.hw_errors += 1
-            log.warning("%s: hardware error, nonce %08x does not meet its target", nonce.device,
-                        nonce.nonce)
+            self._log_limit.log(time.monotonic(), logging.WARNING, "hw-error",
+                                "%s: hardware error, nonce %08x does not meet its target", nonce.device,
+                                nonce.nonce)
             return
         self.totals.note_best(share.difficulty)
         if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
@@ -159,6 +187,7 @@ class Miner:
 
     async def run(self, time_limit: float | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self.nonces.bind(self._loop)
         if self._stop_requested is None:
             self._stop_requested = asyncio.Event()
         await self.source.start()

@@ -2,8 +2,10 @@
 
 Each work unit's nonce space is cut into one slice per thread; a thread that finishes its slice
 takes the next slice waiting, fetching a new unit when none is left. A clean job bumps the
-generation, which makes every thread drop its slice after the chunk it is hashing (chunks are
-sized to last a fraction of a second, so the C calls dominate and the Python side stays <1%).
+generation, which makes every thread drop its slice after the chunk it is hashing. Each thread
+sizes its chunks from its own measured rate to last about SCAN_SECONDS, so work in flight stops
+within ~10 ms of a clean job on any machine and with any number of threads (a thread sharing a
+core with many others measures a lower rate and scans less), while the C calls still dominate.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from miner.devices.base import Device, DeviceSpec, DeviceState, DriverInfo, Nonc
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK = 1 << 21  # ~70 ms at 30 MH/s per thread
+DEFAULT_CHUNK = 1 << 21  # the largest scan: ~70 ms at 30 MH/s per thread
+FIRST_CHUNK = 1 << 12  # before a thread has measured its rate
+MIN_CHUNK = 1 << 10
+SCAN_SECONDS = 0.004  # a clean job waits at most about this long for a thread to notice it
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,14 @@ def scan_threaded(header: bytes, start: int, count: int, target: int, threads: i
     return [n for part in results for n in part]
 
 
+def chunk_for(rate: float | None, largest: int = DEFAULT_CHUNK) -> int:
+    """Nonces for one scan: about SCAN_SECONDS at a thread's measured rate (hashes per second of
+    wall time), at most `largest`; FIRST_CHUNK before the rate is known."""
+    if rate is None:
+        return min(FIRST_CHUNK, largest)
+    return max(MIN_CHUNK, min(largest, int(rate * SCAN_SECONDS)))
+
+
 def default_threads() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -87,6 +100,10 @@ class CpuDevice(Device):
             raise ValueError(f"threads: must be >= 1, got {threads}")
         self.engine = hashing.check_engine(engine)
         super().__init__(work, sink, f"cpu{index}")
+        cores = default_threads()
+        if self.threads > cores:
+            log.warning("%s: %d threads on %d core(s): more threads than cores only add switching; "
+                        "-t %d is enough", self.name, self.threads, cores, cores)
         self.model = f"{self.threads}T {self.engine}"
         self._chunk = chunk
         # Less than the whole nonce space per unit makes units (and rolled versions) turn over faster.
@@ -121,11 +138,16 @@ class CpuDevice(Device):
             worker.start()
             self._workers.append(worker)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop every thread; waits `timeout` s in all (not per thread), whatever the thread count."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
         for worker in self._workers:
-            worker.join(timeout)
+            worker.join(max(0.0, deadline - time.monotonic()))
+        stuck = sum(worker.is_alive() for worker in self._workers)
+        if stuck:
+            log.warning("%s: %d thread(s) still in a scan at stop; they end with the process", self.name, stuck)
         self._workers.clear()
 
     def restart_work(self) -> None:
@@ -152,6 +174,7 @@ class CpuDevice(Device):
 
     def _run(self, index: int) -> None:
         meter = self.thread_hashes[index]
+        rate: float | None = None  # this thread's hashes per second, wall time (sharing a core included)
         while not self._stop.is_set():
             piece = self._next_slice()
             if piece is None:
@@ -161,9 +184,13 @@ class CpuDevice(Device):
             pos, end = piece.start, piece.start + piece.count
             work = piece.work
             while pos < end and piece.generation == self._generation and not self._stop.is_set():
-                count = min(self._chunk, end - pos)
+                count = min(chunk_for(rate, self._chunk), end - pos)
+                began = time.monotonic()
                 found = hashing.scan(work.header, pos, count, work.target, self.engine)
                 now = time.monotonic()
+                if now > began:
+                    measured = count / (now - began)
+                    rate = measured if rate is None else 0.7 * rate + 0.3 * measured
                 meter.add(count, now)
                 self.stats.add_hashes(count, work.job.source, now)
                 for nonce in found:

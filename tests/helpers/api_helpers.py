@@ -110,7 +110,7 @@ async def settled(miner, pool: StratumTestPool, quiet: float = 0.3) -> None:
     manager = miner.source
 
     def snapshot():
-        return len(pool.submits), manager.stats.accepted + manager.stats.rejected_total, miner._nonces.qsize()
+        return len(pool.submits), manager.stats.accepted + manager.stats.rejected_total, len(miner.nonces)
 
     while True:
         await until(lambda: snapshot()[0] == snapshot()[1] and snapshot()[2] == 0, what="answers counted")

@@ -3,7 +3,14 @@
 It validates every share itself (rebuilds the coinbase, merkle root and header from the submit,
 hashes it, compares with the difficulty the job was sent at) so a test learns whether the miner's
 shares are really good. It can also misbehave on purpose: raw lines, silence, dropped sockets,
-client.reconnect, forced rejects.
+client.reconnect, forced rejects. And it can follow a real pool's rules (docs/stratum.md §1.10):
+- `ckpool_order`: set_difficulty and notify right after the subscribe reply, the authorize reply
+  after them (ckpool stratifier.c parse_method/init_client);
+- `version_rule`: how the header version is rebuilt from the sixth submit parameter: "bip310"
+  (job & ~mask | bits & mask), "or" (ckpool share_diff), "xor" (public-pool MiningJob);
+- `job_version`: the version of every job (0x30000003: regtest signalling bit 28, inside the mask);
+- `enforce_at_once`: a share must meet the newest difficulty, not the one its job was sent at;
+- `coinbase_padding`, `extranonce2_size`: KB coinbases (DATUM sends ~16 KB), extranonce2 of 1-16 bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 
 from miner.core.targets import DIFF1_TARGET
@@ -63,8 +71,19 @@ class Session:
 
 class StratumTestPool:
     def __init__(self, difficulty: float = 0.001, version_mask: int | None = 0x1FFFE000,
-                 password: str | None = None, ssl_context=None):
+                 password: str | None = None, ssl_context=None, ckpool_order: bool = False,
+                 version_rule: str = "bip310", job_version: int = 0x20000000, enforce_at_once: bool = False,
+                 coinbase_padding: int = 0, extranonce2_size: int = 4):
+        if version_rule not in ("bip310", "or", "xor"):
+            raise ValueError(f"version_rule {version_rule!r}")
         self.ssl_context = ssl_context
+        self.ckpool_order = ckpool_order
+        self.version_rule = version_rule
+        self.job_version = job_version
+        self.enforce_at_once = enforce_at_once
+        # padding inside the coinbase's output script area: the pool only hashes it
+        self.coinb2 = COINB2[:-4] + bytes(coinbase_padding) + COINB2[-4:]
+        self.extranonce2_size = extranonce2_size
         self.difficulty = difficulty
         self.version_mask_offer = version_mask  # None: answer mining.configure with an error
         self.password = password
@@ -84,6 +103,8 @@ class StratumTestPool:
         self._seen: set[tuple] = set()
         self._session_by_id: dict[str, bytes] = {}
         self.new_submit = asyncio.Event()
+        self.early_job_sent_at: float | None = None  # ckpool order: when the job before authorize went out
+        self.authorized_at: float | None = None
 
     # ---------------------------------------------------------------- server
     async def start(self, port: int = 0) -> int:
@@ -109,7 +130,8 @@ class StratumTestPool:
         return [s for s in self.sessions if not s.writer.is_closing()]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(len(self.sessions), writer, next(self._extranonces).to_bytes(4, "big"))
+        session = Session(len(self.sessions), writer, next(self._extranonces).to_bytes(4, "big"),
+                          self.extranonce2_size)
         self.sessions.append(session)
         try:
             while True:
@@ -198,12 +220,18 @@ class StratumTestPool:
             s.subscribed = True
             self.send(s, {"id": mid, "error": None, "result": [[["mining.notify", session_id]],
                                                                s.extranonce1.hex(), s.extranonce2_size]})
+            if self.ckpool_order and self.auto_job:
+                # ckpool: init_client() sends the difficulty and the current job before any authorize
+                self.send(s, {"id": None, "method": "mining.set_difficulty", "params": [self.difficulty]})
+                self._notify_one(s)
+                self.early_job_sent_at = time.monotonic()
         elif method == "mining.authorize":
             ok = self.password is None or params[1] == self.password
             s.authorized = ok and s.subscribed
             s.user = params[0]
             self.send(s, {"id": mid, "result": ok, "error": None if ok else [24, "Unauthorized worker", None]})
-            if ok and self.auto_job:
+            self.authorized_at = time.monotonic()
+            if ok and self.auto_job and not self.ckpool_order:
                 self.send(s, {"id": None, "method": "mining.set_difficulty", "params": [self.difficulty]})
                 # the current job again, for this session only (a reconnecting miner may resume it)
                 self._notify_one(s)
@@ -217,6 +245,14 @@ class StratumTestPool:
         elif mid is not None:
             self.send(s, {"id": mid, "result": None, "error": [20, "unknown method", None]})
 
+    def rebuild_version(self, job_version: int, mask: int, bits: int) -> int:
+        """The header version this pool hashes for a submit's sixth parameter."""
+        if self.version_rule == "or":
+            return job_version | bits  # ckpool stratifier.c share_diff(): *data32 |= version_mask
+        if self.version_rule == "xor":
+            return job_version ^ bits  # public-pool MiningJob.copyAndUpdateBlock(): version ^ versionMask
+        return (job_version & ~mask) | bits  # BIP310
+
     def _notify_one(self, s: Session) -> None:
         if not self.live:
             job_id = f"{next(self._job_ids):x}"
@@ -227,10 +263,10 @@ class StratumTestPool:
 
     def _send_job(self, s: Session, job_id: str, clean: bool) -> None:
         self.jobs[job_id + "/" + s.extranonce1.hex()] = PoolJob(
-            job_id, self._prev, 0x20000000, 0x1D00FFFF, 0x6553F100, self.difficulty, s.extranonce1)
+            job_id, self._prev, self.job_version, 0x1D00FFFF, 0x6553F100, self.difficulty, s.extranonce1)
         self.send(s, {"id": None, "method": "mining.notify", "params": [
-            job_id, swap_words(self._prev).hex(), COINB1.hex(), COINB2.hex(), [b.hex() for b in BRANCH],
-            "20000000", "1d00ffff", "6553f100", clean]})
+            job_id, swap_words(self._prev).hex(), COINB1.hex(), self.coinb2.hex(), [b.hex() for b in BRANCH],
+            f"{self.job_version:08x}", "1d00ffff", "6553f100", clean]})
 
     def _submit(self, s: Session, mid: object, params: list) -> None:
         def answer(ok: bool, error: object = None, version: int | None = None) -> None:
@@ -257,17 +293,19 @@ class StratumTestPool:
             if bits & ~s.version_mask:
                 answer(False, [20, "Invalid version bits", None])
                 return
-            version = (job.version & ~s.version_mask) | bits
+            version = self.rebuild_version(job.version, s.version_mask, bits)
         key = (job_id, en2_hex, ntime_hex, nonce_hex, version)
         if key in self._seen:
             answer(False, [22, "Duplicate share", None])
             return
         self._seen.add(key)
-        coinbase = COINB1 + job.extranonce1 + en2 + COINB2
+        coinbase = COINB1 + job.extranonce1 + en2 + self.coinb2
         root = merkle_root(dsha(coinbase), BRANCH)
         header = build_header(version, job.prevhash, root, int(ntime_hex, 16), job.nbits, int(nonce_hex, 16))
         value = int.from_bytes(dsha(header), "little")
-        if value > DIFF1_TARGET / job.difficulty:
+        # the newest difficulty when enforced at once, else the one the job was sent at
+        difficulty = self.difficulty if self.enforce_at_once else job.difficulty
+        if value > DIFF1_TARGET / difficulty:
             answer(False, [23, "Low difficulty share", None])
             return
         answer(True, None, version)

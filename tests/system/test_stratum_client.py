@@ -57,7 +57,8 @@ async def test_full_session_with_version_rolling_and_accepted_shares():
         methods = [m.get("method") for m in session.received]
         # BIP310: configure first, then subscribe, authorize
         assert methods[:3] == ["mining.configure", "mining.subscribe", "mining.authorize"]
-        assert session.received[0]["params"][1]["version-rolling.mask"] == "1fffe000"
+        # we ask for BIP323's bits 5-28 and roll what the pool grants
+        assert session.received[0]["params"][1]["version-rolling.mask"] == "1fffffe0"
         # version rolling used: six params, some with bits set, all accepted by the validating pool
         assert all(len(s.params) == 6 for s in accepted)
         assert any(int(s.params[5], 16) != 0 for s in accepted)

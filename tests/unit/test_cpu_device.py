@@ -87,3 +87,83 @@ def test_units_never_share_a_header():
 def test_default_engine_is_the_fastest():
     device = CpuDevice(lambda: None, lambda n: None, threads=1)
     assert device.engine == hashing.engines()[0]
+
+
+def test_scans_are_sized_from_the_measured_rate():
+    from miner.devices.cpu import DEFAULT_CHUNK, FIRST_CHUNK, MIN_CHUNK, SCAN_SECONDS, chunk_for
+    assert chunk_for(None) == FIRST_CHUNK
+    assert chunk_for(30e6) == int(30e6 * SCAN_SECONDS)  # ~4 ms of hashing
+    assert chunk_for(1e12) == DEFAULT_CHUNK and chunk_for(1e12, 1 << 16) == 1 << 16
+    assert chunk_for(10.0) == MIN_CHUNK  # 500 threads on 2 cores: tiny scans, stop stays quick
+
+
+class RecordingWork(DispatcherWorkSource):
+    """Notes when a unit of each job is first handed out."""
+
+    def __init__(self, dispatcher: Dispatcher):
+        super().__init__(dispatcher)
+        self.first_unit: dict[str, float] = {}
+        self.new_job = threading.Event()
+
+    def next_work(self, device_rolls_version: bool = False):
+        work = super().next_work(device_rolls_version)
+        if work is not None and work.job.job_id not in self.first_unit:
+            self.first_unit[work.job.job_id] = time.monotonic()
+            self.new_job.set()
+        return work
+
+
+def test_a_clean_job_reaches_every_thread_long_before_a_full_chunk_would_end():
+    """The bound comes from this machine's measured rate: the old fixed 2^21-nonce scan would keep a
+    thread on the dead job for DEFAULT_CHUNK / rate seconds."""
+    from dataclasses import replace
+
+    from miner.devices.cpu import DEFAULT_CHUNK
+    dispatcher = Dispatcher()
+    job = sandbox_job(difficulty=1e6)  # no nonces: only the work turnover is watched
+    dispatcher.set_job(job)
+    work = RecordingWork(dispatcher)
+    device = CpuDevice(work, lambda n: None, threads=1)
+    device.start()
+    try:
+        deadline = time.monotonic() + 20
+        while device.thread_hashes[0].total < 4 * DEFAULT_CHUNK // 64 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        began = time.monotonic()
+        hashed = device.thread_hashes[0].total
+        time.sleep(0.3)
+        rate = (device.thread_hashes[0].total - hashed) / (time.monotonic() - began)
+        latencies = []
+        for n in range(5):
+            work.new_job.clear()
+            job_id = f"clean{n}"
+            sent = time.monotonic()
+            dispatcher.set_job(replace(job, job_id=job_id, clean=True))
+            device.restart_work()
+            assert work.new_job.wait(10)
+            latencies.append(work.first_unit[job_id] - sent)
+    finally:
+        device.stop()
+    full_chunk = DEFAULT_CHUNK / rate
+    assert sorted(latencies)[2] < max(0.02, full_chunk / 4), (latencies, full_chunk)
+
+
+def test_many_more_threads_than_cores_warn_and_still_stop_quickly(caplog):
+    """`-t 500` on 2 cores: one warning, and stop within its 2 s bound (old 2^21-nonce scans shared
+    by hundreds of threads kept each thread in one scan for many seconds)."""
+    import logging
+
+    from miner.devices.cpu import default_threads
+    caplog.set_level(logging.WARNING)
+    dispatcher = Dispatcher()
+    dispatcher.set_job(sandbox_job(difficulty=1e6))
+    threads = 100 * default_threads()
+    device = CpuDevice(DispatcherWorkSource(dispatcher), lambda n: None, threads=threads)
+    assert sum("more threads than cores" in r.getMessage() for r in caplog.records) == 1
+    device.start()
+    deadline = time.monotonic() + 20
+    while device.stats.hashes.total < threads * 4096 and time.monotonic() < deadline:
+        time.sleep(0.05)  # every thread is into its scans
+    began = time.monotonic()
+    device.stop()
+    assert time.monotonic() - began < 3.0

@@ -27,7 +27,7 @@ COINB2 = "0b2f746573742d706f6f6c2fffffffff0100f2052a01000000"
 
 HANDSHAKE = (
     b'{"id":1,"method":"mining.configure","params":[["version-rolling"],'
-    b'{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":2}]}\n'
+    b'{"version-rolling.mask":"1fffffe0","version-rolling.min-bit-count":2}]}\n'
     b'{"id":2,"method":"mining.subscribe","params":["pyminer/test"]}\n'
     b'{"id":3,"method":"mining.authorize","params":["worker.1","x"]}\n'
 )
@@ -248,7 +248,7 @@ def test_a_pool_granting_more_bits_than_asked_rolls_only_those_asked_for():
     session.data_to_send()
     session.receive_data(b'{"id":1,"result":{"version-rolling":true,"version-rolling.mask":"ffffffff"},'
                          b'"error":null}\n', 0.0)
-    assert session.version_mask == 0x1FFFE000
+    assert session.version_mask == ss.OUR_VERSION_MASK == 0x1FFFFFE0  # BIP323's bits 5-28
 
 
 # ------------------------------------------------------------------------------------ down, held, resumed
@@ -315,16 +315,32 @@ def test_too_many_held_shares_count_the_oldest_stale():
     assert len(session.held) == ss.MAX_HELD_SHARES and session.held[0] == shares[1]
 
 
-def test_a_job_before_the_authorize_reply_is_kept_but_the_pool_is_not_alive_yet():
-    """Today's rule (issue 13 changes it): a job only makes the pool alive once authorized."""
+def test_ckpool_order_a_notify_before_the_authorize_reply_is_mined_once_authorized():
+    """ckpool answers subscribe, then sends set_difficulty and notify, and answers authorize last
+    (ckpool stratifier.c parse_method: init_client() right after the subscribe result). The job
+    is mined as soon as the authorize reply comes, not at ckpool's next notify ~30 s later."""
     session = new_session()
     session.connection_made(0.0)
     session.data_to_send()
-    events = session.receive_data(CONFIGURED + SUBSCRIBED + notify("1"), 0.0)
-    assert kinds(events) == ["PublishJob"]
-    assert session.offer(share(jobs(events)[0]), 0.0)[0].__class__ is ss.ShareHeld
-    assert session.receive_data(AUTHORIZED, 0.0) == []
-    assert kinds(session.receive_data(notify("2", clean=False), 0.0)) == ["PublishJob", "PoolAlive", "ShareSent"]
+    events = session.receive_data(CONFIGURED + SUBSCRIBED + set_difficulty(0.5) + notify("1"), 0.0)
+    assert kinds(events) == ["PublishJob"]  # published (the pool is not alive yet, so not mined)
+    held = share(jobs(events)[0])
+    assert session.offer(held, 0.0) == [ss.ShareHeld(held)]
+    assert session.data_to_send() == b""
+    # the authorize reply makes the pool alive with the job it already sent, and sends what was held
+    assert session.receive_data(AUTHORIZED, 0.5) == [ss.PoolAlive(), ss.ShareSent(held, 4)]
+    assert session.data_to_send() == submit_line(4, "1", "00000001", 7)
+    # the next job does not make it alive twice
+    assert kinds(session.receive_data(notify("2", clean=False), 1.0)) == ["PublishJob"]
+
+
+def test_a_job_from_before_a_reconnect_does_not_make_the_pool_alive_on_authorize():
+    session, job = mining()
+    session.connection_lost()
+    session.connection_made(1.0)
+    session.data_to_send()
+    assert session.receive_data(CONFIGURED + SUBSCRIBED + AUTHORIZED, 1.0) == []  # no job on this connection yet
+    assert kinds(session.receive_data(notify("2", clean=False), 1.0)) == ["PublishJob", "PoolAlive"]
 
 
 # ------------------------------------------------------------------------------------ redirects, errors
@@ -543,3 +559,191 @@ def test_backoff_is_capped_and_jittered():
     assert all(0.5 <= d <= 1.0 for d in delays[:1])
     assert all(d <= 60.0 for d in delays) and max(delays) >= 30.0
     assert len({round(d, 6) for d in delays[8:]}) == 3  # jitter: capped steps still differ
+
+
+# ------------------------------------------------------------------------------------ version bits vs pool rules
+CONFIGURED_BIP320 = CONFIGURED  # the pool grants 0x1fffe000 of the 0x1fffffe0 we ask for
+REGTEST_VERSION = 0x30000003  # bcoin/Bitcoin Core regtest from height 144: bit 28 is inside the mask
+
+
+def mining_version(version: int) -> tuple[ss.StratumSession, Job]:
+    session = new_session()
+    session.connection_made(0.0)
+    session.data_to_send()
+    events = session.receive_data(CONFIGURED_BIP320 + SUBSCRIBED + AUTHORIZED + set_difficulty(0.5)
+                                  + notify("1", version=f"{version:08x}"), 0.0)
+    return session, jobs(events)[0]
+
+
+def test_only_bits_that_are_zero_in_the_job_version_are_rolled():
+    session, job = mining_version(REGTEST_VERSION)
+    assert session.version_mask == 0x1FFFE000
+    assert job.version_mask == 0x0FFFE000  # bit 28 is the job's: never flipped, so every pool's rule agrees
+    with pytest.raises(ValueError):
+        job.make_work(1, b"\0\0\0\1", REGTEST_VERSION & ~0x10000000)
+
+
+def test_a_job_version_without_bits_in_the_mask_sends_the_rolled_bits_whatever_the_rule():
+    session, job = mining_version(0x20000000)
+    rolled = share(job, 7, version=0x20006000)
+    assert session.version_bits(rolled, "delta") == session.version_bits(rolled, "bits") == 0x6000
+    assert not session.rule_matters(rolled)
+
+
+def test_ambiguous_job_starts_with_the_delta_rule_that_ckpool_and_public_pool_follow():
+    session, job = mining_version(REGTEST_VERSION)
+    rolled = share(job, 7, version=REGTEST_VERSION | 0x6000)
+    session.offer(rolled, 0.0)
+    # ckpool: 0x30000003 | 0x6000; public-pool: 0x30000003 ^ 0x6000: both the header we hashed
+    assert session.data_to_send() == submit_line(4, "1", "00000001", 7, "00006000")
+    assert kinds(session.receive_data(reply(4), 0.1)) == ["ShareAnswered"]
+    # confirmed: a later over-target reject does not switch the rule
+    other = share(job, 8, version=REGTEST_VERSION | 0x2000)
+    session.offer(other, 0.2)
+    session.data_to_send()
+    events = session.receive_data(reply(5, "null", '[23,"Low difficulty share",null]'), 0.3)
+    assert kinds(events) == ["ShareAnswered"] and session.version_rule == "delta"
+
+
+def test_a_bip310_pool_rejecting_as_over_target_switches_the_rule_and_gets_the_share_again():
+    session, job = mining_version(REGTEST_VERSION)
+    rolled = share(job, 7, version=REGTEST_VERSION | 0x6000)
+    session.offer(rolled, 0.0)
+    assert session.data_to_send() == submit_line(4, "1", "00000001", 7, "00006000")
+    # a BIP310 pool rebuilt (job & ~mask) | bits = 0x20006003: another header, "Above target" (ckpool's words)
+    events = session.receive_data(reply(4, "null", '[23,"Above target",null]'), 0.1)
+    assert events == [ss.ShareAnswered(rolled, False, "Above target", 23, pytest.approx(0.1)),
+                      ss.ShareSent(rolled, 5)]
+    assert session.version_rule == "bits"
+    # the same share again, with the header's bits inside the mask (bit 28 included)
+    assert session.data_to_send() == submit_line(5, "1", "00000001", 7, "10006000")
+    assert kinds(session.receive_data(reply(5), 0.2)) == ["ShareAnswered"]
+    # unrolled shares of the job carry its own in-mask bits under this rule
+    plain = share(job, 9)
+    session.offer(plain, 0.3)
+    assert session.data_to_send() == submit_line(6, "1", "00000001", 9, "10000000")
+
+
+def test_other_rejects_do_not_switch_the_rule():
+    session, job = mining_version(REGTEST_VERSION)
+    rolled = share(job, 7, version=REGTEST_VERSION | 0x6000)
+    session.offer(rolled, 0.0)
+    session.data_to_send()
+    assert kinds(session.receive_data(reply(4, "null", '[21,"Job not found",null]'), 0.1)) == ["ShareAnswered"]
+    assert session.version_rule == "delta" and session.data_to_send() == b""
+
+
+# ------------------------------------------------------------------------------------ difficulty enforced at once
+def shares_by_difficulty(job: Job, low: float, high: float) -> tuple[CheckedNonce, CheckedNonce]:
+    """A share meeting `low` but not `high`, and one meeting `high` (found by hashing a few thousand nonces)."""
+    between = above = None
+    for nonce in range(1, 2_000_000):
+        found = share(job, nonce)
+        if found.difficulty >= high and above is None:
+            above = found
+        elif low <= found.difficulty < high and between is None:
+            between = found
+        if between is not None and above is not None:
+            return between, above
+    raise AssertionError("no shares found")
+
+
+def test_after_a_higher_set_difficulty_only_shares_meeting_both_are_sent_until_the_next_job():
+    session = new_session()
+    session.connection_made(0.0)
+    session.data_to_send()
+    events = session.receive_data(CONFIGURED + SUBSCRIBED + AUTHORIZED + set_difficulty(1e-7) + notify("1"), 0.0)
+    job = jobs(events)[0]
+    between, above = shares_by_difficulty(job, 1e-7, 1e-6)
+    # e.g. the answer to --suggest-diff: a pool that enforces it at once would reject `between`
+    assert session.receive_data(set_difficulty(1e-6), 0.1) == []
+    assert session.offer(between, 0.2) == [ss.ShareTooEasy(between)]
+    assert session.offer(above, 0.2) == [ss.ShareSent(above, 4)]
+    stats = ShareStats()
+    ss.tally(stats, ss.ShareTooEasy(between))
+    assert stats.stale == 1
+    # a lower difficulty asks nothing more of the job's shares
+    session.receive_data(set_difficulty(1e-7), 0.3)
+    assert kinds(session.offer(between, 0.4)) == ["ShareSent"]
+
+
+def test_the_next_job_carries_the_new_difficulty_and_the_extra_check_ends():
+    session = new_session()
+    session.connection_made(0.0)
+    session.data_to_send()
+    session.receive_data(CONFIGURED + SUBSCRIBED + AUTHORIZED + set_difficulty(1e-7) + notify("1"), 0.0)
+    session.receive_data(set_difficulty(1e-6), 0.1)
+    second = jobs(session.receive_data(notify("2", clean=False), 0.2))[0]
+    assert second.share_target == difficulty_to_target(1e-6)
+    assert session.offer(share(second, 1), 0.3)[0].__class__ is ss.ShareSent  # the job's own target rules now
+
+
+def test_show_message_is_shown_at_the_default_level(caplog):
+    session, _ = mining()
+    caplog.set_level(logging.WARNING)
+    session.receive_data(b'{"id":null,"method":"client.show_message","params":["Authorised, welcome!"]}\n', 0.0)
+    assert "pool0 says: Authorised, welcome!" in caplog.text
+
+
+# ------------------------------------------------------------------------------------ credentials, backoff, tls
+def test_credentials_in_the_url_stand_in_for_user_and_password():
+    url = parse_pool_url("stratum+tcp://bc1qworker.rig1:s%40cret@pool.example.com:3333")
+    assert (url.host, url.port, url.user, url.password) == ("pool.example.com", 3333, "bc1qworker.rig1", "s@cret")
+    assert "s@cret" not in str(url) and "s%40cret" not in str(url)
+    config = PoolConfig("stratum+tcp://bc1qworker.rig1:s%40cret@pool.example.com:3333", "")
+    assert (config.user, config.password) == ("bc1qworker.rig1", "s@cret")
+    session = ss.StratumSession(config, "pool0", TIMEOUTS, AGENT)
+    session.connection_made(0.0)
+    assert b'"mining.authorize","params":["bc1qworker.rig1","s@cret"]' in session.data_to_send()
+    # a user given on its own (-u/-p) wins
+    given = PoolConfig("stratum+tcp://a:b@pool.example.com:3333", "other", "pw")
+    assert (given.user, given.password) == ("other", "pw")
+    assert parse_pool_url("pool.example.com:3333").user is None
+
+
+def test_a_dead_pool_is_probed_at_least_every_10_seconds():
+    rng = random.Random(3)
+    assert Timeouts().backoff_cap == 10.0
+    assert max(backoff_delay(n, Timeouts().backoff_base, Timeouts().backoff_cap, rng) for n in range(1, 30)) <= 10.0
+
+
+def test_a_missing_tls_ca_file_is_one_line_once_and_no_retries(caplog, tmp_path):
+    import asyncio
+
+    async def main() -> PoolConnection:
+        config = PoolConfig("stratum+ssl://127.0.0.1:1", "w", ca_file=str(tmp_path / "missing.pem"))
+        pool = PoolConnection(config, "pool0", lambda p, j: None, lambda p: None, TIMEOUTS, AGENT)
+        pool.start()
+        await asyncio.wait_for(pool.wait_ended(), 2.0)  # it ends by itself: nothing to retry
+        return pool
+    caplog.set_level(logging.WARNING)
+    pool = asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "missing.pem" in r.getMessage()]
+    assert len(lines) == 1 and "not found" in lines[0]
+    assert pool.sessions == 0 and "missing.pem" in pool.last_error
+
+
+def test_a_share_refused_under_both_rules_is_sent_again_only_once():
+    session, job = mining_version(REGTEST_VERSION)
+    rolled = share(job, 7, version=REGTEST_VERSION | 0x6000)
+    session.offer(rolled, 0.0)
+    session.data_to_send()
+    events = session.receive_data(reply(4, "null", '[23,"Low difficulty share",null]'), 0.1)
+    assert kinds(events) == ["ShareAnswered", "ShareSent"] and session.version_rule == "bits"
+    session.data_to_send()
+    # refused again: the share was bad under both readings; no third try, and the first rule stays
+    events = session.receive_data(reply(5, "null", '[23,"Low difficulty share",null]'), 0.2)
+    assert kinds(events) == ["ShareAnswered"] and session.version_rule == "delta"
+    assert session.data_to_send() == b""
+
+
+def test_answers_are_logged_one_a_second_at_most(caplog):
+    caplog.set_level(logging.INFO)
+    session, job = mining()
+    for n in range(5):  # five answers within 0.4 s: one line
+        session.offer(share(job, n + 1), n * 0.1)
+        session.receive_data(reply(4 + n), n * 0.1)
+    session.offer(share(job, 99), 1.5)
+    session.receive_data(reply(9), 1.5)
+    lines = [r.getMessage() for r in caplog.records if "accepted" in r.getMessage()]
+    assert len(lines) == 2 and lines[1].endswith("(and 4 more like it in the last 1 s)")

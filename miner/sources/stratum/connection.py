@@ -9,6 +9,7 @@ import asyncio
 import enum
 import json
 import logging
+import os
 import random
 import socket
 import ssl
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 # Every line to and from a pool (`--protocol-log`); quiet unless that flag lowers its level.
 protocol_log = logging.getLogger("miner.protocol")
 protocol_log.setLevel(logging.WARNING)
+
+
+STOP_ANSWER_WAIT = 2.0  # seconds a stop waits for submits in flight
 
 
 class PoolError(Exception):
@@ -90,6 +94,7 @@ class PoolConnection:
         self._task: asyncio.Task | None = None
         self._stop = False
         self._redirect_wait: float | None = None  # set by client.reconnect: wait this, not the backoff
+        self._all_answered = asyncio.Event()  # set when the last submit in flight was answered
 
     # -------------------------------------------------------------------- public
     @property
@@ -125,14 +130,28 @@ class PoolConnection:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"pool-{self.name}")
 
-    async def stop(self) -> None:
+    async def stop(self, answer_wait: float = STOP_ANSWER_WAIT) -> None:
+        """Close; submits in flight get up to `answer_wait` s to be answered (and counted) first."""
         self._stop = True
+        if self.session.connected and self.session.unanswered and self._task and not self._task.done():
+            log.info("%s: waiting up to %g s for %d share answer(s)", self.name, answer_wait,
+                     self.session.unanswered)
+            self._all_answered.clear()
+            try:
+                await asyncio.wait_for(self._all_answered.wait(), answer_wait)
+            except TimeoutError:
+                log.warning("%s: %d share(s) not answered by stop", self.name, self.session.unanswered)
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._close()
         if self.session.connected:
             self.session.connection_lost()
+
+    async def wait_ended(self) -> None:
+        """Until the connection task ends by itself (a setting that cannot work) or by stop()."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def submit(self, share: CheckedNonce) -> None:
         """Send a checked share, hold it while the pool is down, or count it stale."""
@@ -152,6 +171,8 @@ class PoolConnection:
                     self._set_state(PoolState.ALIVE)
                 case ss.ShareAnswered(share=share, accepted=accepted, reason=reason, latency=latency):
                     self.submit_latency = latency
+                    if not self.session.unanswered:
+                        self._all_answered.set()
                     for listener in self.result_listeners:
                         listener(share, accepted, reason)
                 case ss.Redirected(host=host, port=port, wait=wait):
@@ -187,6 +208,12 @@ class PoolConnection:
         self._writer = None
 
     async def _run(self) -> None:
+        if self.url.tls and self.config.ca_file and not os.path.isfile(self.config.ca_file):
+            # a setting to fix, not a network fault: one line, and no retrying forever
+            self.last_error = f"--tls-ca file {self.config.ca_file!r} not found; this pool stays off"
+            log.error("%s (%s): %s", self.name, self.host, self.last_error)
+            self._set_state(PoolState.DISCONNECTED)
+            return
         while not self._stop:
             self._set_state(PoolState.CONNECTING)
             try:
@@ -200,6 +227,7 @@ class PoolConnection:
                 self.last_error = f"connection error: {reason}"
             self._close()
             self.session.connection_lost()
+            self._all_answered.set()  # nothing more can be answered on this connection
             was_alive = self.alive
             self._set_state(PoolState.DISCONNECTED)
             if self._stop:

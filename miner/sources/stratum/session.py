@@ -10,7 +10,13 @@ The session outlives its TCP connections: the session id, extranonce, live jobs 
 carry over a reconnect, so shares found while the pool was down are sent once it is back (or
 counted stale when the pool has moved on). Its rules, all here and nowhere else:
 - difficulty and extranonce from `set_difficulty`/`set_extranonce` apply from the next job
-  (docs/stratum.md §1.3); a new version mask applies at once and re-announces the current job;
+  (docs/stratum.md §1.3); until then a share must meet both the old and the new difficulty, as
+  some pools enforce a new difficulty at once; a new version mask applies at once and
+  re-announces the current job;
+- a job that came before the authorize reply (ckpool sends its first notify right after the
+  subscribe reply) is mined as soon as the authorization succeeds;
+- version rolling only flips bits that are 0 in the job's version, inside the negotiated mask,
+  and the sixth submit parameter is chosen by the pool's rule (docs/stratum.md §1.10);
 - a clean job or a new block ends every older job; shares for a dead job are stale, not sent
   (docs/stratum.md §1.8);
 - a share is sent once per connection (the same job, extranonce2, ntime, nonce and version);
@@ -27,18 +33,22 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from miner import USER_AGENT
+from miner.core.lograte import LogLimiter
 from miner.core.shares import CheckedNonce
 from miner.core.stats import ShareStats, format_difficulty
-from miner.core.targets import difficulty_to_target
+from miner.core.targets import difficulty_to_target, hash_to_int
 from miner.core.work import Job
 from miner.sources.stratum import protocol as sp
 from miner.sources.stratum.url import PoolConfig, Timeouts, parse_pool_url, same_domain
 
 log = logging.getLogger(__name__)
 
-OUR_VERSION_MASK = 0x1FFFE000  # BIP320's general-purpose bits
+# What we ask for in mining.configure: BIP323's 24 general-purpose bits 5-28 (a superset of
+# BIP320's 0x1fffe000). We roll only what the pool grants (the intersection), never assume a mask.
+OUR_VERSION_MASK = 0x1FFFFFE0
 MAX_LIVE_JOBS = 64
 MAX_HELD_SHARES = 1000
+MAX_SENT_KEYS = 100_000  # shares remembered against duplicates (a device repeating one is recent)
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -79,6 +89,13 @@ class ShareStale(SessionEvent):
 
 
 @dataclass(frozen=True)
+class ShareTooEasy(SessionEvent):
+    """Not sent: below a difficulty the pool set since the job was sent (counted stale)."""
+
+    share: CheckedNonce
+
+
+@dataclass(frozen=True)
 class ShareDuplicate(SessionEvent):
     """Not sent: the pool already has it from this connection."""
 
@@ -113,7 +130,7 @@ class SessionFailed(SessionEvent):
 def tally(stats: ShareStats, event: SessionEvent) -> None:
     """Count a share decision or answer in a pool's statistics (other events count nothing)."""
     match event:
-        case ShareStale():
+        case ShareStale() | ShareTooEasy():
             stats.stale += 1
         case ShareAnswered(share=share, accepted=True):
             stats.accepted += 1
@@ -127,6 +144,20 @@ def tally(stats: ShareStats, event: SessionEvent) -> None:
 class _Submitted:
     share: CheckedNonce
     sent_at: float
+    version_rule: str | None = None  # the rule the sixth parameter was written with, if it mattered
+    retry: bool = False  # sent again under the other rule after an over-target reject
+
+
+# How a pool rebuilds the header version from the sixth mining.submit parameter `bits`
+# (docs/stratum.md §1.10):
+#   "delta": job_version ^ bits (public-pool MiningJob.copyAndUpdateBlock) and job_version | bits
+#            (ckpool stratifier.c share_diff: `*data32 |= version_mask`); the same value when we only
+#            flip bits that are 0 in the job's version, which is all we roll;
+#   "bits":  (job_version & ~mask) | (bits & mask) (BIP310; p2pool, NOMP-style pools).
+# Both agree unless the job's version has bits set inside the mask; then we start with "delta"
+# and switch once a rolled share is rejected as over target (and send that share again).
+VERSION_RULES = ("delta", "bits")
+HIGH_HASH_WORDS = ("target", "low difficulty", "high-hash", "high hash", "above")
 
 
 def share_key(share: CheckedNonce) -> tuple:
@@ -157,7 +188,7 @@ class StratumSession:
         self._pending_difficulty: Fraction | None = None
         self._pending_extranonce: tuple[bytes, int] | None = None
         self._submitted: dict[int, _Submitted] = {}
-        self._sent_keys: set[tuple] = set()
+        self._sent_keys: dict[tuple, None] = {}  # insertion-ordered: the oldest are forgotten first
         self._proto: sp.StratumProtocol | None = None
         self._ended = False  # a SessionFailed/Redirected came out: nothing more from this connection
         self._alive = False  # PoolAlive came out on this connection
@@ -165,6 +196,11 @@ class StratumSession:
         self._handshake_deadline = 0.0
         self._last_data = 0.0
         self._last_job = 0.0
+        self._job_this_connection = False  # a job came after this connection's subscribe
+        self._log_limit = LogLimiter(log)  # a flood of stale shares is one line per interval
+        self._answer_log = LogLimiter(log, interval=1.0)  # answers: every one at a normal pace, 1/s in a flood
+        self.version_rule = "delta"  # see VERSION_RULES
+        self._rule_known = False  # a rolled share of an ambiguous job was accepted under version_rule
 
     # -------------------------------------------------------------------- state
     @property
@@ -196,6 +232,7 @@ class StratumSession:
         self.authorized = False
         self._ended = False
         self._alive = False
+        self._job_this_connection = False
         self.version_mask = 0
         self._resumed = self.connections > 1
         if self.config.version_rolling:
@@ -211,7 +248,7 @@ class StratumSession:
         self._proto = None
         self.authorized = False
         for entry in self._submitted.values():
-            self._sent_keys.discard(share_key(entry.share))
+            self._sent_keys.pop(share_key(entry.share), None)
             self.held.append(entry.share)
         self._submitted.clear()
 
@@ -257,7 +294,8 @@ class StratumSession:
     def _handle(self, event: sp.Event, now: float, out: list[SessionEvent]) -> None:
         match event:
             case sp.Configured(version_rolling=on, version_mask=mask):
-                self.version_mask = mask if on else 0
+                # a pool may grant bits we did not ask for: only the intersection is ours
+                self.version_mask = mask & OUR_VERSION_MASK if on else 0
                 log.info("%s: version rolling %s", self.name, f"on, mask {mask:08x}" if on else "refused")
             case sp.Subscribed(extranonce1=en1, extranonce2_size=size, session_id=session):
                 if self._resumed and en1 != self.extranonce1:
@@ -273,26 +311,35 @@ class StratumSession:
                     self._proto.extranonce_subscribe()
                 if self.config.suggest_difficulty:
                     self._proto.suggest_difficulty(self.config.suggest_difficulty)
+                if self._job_this_connection and not self._alive:
+                    # ckpool sends its first notify right after the subscribe reply, before the
+                    # authorize reply (ckpool stratifier.c parse_method: init_client() follows the
+                    # subscribe result; the auth is answered later from its own queue): mine it now.
+                    self._alive = True
+                    out.append(PoolAlive())
+                    self._send_held(now, out)
             case sp.Authorized(ok=False, reason=reason):
                 self._end(SessionFailed(f"authorization of {self.config.user!r} refused: {reason}"), out)
             case sp.NewJob():
                 self._new_job(event, now, out)
             case sp.SetDifficulty(difficulty=d):
                 self._pending_difficulty = d
-                log.info("%s: difficulty %s from the next job", self.name, format_difficulty(float(d)))
+                log.info("%s: difficulty %s from the next job (until then shares must meet both)", self.name,
+                         format_difficulty(float(d)))
             case sp.SetExtranonce(extranonce1=en1, extranonce2_size=size):
                 self._pending_extranonce = (en1, size)
                 log.info("%s: new extranonce1 %s from the next job", self.name, en1.hex())
             case sp.SetVersionMask(version_mask=mask):
-                self.version_mask = mask
-                log.info("%s: version mask now %08x", self.name, mask)
+                self.version_mask = mask & OUR_VERSION_MASK
+                log.info("%s: version mask now %08x", self.name, self.version_mask)
                 if self.current_job is not None:
                     # valid at once: the current job is re-announced with the new mask
-                    self._publish(replace(self.current_job, version_mask=mask, clean=False), out)
+                    job = self.current_job
+                    self._publish(replace(job, version_mask=self.rollable_bits(job.version), clean=False), out)
             case sp.Reconnect(host=host, port=port, wait=wait):
                 self._reconnect(host, port, wait, out)
             case sp.ShowMessage(text=text):
-                log.info("%s says: %s", self.name, text)
+                log.warning("%s says: %s", self.name, text)  # for the user: shown at the default level
             case sp.SubmitResult():
                 self._submit_result(event, now, out)
             case sp.RequestResult(method=method, ok=False, reason=reason):
@@ -331,11 +378,12 @@ class StratumSession:
             merkle_branch=event.merkle_branch, version=event.version, nbits=event.nbits, ntime=event.ntime,
             clean=event.clean or new_block or new_coinbase_space, extranonce1=self.extranonce1,
             extranonce2_size=self.extranonce2_size, share_target=difficulty_to_target(self.difficulty),
-            version_mask=self.version_mask, source=self.name,
+            version_mask=self.rollable_bits(event.version), source=self.name,
         )
         if event.version & self.version_mask:
-            log.warning("%s: job %s version %08x has bits inside the rolling mask", self.name, job.job_id,
-                        event.version)
+            log.info("%s: job %s version %08x has bits inside the rolling mask %08x; rolling the others only",
+                     self.name, job.job_id, event.version, self.version_mask)
+        self._job_this_connection = True
         self._publish(job, out)
         if self.authorized and not self._alive:
             self._alive = True
@@ -350,6 +398,11 @@ class StratumSession:
         self.current_job = job
         out.append(PublishJob(job))
 
+    def rollable_bits(self, job_version: int) -> int:
+        """The version bits devices may flip for a job: inside the negotiated mask and 0 in the job's
+        version, so that every pool's rule rebuilds the header we hashed (docs/stratum.md §1.10)."""
+        return self.version_mask & ~job_version & 0xFFFFFFFF
+
     def _is_live(self, share: CheckedNonce) -> bool:
         """The pool still takes shares for this job, with these version bits."""
         job = share.work.job
@@ -357,37 +410,68 @@ class StratumSession:
             return False
         return not (share.version ^ job.version) & ~self.version_mask & 0xFFFFFFFF
 
+    def _meets_new_difficulty(self, share: CheckedNonce) -> bool:
+        """Until the next job, a share must also meet a difficulty set since its job came: a pool
+        may enforce the new one at once."""
+        if self._pending_difficulty is None:
+            return True
+        new_target = difficulty_to_target(self._pending_difficulty)
+        return new_target >= share.work.job.share_target or hash_to_int(share.digest) <= new_target
+
     def _offer(self, share: CheckedNonce, now: float, out: list[SessionEvent]) -> None:
         job = share.work.job
         if not self._is_live(share):
-            log.info("%s: stale share for job %s (the pool has moved on), not sent", self.name, job.job_id)
+            self._log_limit.log(now, logging.INFO, "stale", "%s: stale share for job %s (the pool has moved on), "
+                                "not sent", self.name, job.job_id)
             out.append(ShareStale(share))
+            return
+        if not self._meets_new_difficulty(share):
+            self._log_limit.log(now, logging.INFO, "too-easy", "%s: share %08x below the new difficulty %s, not sent",
+                                self.name, share.nonce.nonce, format_difficulty(float(self._pending_difficulty or 0)))
+            out.append(ShareTooEasy(share))
             return
         key = share_key(share)
         if key in self._sent_keys:
-            log.info("%s: duplicate share %08x not sent again", self.name, share.nonce.nonce)
+            self._log_limit.log(now, logging.INFO, "duplicate", "%s: duplicate share %08x not sent again", self.name,
+                                share.nonce.nonce)
             out.append(ShareDuplicate(share))
             return
         if not self.authorized or self._proto is None:
             if len(self.held) >= MAX_HELD_SHARES:
-                log.warning("%s: too many shares held while down; oldest counted stale", self.name)
+                self._log_limit.log(now, logging.WARNING, "held-full", "%s: too many shares held while down; oldest "
+                                    "counted stale", self.name)
                 out.append(ShareStale(self.held.pop(0)))
             self.held.append(share)
-            log.info("%s: pool down, share %08x held until it is back", self.name, share.nonce.nonce)
+            self._log_limit.log(now, logging.INFO, "held", "%s: pool down, share %08x held until it is back",
+                                self.name, share.nonce.nonce)
             out.append(ShareHeld(share))
             return
         self._send_submit(share, key, now, out)
 
-    def version_bits(self, share: CheckedNonce) -> int | None:
-        """The sixth mining.submit parameter (BIP310): the share's bits inside the mask, or none."""
-        return (share.version & self.version_mask) if self.version_mask else None
+    def rule_matters(self, share: CheckedNonce) -> bool:
+        """Whether the pools' rules rebuild different headers from this share's sixth parameter."""
+        return bool(self.version_mask and share.work.job.version & self.version_mask)
+
+    def version_bits(self, share: CheckedNonce, rule: str | None = None) -> int | None:
+        """The sixth mining.submit parameter (BIP310), or none without version rolling.
+
+        "delta" sends the bits that differ from the job's version, "bits" the header's bits inside the
+        mask; they are the same value unless the job's version has bits inside the mask."""
+        if not self.version_mask:
+            return None
+        if (rule or self.version_rule) == "bits":
+            return share.version & self.version_mask
+        return (share.version ^ share.work.job.version) & self.version_mask
 
     def _send_submit(self, share: CheckedNonce, key: tuple, now: float, out: list[SessionEvent]) -> None:
         assert self._proto is not None
         request_id = self._proto.submit(self.config.user, share.work.job.job_id, share.work.extranonce2,
                                         share.ntime, share.nonce.nonce, self.version_bits(share))
-        self._submitted[request_id] = _Submitted(share, now)
-        self._sent_keys.add(key)
+        rule = self.version_rule if self.rule_matters(share) else None
+        self._submitted[request_id] = _Submitted(share, now, rule)
+        self._sent_keys[key] = None
+        if len(self._sent_keys) > MAX_SENT_KEYS:  # a flood with no clean job: forget the oldest
+            del self._sent_keys[next(iter(self._sent_keys))]
         out.append(ShareSent(share, request_id))
 
     def _send_held(self, now: float, out: list[SessionEvent]) -> None:
@@ -405,14 +489,44 @@ class StratumSession:
         latency = now - entry.sent_at
         share = entry.share
         if event.accepted:
-            log.info("%s: accepted %08x diff %s (%.0f ms)", self.name, share.nonce.nonce,
-                     format_difficulty(share.difficulty), latency * 1000)
+            if entry.version_rule is not None and not self._rule_known:
+                self._rule_known = True
+                log.info("%s: the pool rebuilds versions by the %r rule", self.name, entry.version_rule)
+            self._answer_log.log(now, logging.INFO, "accepted", "%s: accepted %08x diff %s (%.0f ms)", self.name,
+                                 share.nonce.nonce, format_difficulty(share.difficulty), latency * 1000)
             out.append(ShareAnswered(share, True, None, event.code, latency))
         else:
             reason = event.reason or "rejected"
-            log.warning("%s: rejected %08x: %s%s", self.name, share.nonce.nonce, reason,
-                        f" (code {event.code})" if event.code is not None else "")
+            self._answer_log.log(now, logging.WARNING, "rejected", "%s: rejected %08x: %s%s", self.name,
+                                 share.nonce.nonce, reason, f" (code {event.code})" if event.code is not None else "")
             out.append(ShareAnswered(share, False, reason, event.code, latency))
+            if self._other_rule_may_fix(entry, event):
+                if entry.retry:
+                    # refused under both rules: the share itself was bad, not our rule; keep the first
+                    self.version_rule = "bits" if self.version_rule == "delta" else "delta"
+                    log.info("%s: share %08x refused under both version rules; keeping %r", self.name,
+                             share.nonce.nonce, self.version_rule)
+                else:
+                    self._switch_rule(share, now, out)
+
+    def _other_rule_may_fix(self, entry: _Submitted, event: sp.SubmitResult) -> bool:
+        """A share of an ambiguous job refused as over target under a rule not yet confirmed: the pool
+        hashed another header than ours, so it follows the other rule."""
+        if entry.version_rule is None or self._rule_known or entry.version_rule != self.version_rule:
+            return False
+        words = (event.reason or "").lower()
+        return event.code == 23 or any(word in words for word in HIGH_HASH_WORDS)
+
+    def _switch_rule(self, share: CheckedNonce, now: float, out: list[SessionEvent]) -> None:
+        self.version_rule = "bits" if self.version_rule == "delta" else "delta"
+        log.warning("%s: the pool rebuilds the version another way; sending version bits by the %r rule now",
+                    self.name, self.version_rule)
+        self._sent_keys.pop(share_key(share), None)
+        if self.connected and self.authorized:
+            self._offer(share, now, out)  # the same share again, as this pool reads it (once)
+            for entry in self._submitted.values():
+                if entry.share is share:
+                    entry.retry = True
 
     def _reconnect(self, host: str | None, port: int | None, wait: float, out: list[SessionEvent]) -> None:
         new_host = host or self.target[0]

@@ -4,7 +4,7 @@ for which hosts a pool may send us to (client.reconnect)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 TLS_SCHEMES = {"stratum+ssl", "stratum+tls", "stratum+tcps", "ssl", "tls"}
 TCP_SCHEMES = {"stratum+tcp", "stratum", "tcp"}
@@ -16,6 +16,8 @@ class PoolUrl:
     port: int
     tls: bool
     xnsub: bool
+    user: str | None = None  # stratum+tcp://user:pass@host:port, as cpuminer users write it
+    password: str | None = None
 
     def __str__(self) -> str:
         scheme = "stratum+ssl" if self.tls else "stratum+tcp"
@@ -23,7 +25,7 @@ class PoolUrl:
 
 
 def parse_pool_url(url: str) -> PoolUrl:
-    """stratum+tcp://host:port, stratum+ssl|tls|tcps://..., or host:port; '#xnsub' may follow."""
+    """stratum+tcp://[user[:pass]@]host:port, stratum+ssl|tls|tcps://..., or host:port; '#xnsub' may follow."""
     text = url.strip()
     xnsub = False
     if "#" in text:
@@ -41,7 +43,9 @@ def parse_pool_url(url: str) -> PoolUrl:
         raise ValueError(f"pool url {url!r}: bad port") from None
     if not parts.hostname or port is None:
         raise ValueError(f"pool url {url!r}: needs a host and a port, like stratum+tcp://pool.example:3333")
-    return PoolUrl(parts.hostname, port, scheme in TLS_SCHEMES, xnsub)
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return PoolUrl(parts.hostname, port, scheme in TLS_SCHEMES, xnsub, user, password)
 
 
 def same_domain(a: str, b: str) -> bool:
@@ -64,6 +68,17 @@ class PoolConfig:
     ca_file: str | None = None
     allow_redirect_anywhere: bool = False  # client.reconnect to another domain (off: same domain only)
 
+    def __post_init__(self) -> None:
+        # Credentials in the URL stand in for a user/password not given otherwise.
+        try:
+            url = parse_pool_url(self.url)
+        except ValueError:
+            return  # reported where the URL is used
+        if url.user and not self.user:
+            self.user = url.user
+        if url.password is not None and self.password == "x":
+            self.password = url.password
+
 
 @dataclass
 class Timeouts:
@@ -72,4 +87,6 @@ class Timeouts:
     silence: float = 120.0  # nothing at all from the pool this long: dead
     work: float = 300.0  # no new job this long: the pool stopped sending work
     backoff_base: float = 1.0
-    backoff_cap: float = 60.0
+    # A dead pool is probed at least this often, so a higher-priority pool that comes back is
+    # mined on again within about this long (plus the failover's switch delay).
+    backoff_cap: float = 10.0
