@@ -15,6 +15,15 @@ def load_vectors(name: str) -> dict:
     return json.loads((VECTORS / name).read_text())
 
 
+@pytest.fixture(autouse=True)
+def private_user_dirs(tmp_path_factory, monkeypatch):
+    """Every test (and every `miner` it starts) gets its own config and data folders: the suite never
+    reads the user's miner.toml nor writes their stats.json."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
 @pytest.fixture(params=hashing.engines())
 def engine(request) -> str:
     """Every engine this CPU can run."""
