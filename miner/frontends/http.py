@@ -11,7 +11,7 @@ import dataclasses
 import hmac
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from miner.frontends import axeos
 from miner.frontends.view import CommandError, MinerView
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,10 @@ class HttpServer:
             web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
             web.get("/api/pools", self._pools), web.get("/api/history", self._history),
             web.get("/metrics", self._metrics),
+            # the AxeOS read endpoints fleet tools identify a miner by (miner/frontends/axeos.py says why)
+            web.get("/", self._home), web.get("/api/system/info", self._axeos(axeos.system_info)),
+            web.get("/api/system/asic", self._axeos(axeos.system_asic)),
+            web.get("/api/system/statistics", self._axeos(axeos.system_statistics)),
             web.post("/api/pools/{index}/{action}", self._pool_action),
             web.post("/api/devices/{index}/{action}", self._device_action),
         ])
@@ -262,6 +267,15 @@ class HttpServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = metrics_for(self.view, request.headers.get("Accept"))
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _home(self, request: web.Request) -> web.Response:
+        name = self.view.description.partition("/")[0]
+        return web.Response(text=axeos.INDEX_HTML.format(name=name), content_type="text/html")
+
+    def _axeos(self, build: Callable[[MinerView], dict[str, Any]]) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.Response:
+            return _json(build(self.view))
+        return handler
 
     # ------------------------------------------------------------ writes
     def _authorised(self, request: web.Request) -> web.Response | None:
