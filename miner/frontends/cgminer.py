@@ -209,8 +209,10 @@ def cmd_devdetails(view: MinerView, param: str) -> Reply:
     for d in view.device_snapshots():
         item: Item = {"DEVDETAILS": d.index, "Name": d.driver.upper()[:3], "ID": d.index, "Driver": d.driver,
                       "Kernel": "", "Model": d.model, "Device Path": d.port or ""}
-        item.update({k: v for k, v in d.details.items() if k not in item})
+        item.update({k: _flat(v) for k, v in d.details.items() if k not in item})
         items.append(item)
+    if not items:
+        return Reply("E", 10, "No ASCs")  # api.c devdetails(): MSG_NODEVS when there is no device
     return Reply("S", 69, "Device Details", "DEVDETAILS", items)
 
 

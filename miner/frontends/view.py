@@ -193,8 +193,11 @@ class MinerView:
         self._quotas: dict[str, int] = {}  # pool URL -> quota given through the API
         self._debug = dict.fromkeys(("Silent", "Quiet", "Verbose", "Debug", "RPCProto", "PerDevice", "WorkTime"),
                                     False)
+        self._log_levels: dict[str, int] | None = None  # as they were before the first `debug` command
         self.network = NetworkWatch()
         miner.dispatcher.add_listener(self.network.on_job)
+        if miner.dispatcher.job is not None:  # a view made after the first job still counts that job
+            self.network.on_job(miner.dispatcher.job, False)
 
     # ------------------------------------------------------------ what there is
     @property
@@ -429,9 +432,15 @@ class MinerView:
         """api.c debugstate(): Silent/Quiet/Verbose/Debug/RPCProto toggle, Normal resets; here they map
         onto the log levels of the miner's loggers and the Stratum protocol dump."""
         state = self._debug
-        if flag == "Normal":
+        loggers = {name: logging.getLogger(name) for name in ("miner", "miner.protocol")}
+        if self._log_levels is None:
+            self._log_levels = {name: logger.level for name, logger in loggers.items()}
+        if flag == "Normal":  # back to the levels the miner started with
             state.update(dict.fromkeys(state, False))
-        elif flag in state:
+            for name, logger in loggers.items():
+                logger.setLevel(self._log_levels[name])
+            return
+        if flag in state:
             state[flag] = not state[flag]
             if flag == "Debug" and state[flag]:
                 state["Verbose"], state["Quiet"] = True, False
@@ -439,8 +448,8 @@ class MinerView:
                 state["Verbose"] = state["Debug"] = False
         level = (logging.DEBUG if state["Debug"] else logging.INFO if state["Verbose"] or not state["Quiet"]
                  else logging.WARNING)
-        logging.getLogger("miner").setLevel(logging.ERROR if state["Silent"] else level)
-        logging.getLogger("miner.protocol").setLevel(logging.INFO if state["RPCProto"] else logging.WARNING)
+        loggers["miner"].setLevel(logging.ERROR if state["Silent"] else level)
+        loggers["miner.protocol"].setLevel(logging.INFO if state["RPCProto"] else self._log_levels["miner.protocol"])
 
     def debug_state(self) -> dict[str, bool]:
         return dict(self._debug)

@@ -10,6 +10,7 @@ mhtotal/timeval/double, str is api_add_string/const/escape, bool is api_add_bool
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 
@@ -176,9 +177,12 @@ def test_the_missing_commands_answer_as_api_c_does(pool_view, tmp_path):
     assert status(ask(pool_view, '{"command":"save"}')) == ("E", 42)
     assert status(ask(pool_view, json.dumps({"command": "save", "parameter": str(tmp_path / "no" / "x")}))) == (
         "E", 43)
+    before = logging.getLogger("miner").level
     debug = ask(pool_view, '{"command":"debug","parameter":"d"}')
     assert status(debug) == ("S", 79) and debug["DEBUG"][0]["Debug"] is True
+    assert logging.getLogger("miner").level == logging.DEBUG
     assert ask(pool_view, '{"command":"debug","parameter":"n"}')["DEBUG"][0]["Debug"] is False
+    assert logging.getLogger("miner").level == before  # Normal gives back the level the miner had
     assert status(ask(pool_view, '{"command":"debug"}', "R")) == ("E", 45)
     lcd = ask(pool_view, '{"command":"lcd"}')
     active = pool_view.pool_manager.active
@@ -239,3 +243,16 @@ def test_metrics_use_base_units_and_speak_openmetrics_when_the_scraper_asks(pool
     open_text, open_type = metrics_for(pool_view, "application/openmetrics-text; version=1.0.0")
     assert open_type.startswith("application/openmetrics-text")
     assert open_text.decode().endswith("# EOF\n") and "# TYPE miner_shares counter" in open_text.decode()
+
+
+def test_driver_details_are_flat_api_values_and_no_device_is_an_error(pool_view):
+    device = pool_view.devices[0]
+    details = {"Modules": [{"dna": "01", "temperature": None}], "Note": None, "Chips": 4}
+    device.details = lambda: details  # a driver whose details nest, as the Avalon driver's do
+    item = ask(pool_view, '{"command":"devdetails"}')["DEVDETAILS"][0]
+    assert item["Modules"] == '[{"dna":"01","temperature":null}]' and item["Note"] == "" and item["Chips"] == 4
+    text = ask_text(pool_view, "devdetails")
+    assert "None" not in text and "'" not in text
+    pool_view.miner.devices.clear()
+    assert status(ask(pool_view, '{"command":"devdetails"}')) == ("E", 10)
+    assert status(ask(pool_view, '{"command":"devs"}')) == ("E", 10)
