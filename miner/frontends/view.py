@@ -156,6 +156,24 @@ class Summary:
         return sum(self.rejected.values())
 
 
+def coinbase_height(job: Job) -> int | None:
+    """The block height a job's coinbase declares (BIP34: the scriptSig's first push, docs/gbt.md §2.2,
+    docs/stratum.md §1.7(c)), as cgminer's Current Block Height reads it from the pool's coinbase.
+    None for version-1 blocks (before BIP34) and for a coinbase that does not start that way."""
+    if job.height is not None:
+        return job.height
+    coinb1 = job.coinb1
+    # version (4) + input count (1) + previous output (36), then the scriptSig's length and the script
+    if job.version < 2 or len(coinb1) < 43 or coinb1[41] >= 0xFD:
+        return None
+    first = coinb1[42]
+    if 0x51 <= first <= 0x60:  # OP_1 ... OP_16
+        return first - 0x50
+    if 1 <= first <= 8 and len(coinb1) >= 43 + first:
+        return int.from_bytes(coinb1[43:43 + first], "little")
+    return None
+
+
 class NetworkWatch:
     """What the jobs tell about the network: jobs per source (cgminer's Getworks), block changes seen
     (Network Blocks) and when the current block was first seen (coin's Current Block Time)."""
@@ -273,7 +291,7 @@ class MinerView:
             rejected_difficulty=results.rejected_difficulty, stale_difficulty=pool.stats.stale_difficulty,
             diff1=results.diff1, last_share_at=results.last_share_at,
             last_share_difficulty=results.last_share_difficulty, getworks=self.network.getworks[pool.name],
-            block_height=(job.height or 0) if job is not None else 0,
+            block_height=(coinbase_height(job) or 0) if job is not None else 0,
             block_version=job.version if job is not None else 0,
         )
 
@@ -318,7 +336,7 @@ class MinerView:
             getworks=sum(network.getworks.values()), network_blocks=network.blocks, block_time=network.block_time,
             block_hash=network.block_hash,
             network_difficulty=target_to_difficulty(job.network_target) if job is not None else 0.0,
-            block_height=(job.height or 0) if job is not None else 0,
+            block_height=(coinbase_height(job) or 0) if job is not None else 0,
             last_share_at=last.last_share_at, last_share_difficulty=last.last_share_difficulty,
         )
 

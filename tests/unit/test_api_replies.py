@@ -256,3 +256,19 @@ def test_driver_details_are_flat_api_values_and_no_device_is_an_error(pool_view)
     pool_view.miner.devices.clear()
     assert status(ask(pool_view, '{"command":"devdetails"}')) == ("E", 10)
     assert status(ask(pool_view, '{"command":"devs"}')) == ("E", 10)
+
+
+@pytest.mark.parametrize(("script", "height"), [
+    ("0389130c", 791433),  # the real pool job of docs/stratum.md §1.7(c)
+    ("0340d10c", 840000), ("028000", 128), ("0111", 17), ("51", 1), ("60", 16),  # docs/gbt.md §2.2 table
+])
+def test_the_block_height_comes_from_the_coinbase_as_cgminer_reads_it(script, height):
+    from dataclasses import replace
+
+    from miner.frontends.view import coinbase_height
+
+    job = SandboxSource(0.5).job
+    coinb1 = bytes.fromhex("02000000" "01" + "00" * 32 + "ffffffff") + bytes([len(script) // 2 + 8])
+    coinb1 += bytes.fromhex(script)
+    assert coinbase_height(replace(job, coinb1=coinb1, version=0x20000000)) == height
+    assert coinbase_height(replace(job, coinb1=coinb1, version=1)) is None  # before BIP34: no height
