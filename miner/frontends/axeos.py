@@ -48,6 +48,16 @@ def _asic_model(devices: list[DeviceSnapshot]) -> str:
     return models.pop() if len(models) == 1 else ""
 
 
+def _chips(devices: list[DeviceSnapshot]) -> int:
+    """ESP-Miner's asicCount: chips, as a chain driver reports them (`Chips`), one for another ASIC
+    device, none for the CPU."""
+    total = 0
+    for d in devices:
+        chips = d.details.get("Chips")
+        total += chips if isinstance(chips, int) else (0 if d.driver == "cpu" else 1)
+    return total
+
+
 def _stratum(pool: PoolSnapshot | None) -> tuple[str, int, str]:
     if pool is None:
         return "", 0, ""
@@ -74,7 +84,7 @@ def system_info(view: MinerView) -> dict[str, Any]:
         "poolDifficulty": s.pool_difficulty or 0.0,
         "sharesAccepted": s.accepted, "sharesRejected": s.rejected_total,
         "sharesRejectedReasons": [{"message": r, "count": n} for r, n in s.rejected.most_common()],
-        "uptimeSeconds": int(s.elapsed), "asicCount": len(devices), "ASICModel": _asic_model(devices),
+        "uptimeSeconds": int(s.elapsed), "asicCount": _chips(devices), "ASICModel": _asic_model(devices),
         "stratumURL": url, "stratumPort": port, "stratumUser": user,
         "fallbackStratumURL": fallback_url, "fallbackStratumPort": fallback_port,
         "fallbackStratumUser": fallback_user,
@@ -101,7 +111,7 @@ def system_info(view: MinerView) -> dict[str, Any]:
 def system_asic(view: MinerView) -> dict[str, Any]:
     devices = view.device_snapshots()
     name = view.description.partition("/")[0]
-    return {"ASICModel": _asic_model(devices), "deviceModel": f"{name} host", "asicCount": len(devices),
+    return {"ASICModel": _asic_model(devices), "deviceModel": f"{name} host", "asicCount": _chips(devices),
             "devices": [{"name": d.name, "driver": d.driver, "model": d.model, "port": d.port or "",
                          "hashRate": _gh(d.rate_avg), "frequency": d.frequency, "temp": d.temperature}
                         for d in devices]}

@@ -272,3 +272,24 @@ def test_the_block_height_comes_from_the_coinbase_as_cgminer_reads_it(script, he
     coinb1 += bytes.fromhex(script)
     assert coinbase_height(replace(job, coinb1=coinb1, version=0x20000000)) == height
     assert coinbase_height(replace(job, coinb1=coinb1, version=1)) is None  # before BIP34: no height
+
+
+def test_axeos_info_names_a_chain_by_its_chip_and_leaves_out_what_is_not_measured(pool_view):
+    from dataclasses import replace
+
+    from miner.frontends import axeos
+
+    cpu = pool_view.device_snapshots()[0]
+    info = axeos.system_info(pool_view)
+    assert (info["ASICModel"], info["asicCount"]) == ("", 0)  # a CPU is no chip
+    assert "power" not in info and "fanrpm" not in info and "temp" not in info
+    after = pool_view.summary().rate_avg  # total / elapsed only falls while nothing hashes: a bracket
+    assert after / 1e9 - 1e-6 <= info["hashRate"] <= cpu.rate_avg / 1e9 + 1e-6 and info["sharesRejected"] == 1
+    assert (info["stratumURL"], info["stratumPort"], info["stratumUser"]) in (("", 0, ""),
+                                                                             ("pool.example", 3333, "worker.1"))
+    chain = replace(cpu, name="bm0", driver="bm13xx", model="BM1366", temperature=51.5, frequency=485.0,
+                    details={"Chips": 4})
+    pool_view.device_snapshots = lambda: [chain, replace(chain, name="bm1", index=1)]
+    info = axeos.system_info(pool_view)
+    assert (info["ASICModel"], info["asicCount"], info["temp"], info["frequency"]) == ("BM1366", 8, 51.5, 485.0)
+    assert [d["name"] for d in axeos.system_asic(pool_view)["devices"]] == ["bm0", "bm1"]
