@@ -68,8 +68,14 @@ async def miner_process(pool: StratumTestPool):
 
 
 async def frozen_after_shares(api_port: int, pool: StratumTestPool, shares: int) -> None:
-    """Mine until `shares` shares are accepted, then disable the CPU so every counter stands still."""
-    await pool.wait_submits(shares, accepted=True)
+    """Mine until `shares` shares are accepted, then disable the CPU so every counter stands still.
+    The wait follows the rate the miner measures, never this machine's expected speed."""
+    async def rate() -> float:
+        return (await api(api_port, "summary"))["SUMMARY"][0]["MHS av"] * 1e6
+
+    await pool.wait_submits(1, timeout=120)  # a cap for a miner that never hashes, not a speed guess
+    expected = shares * pool.difficulty * 2**32 / max(await rate(), 1.0)  # seconds for the shares at this rate
+    await pool.wait_submits(shares, accepted=True, timeout=10 * expected + 20)
     assert (await api(api_port, "ascdisable", "0"))["STATUS"][0]["Code"] == 111
 
     async def total_mh() -> float:
