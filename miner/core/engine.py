@@ -15,6 +15,7 @@ from miner.core.nonce_queue import NonceQueue
 from miner.core.shares import CheckedNonce, Verdict, check_reported
 from miner.core.source import JobSource
 from miner.core.stats import ShareStats, format_difficulty, format_hashrate
+from miner.core.targets import target_to_difficulty
 from miner.core.work import Job, Nonce
 from miner.devices.base import Device
 
@@ -52,6 +53,8 @@ class Miner:
         self.dispatcher = dispatcher
         self.status_interval = status_interval
         self.totals = ShareStats()
+        # Share results per source name: kept when a pool is removed, so totals never shrink.
+        self.by_source: dict[str, ShareStats] = {}
         self.started = time.monotonic()
         self.nonces = NonceQueue()
         self._log_limit = LogLimiter(log)
@@ -62,17 +65,18 @@ class Miner:
         # The engine is the only caller of dispatcher.set_job: sources hand their jobs here.
         source.bind(dispatcher.set_job, self._on_share_result)
 
+    def source_results(self, source: str) -> ShareStats:
+        return self.by_source.setdefault(source, ShareStats())
+
     def _on_share_result(self, share: CheckedNonce, accepted: bool, reason: str | None) -> None:
+        job = share.work.job
+        when = time.time()
+        self.source_results(job.source).note_result(accepted, reason, job.share_difficulty, share.difficulty, when)
         device = self.device_named(share.nonce.device)
         if device is None:
             return
-        if accepted:
-            shares = device.stats.shares
-            shares.accepted += 1
-            shares.accepted_difficulty += share.work.job.share_difficulty
-            shares.note_best(share.difficulty)
-        else:
-            device.stats.shares.rejected[reason or "rejected"] += 1
+        device.stats.shares.note_result(accepted, reason, job.share_difficulty, share.difficulty, when)
+        device.stats.last_share_source = job.source
 
     # Called from device threads: never blocks, never grows past the queue's limit.
     def on_nonce(self, nonce: Nonce) -> None:
@@ -138,6 +142,12 @@ class Miner:
                                 nonce.nonce)
             return
         self.totals.note_best(share.difficulty)
+        # difficulty-1 work: the valid nonce counts at the difficulty it was checked at (cgminer's diff1)
+        diff1 = target_to_difficulty(device.target_for(share.work) if device is not None else share.work.target)
+        self.totals.diff1 += diff1
+        self.source_results(share.work.job.source).diff1 += diff1
+        if device is not None:
+            device.stats.shares.diff1 += diff1
         if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
             await self.source.submit(share)
 

@@ -65,6 +65,14 @@ class ShareStats:
     best_difficulty: float = 0.0
     accepted_difficulty: float = 0.0
     blocks: int = 0
+    # What cgminer's API reports beyond the counts (docs/cgminer-api.md): the difficulty of what was
+    # rejected, difficulty-1 work done (valid nonces weighted by the difficulty they were checked at),
+    # and when the last answered share came (wall clock, for the API) at which share difficulty.
+    rejected_difficulty: float = 0.0
+    stale_difficulty: float = 0.0
+    diff1: float = 0.0
+    last_share_at: float = 0.0
+    last_share_difficulty: float = 0.0
 
     @property
     def rejected_total(self) -> int:
@@ -72,6 +80,18 @@ class ShareStats:
 
     def note_best(self, difficulty: float) -> None:
         self.best_difficulty = max(self.best_difficulty, difficulty)
+
+    def note_result(self, accepted: bool, reason: str | None, difficulty: float, best: float, when: float) -> None:
+        """A share the source answered: `difficulty` is the share target's, `best` the hash's own."""
+        if accepted:
+            self.accepted += 1
+            self.accepted_difficulty += difficulty
+            self.note_best(best)
+        else:
+            self.rejected[reason or "rejected"] += 1
+            self.rejected_difficulty += difficulty
+        self.last_share_at = when
+        self.last_share_difficulty = difficulty
 
 
 def format_hashrate(hashes_per_second: float) -> str:

@@ -41,6 +41,7 @@ class DeviceStats:
         self.shares = ShareStats()
         self.nonces_found = 0
         self.last_valid_at: float | None = None
+        self.last_share_source = ""  # the source (pool name) of the last share answered
         self.started_at = time.monotonic()
         self.alive_since = self.started_at  # when the device last became Alive
         self.reinits = 0

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from miner.frontends.view import CommandError, DeviceSnapshot, MinerView, PoolSnapshot, Summary
+from miner.frontends.cgminer_sections import device_item, lcd_item, mm_id, pool_item, summary_item
+from miner.frontends.view import CommandError, MinerView
 
 log = logging.getLogger(__name__)
 
@@ -147,83 +148,6 @@ def group_for(address: str, entries: list[AllowEntry]) -> str | None:
     return None
 
 
-# ------------------------------------------------------------------ sections
-def _mhs(rate: float) -> float:
-    return round(rate / 1e6, 6)
-
-
-def _pct(part: float, whole: float) -> float:
-    return round(100.0 * part / whole, 4) if whole else 0.0
-
-
-def _temperature(value: float | None) -> float:
-    return round(value, 2) if value is not None else 0.0
-
-
-def summary_item(s: Summary, per_minute: float) -> Item:
-    diff1 = s.total_hashes / 2**32
-    return {
-        "Elapsed": int(s.elapsed), "MHS av": _mhs(s.rate_avg), "MHS 5s": _mhs(s.rate_5s),
-        "MHS 1m": _mhs(s.rate_1m), "MHS 5m": _mhs(s.rate_5m), "MHS 15m": _mhs(s.rate_15m),
-        "Found Blocks": s.blocks, "Getworks": 0, "Accepted": s.accepted, "Rejected": s.rejected_total,
-        "Hardware Errors": s.hw_errors, "Utility": round(s.accepted * per_minute, 4), "Discarded": 0,
-        "Stale": s.stale, "Get Failures": 0, "Local Work": s.found, "Remote Failures": 0, "Network Blocks": 0,
-        "Total MH": round(s.total_hashes / 1e6, 4), "Work Utility": round(diff1 * per_minute, 4),
-        "Difficulty Accepted": s.accepted_difficulty, "Difficulty Rejected": 0.0, "Difficulty Stale": 0.0,
-        "Best Share": s.best_session,
-        "Device Hardware%": _pct(s.hw_errors, s.found),  # found counts every nonce, bad ones too
-        "Device Rejected%": _pct(s.rejected_total, s.accepted + s.rejected_total),
-        "Pool Rejected%": _pct(s.rejected_total, s.accepted + s.rejected_total + s.stale),
-        "Pool Stale%": _pct(s.stale, s.accepted + s.rejected_total + s.stale),
-        "Last getwork": int(time.time()),
-        # ours, beyond cgminer's fields: persisted best share (user ask #4) and pool difficulty
-        "Best Share All Time": s.best_all_time,
-    }
-
-
-def device_item(d: DeviceSnapshot) -> Item:
-    per_minute = 60.0 / d.elapsed if d.elapsed > 0 else 0.0
-    return {
-        "ASC": d.index, "Name": d.driver.upper()[:3], "ID": d.index, "Enabled": "Y" if d.enabled else "N",
-        "Status": d.state, "Temperature": _temperature(d.temperature),
-        "MHS av": _mhs(d.rate_avg), "MHS 5s": _mhs(d.rate_5s), "MHS 1m": _mhs(d.rate_1m),
-        "MHS 5m": _mhs(d.rate_5m), "MHS 15m": _mhs(d.rate_15m),
-        "Accepted": d.accepted, "Rejected": d.rejected_total, "Hardware Errors": d.hw_errors,
-        "Utility": round(d.accepted * per_minute, 4), "Last Share Pool": -1, "Last Share Time": 0,
-        "Total MH": round(d.total_hashes / 1e6, 4), "Diff1 Work": int(d.total_hashes / 2**32),
-        "Difficulty Accepted": d.accepted_difficulty, "Difficulty Rejected": 0.0,
-        "Last Share Difficulty": 0.0, "No Device": d.state == "NoDevice",
-        "Last Valid Work": int(time.time() - d.last_valid_age) if d.last_valid_age is not None else 0,
-        "Device Hardware%": _pct(d.hw_errors, d.found),
-        "Device Rejected%": _pct(d.rejected_total, d.accepted + d.rejected_total),
-        "Device Elapsed": int(d.elapsed),
-        "Frequency": d.frequency if d.frequency is not None else 0.0,
-        # ours: the name the log and the status view use, and where the device is
-        "Device": d.name, "Port": d.port or "",
-    }
-
-
-def pool_item(p: PoolSnapshot) -> Item:
-    total = p.accepted + p.rejected_total + p.stale
-    return {
-        "POOL": p.index, "URL": p.url, "Status": p.state, "Priority": p.priority, "Quota": 1,
-        "Long Poll": "N", "Getworks": 0, "Accepted": p.accepted, "Rejected": p.rejected_total, "Works": 0,
-        "Discarded": 0, "Stale": p.stale, "Get Failures": 0, "Remote Failures": 0, "User": p.user,
-        "Last Share Time": 0, "Diff1 Shares": 0, "Proxy Type": "", "Proxy": "",
-        "Difficulty Accepted": p.accepted_difficulty, "Difficulty Rejected": 0.0, "Difficulty Stale": 0.0,
-        "Last Share Difficulty": 0.0, "Work Difficulty": p.difficulty, "Has Stratum": True,
-        "Stratum Active": p.active and p.alive, "Stratum URL": p.url if p.active else "",
-        "Stratum Difficulty": p.difficulty, "Has Vmask": p.version_rolling, "Has GBT": False,
-        "Best Share": p.best_difficulty, "Pool Rejected%": _pct(p.rejected_total, total),
-        "Pool Stale%": _pct(p.stale, total), "Bad Work": 0, "Current Block Height": 0,
-        "Current Block Version": 0,
-        # ours: rejects by the pool's reason (user ask #5), submit latency
-        "Rejected Reasons": ", ".join(f"{r}: {n}" for r, n in p.rejected.most_common()),
-        "Submit Latency": round(p.latency, 4) if p.latency is not None else 0.0,
-        "Best Share All Time": p.best_all_time,
-    }
-
-
 # ------------------------------------------------------------------ commands
 Handler = Callable[[MinerView, str], Reply]
 
@@ -238,10 +162,13 @@ def _int_param(param: str, code: int, what: str) -> int:
 
 
 def cmd_version(view: MinerView, param: str) -> Reply:
-    # bfgminer's precedent: Miner is "name version", CGMiner holds our version for tools that read it.
-    miner = view.description.replace("/", " ")
-    return Reply("S", 22, "CGMiner versions", "VERSION",
-                 [{"Miner": miner, "CGMiner": view.version, "API": API_VERSION}], text_prefix=True)
+    # api.c apiversion() sends {"CGMiner": VERSION, "API": APIVERSION}. This is not cgminer, so the
+    # version sits under this miner's own name, as bfgminer's `BFGMiner` and bmminer's `BMMiner` do,
+    # and `Miner` is bfgminer's "name version" for tools that show one string (docs/cgminer-api.md §3.4).
+    name, _, version = view.description.partition("/")
+    return Reply("S", 22, f"{name} versions", "VERSION",
+                 [{"Miner": f"{name} {version or view.version}", name: view.version, "API": API_VERSION}],
+                 text_prefix=True)
 
 
 def cmd_config(view: MinerView, param: str) -> Reply:
@@ -250,15 +177,15 @@ def cmd_config(view: MinerView, param: str) -> Reply:
     drivers = sorted({d.driver.upper()[:3] for d in devices})
     item = {"ASC Count": len(devices), "PGA Count": 0, "Pool Count": len(manager.pools) if manager else 0,
             "Strategy": "Failover", "Log Interval": int(view.miner.status_interval),
-            "Device Code": " ".join(drivers), "OS": platform.system(), "Hotplug": int(view.hotplug_seconds())}
+            "Device Code": " ".join(drivers), "OS": platform.system(),
+            # api.c minerconfig(): an int when hotplug runs, the string "Disabled" when it does not
+            "Hotplug": int(view.hotplug_seconds()) or "Disabled"}
     item.update(view.config)
     return Reply("S", 33, "CGMiner config", "CONFIG", [item], text_prefix=True)
 
 
 def cmd_summary(view: MinerView, param: str) -> Reply:
-    s = view.summary()
-    per_minute = 60.0 / s.elapsed if s.elapsed > 0 else 0.0
-    return Reply("S", 11, "Summary", "SUMMARY", [summary_item(s, per_minute)], text_prefix=True)
+    return Reply("S", 11, "Summary", "SUMMARY", [summary_item(view.summary())], text_prefix=True)
 
 
 def cmd_devs(view: MinerView, param: str) -> Reply:
@@ -282,15 +209,17 @@ def cmd_devdetails(view: MinerView, param: str) -> Reply:
     for d in view.device_snapshots():
         item: Item = {"DEVDETAILS": d.index, "Name": d.driver.upper()[:3], "ID": d.index, "Driver": d.driver,
                       "Kernel": "", "Model": d.model, "Device Path": d.port or ""}
-        item.update({k: v for k, v in d.details.items() if k not in item})
+        item.update({k: _flat(v) for k, v in d.details.items() if k not in item})
         items.append(item)
+    if not items:
+        return Reply("E", 10, "No ASCs")  # api.c devdetails(): MSG_NODEVS when there is no device
     return Reply("S", 69, "Device Details", "DEVDETAILS", items)
 
 
 def cmd_pools(view: MinerView, param: str) -> Reply:
-    items = [pool_item(p) for p in view.pool_snapshots()]
+    items = [pool_item(p, view.quota(p.index)) for p in view.pool_snapshots()]
     if not items:
-        return Reply("W", 8, "No pools")
+        return Reply("E", 8, "No pools")  # api.c poolstatus(): MSG_NOPOOL is SEVERITY_ERR
     return Reply("S", 7, f"{len(items)} Pool(s)", "POOLS", items)
 
 
@@ -299,7 +228,7 @@ def cmd_stats(view: MinerView, param: str) -> Reply:
     for d in view.device_snapshots():
         item: Item = {"STATS": len(items), "ID": f"{d.driver.upper()[:3]}{d.index}", "Elapsed": int(d.elapsed),
                       "Calls": 0, "Wait": 0.0, "Max": 0.0, "Min": 99999999.0}
-        item.update({k: v for k, v in d.details.items() if k not in item})
+        item.update({k: _flat(v) for k, v in d.details.items() if k not in item})
         if d.voltage is not None:
             item["Voltage"] = d.voltage
         items.append(item)
@@ -309,7 +238,8 @@ def cmd_stats(view: MinerView, param: str) -> Reply:
                       "Pool Wait": 0.0, "Pool Max": 0.0, "Pool Min": 99999999.0, "Pool Av": 0.0,
                       "Work Had Roll Time": False, "Work Can Roll": False, "Work Had Expire": False,
                       "Work Roll Time": 0, "Work Diff": p.difficulty, "Min Diff": p.difficulty,
-                      "Max Diff": p.difficulty, "Times Sent": 0, "Bytes Sent": 0, "Times Recv": 0,
+                      "Max Diff": p.difficulty, "Min Diff Count": 0, "Max Diff Count": 0,
+                      "Times Sent": 0, "Bytes Sent": 0, "Times Recv": 0,
                       "Bytes Recv": 0, "Net Bytes Sent": 0, "Net Bytes Recv": 0})
     return Reply("S", 70, "CGMiner stats", "STATS", items)
 
@@ -328,10 +258,10 @@ def cmd_notify(view: MinerView, param: str) -> Reply:
 
 
 def cmd_coin(view: MinerView, param: str) -> Reply:
-    job = view.miner.dispatcher.job
-    item = {"Hash Method": "sha256", "Current Block Time": 0.0,
-            "Current Block Hash": job.prevhash[::-1].hex() if job is not None else "",
-            "LP": False, "Network Difficulty": 0.0}
+    s = view.summary()
+    # api.c minecoin(): block_timeval is when cgminer first saw the block; LP is getwork long polling
+    item = {"Hash Method": "sha256", "Current Block Time": round(s.block_time, 6),
+            "Current Block Hash": s.block_hash, "LP": False, "Network Difficulty": float(s.network_difficulty)}
     return Reply("S", 78, "CGMiner coin", "COIN", [item], text_prefix=True)
 
 
@@ -347,6 +277,61 @@ def cmd_asc(view: MinerView, param: str) -> Reply:
         raise ApiError(exc.code, str(exc)) from None
     snapshot = view.device_snapshot(index, device)
     return Reply("S", 106, f"ASC{index}", "ASC", [device_item(snapshot)])
+
+
+def _flat(value: Any) -> Any:
+    """A driver's detail as one API value: scalars stay, lists and objects become compact JSON text
+    (a text reply must never carry a Python repr)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | int | float | str):
+        return value
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def cmd_estats(view: MinerView, param: str) -> Reply:
+    """api.c minerestats(): devices only, each with its driver's stats; Avalon modules as `MM ID<n>`."""
+    items: list[Item] = []
+    for d in view.device_snapshots():
+        if d.state == "NoDevice" and param.strip() != "old":
+            continue
+        item: Item = {"STATS": len(items), "ID": f"{d.driver.upper()[:3]}{d.index}", "Elapsed": int(d.elapsed),
+                      "Calls": 0, "Wait": 0.0, "Max": 0.0, "Min": 99999999.0}
+        modules = d.details.get("Modules")
+        if isinstance(modules, list):
+            for n, module in enumerate(modules):
+                if isinstance(module, dict):
+                    item[f"MM ID{n}"] = mm_id(d, module)
+        item.update({k: _flat(v) for k, v in d.details.items() if k not in item and k != "Modules"})
+        items.append(item)
+    return Reply("S", 70, "CGMiner stats", "STATS", items)
+
+
+def cmd_pgacount(view: MinerView, param: str) -> Reply:
+    # api.c pgacount(): every device here is an ASC, so the PGA count is 0
+    return Reply("S", 59, "PGA count", "PGAS", [{"Count": 0}], text_prefix=True)
+
+
+def cmd_no_pga(view: MinerView, param: str) -> Reply:
+    """pga, pgaenable, pgadisable, pgaidentify, pgaset: api.c answers MSG_PGANON when numpgas() is 0."""
+    return Reply("E", 56, "No PGAs")
+
+
+def cmd_lcd(view: MinerView, param: str) -> Reply:
+    pools = view.pool_snapshots()
+    current = next((p for p in pools if p.active), None)
+    item = lcd_item(view.summary(), view.device_snapshots(), current)
+    return Reply("S", 125, "LCD", "LCD", [item], text_prefix=True)
+
+
+def cmd_usbstats(view: MinerView, param: str) -> Reply:
+    # api.c usbstats(): MSG_NOUSTA (INFO) when there are none; this miner keeps no per-transfer USB stats
+    return Reply("I", 88, "No USB Statistics")
+
+
+def cmd_lockstats(view: MinerView, param: str) -> Reply:
+    # api.c lockstats(): MSG_LOCKDIS unless cgminer was built with LOCK_TRACKING; there is no lock tracking
+    return Reply("W", 124, "Lock stats not enabled")
 
 
 def cmd_check(view: MinerView, param: str, group: str = "R") -> Reply:
@@ -461,6 +446,67 @@ def cmd_ascenable(view: MinerView, param: str) -> Reply:
     return _command(run)
 
 
+def cmd_ascidentify(view: MinerView, param: str) -> Reply:
+    index = _int_param(param, 15, "Missing device id parameter")
+    _command(lambda: view.device_at(index))
+    # api.c ascidentify(): MSG_ASCNOID (WARN) when the driver has no identify; no driver here has one
+    return Reply("W", 114, f"ASC{index} does not support identify")
+
+
+def cmd_poolquota(view: MinerView, param: str) -> Reply:
+    """api.c poolquota(): `N,Q`. The quota is kept and shown; it steers only a load-balance strategy."""
+    if not view.pool_snapshots():
+        raise ApiError(8, "No pools")
+    if not param.strip():
+        raise ApiError(25, "Missing pool id parameter")
+    index_text, comma, quota_text = param.partition(",")
+    if not comma or not quota_text.strip():
+        raise ApiError(86, f"Missing config value N for '{index_text.strip()},N'")
+    index = _int_param(index_text, 26, "Invalid pool id")
+    quota = _int_param(quota_text, 84, "Invalid number")
+    if quota < 0:
+        raise ApiError(121, f"Invalid negative number ({quota}) for '{index}'")
+
+    def run() -> Reply:
+        url = view.set_quota(index, quota)
+        return Reply("S", 122, f"Set pool '{url}' to quota {quota}'")
+    return _command(run)
+
+
+def cmd_save(view: MinerView, param: str) -> Reply:
+    """api.c dosave(): write the configuration (pools and API settings) as cgminer.conf JSON."""
+    path = param.strip()
+    if not path:
+        raise ApiError(42, "Missing save filename parameter")
+    try:
+        view.save_config(path)
+    except OSError:
+        raise ApiError(43, f"Can't open or create save file '{path}'") from None
+    return Reply("S", 44, f"Configuration saved to file '{path}'")
+
+
+DEBUG_FLAGS = {"s": "Silent", "q": "Quiet", "v": "Verbose", "d": "Debug", "r": "RPCProto", "p": "PerDevice",
+               "w": "WorkTime", "n": "Normal"}
+
+
+def cmd_debug(view: MinerView, param: str) -> Reply:
+    """api.c debugstate(): one letter (or the word) switches a setting; the reply lists them all."""
+    word = param.strip().lower()
+    if word:
+        letter = word[0]
+        if letter in DEBUG_FLAGS:
+            view.set_debug(DEBUG_FLAGS[letter])
+    return Reply("S", 79, "Debug settings", "DEBUG", [view.debug_state()], text_prefix=True)
+
+
+def cmd_setconfig(view: MinerView, param: str) -> Reply:
+    # kanoi/cgminer 4.13 (docs/cgminer-api.md §3.3): setconfig only answers MSG_DEPRECATED
+    if not param.strip():
+        raise ApiError(85, "Missing config parameters 'name,N'")
+    name = param.partition(",")[0].strip()
+    return Reply("E", 127, f"Deprecated config option '{name}'")
+
+
 def cmd_ascdisable(view: MinerView, param: str) -> Reply:
     index = _int_param(param, 15, "Missing device id parameter")
 
@@ -513,20 +559,25 @@ def cmd_quit(view: MinerView, param: str) -> Reply:
     return Reply("S", 0, "BYE", raw="BYE")
 
 
+# api.c cmds[]: name, handler, iswritemode (PRIVILEGED here), joinable (NOT_JOINABLE lists the others)
 READ_ONLY: dict[str, Handler] = {
     "version": cmd_version, "config": cmd_config, "summary": cmd_summary, "devs": cmd_devs,
     "edevs": cmd_edevs, "devdetails": cmd_devdetails, "pools": cmd_pools, "stats": cmd_stats,
-    "notify": cmd_notify, "coin": cmd_coin, "asccount": cmd_asccount, "asc": cmd_asc,
+    "estats": cmd_estats, "notify": cmd_notify, "coin": cmd_coin, "asccount": cmd_asccount, "asc": cmd_asc,
+    "pgacount": cmd_pgacount, "pga": cmd_no_pga, "lcd": cmd_lcd, "usbstats": cmd_usbstats,
 }
 PRIVILEGED: dict[str, Handler] = {
     "privileged": cmd_privileged, "switchpool": cmd_switchpool, "enablepool": cmd_enablepool,
     "disablepool": cmd_disablepool, "addpool": cmd_addpool, "removepool": cmd_removepool,
-    "poolpriority": cmd_poolpriority, "ascset": cmd_ascset, "ascenable": cmd_ascenable,
-    "ascdisable": cmd_ascdisable, "zero": cmd_zero, "hotplug": cmd_hotplug, "restart": cmd_restart,
-    "quit": cmd_quit,
+    "poolpriority": cmd_poolpriority, "poolquota": cmd_poolquota, "ascset": cmd_ascset,
+    "ascenable": cmd_ascenable, "ascdisable": cmd_ascdisable, "ascidentify": cmd_ascidentify,
+    "pgaenable": cmd_no_pga, "pgadisable": cmd_no_pga, "pgaidentify": cmd_no_pga, "pgaset": cmd_no_pga,
+    "zero": cmd_zero, "hotplug": cmd_hotplug, "restart": cmd_restart, "quit": cmd_quit, "save": cmd_save,
+    "debug": cmd_debug, "setconfig": cmd_setconfig, "lockstats": cmd_lockstats,
 }
 COMMANDS = {**READ_ONLY, "check": None, **PRIVILEGED}
-NOT_JOINABLE = {"asc", "check"} | set(PRIVILEGED)
+# api.c cmds[] joinable=false: asc/pga/check and every privileged command but lockstats
+NOT_JOINABLE = ({"asc", "pga", "check"} | set(PRIVILEGED)) - {"lockstats"}
 
 
 # ------------------------------------------------------------------ formatting
@@ -549,7 +600,12 @@ def _json_reply(reply: Reply, description: str, when: int) -> Item:
 def _escape_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value)
+    if isinstance(value, float):
+        text = repr(value)  # a float's repr is its shortest exact decimal, as JSON writes it
+    elif isinstance(value, int | str):
+        text = str(value)
+    else:  # never a Python repr on the wire: None is empty, containers are JSON
+        text = "" if value is None else json.dumps(value, default=str, separators=(",", ":"))
     for ch in ("\\", "|", ",", "="):
         text = text.replace(ch, "\\" + ch)
     return text
@@ -599,18 +655,35 @@ def handle_request(data: bytes, view: MinerView, group: str = "R", now: float | 
         request = parse_request(data)
     except ApiError as exc:
         return _encode(Reply("E", exc.code, str(exc)), True, description, when)
-    names = request.command.split("+")
-    if len(names) > 1:
-        if any(n in NOT_JOINABLE or n not in COMMANDS for n in names):
-            bad = next(n for n in names if n in NOT_JOINABLE or n not in COMMANDS)
-            return _encode(Reply("E", 45, f"Access denied to '{bad}' command"), request.is_json, description, when)
-        replies = [(n, _safe_run(n, request.parameter, view, group)) for n in names]
-        if request.is_json:
-            joined: Item = {n: _json_reply(r, description, when) for n, r in replies}
-            joined["id"] = 1
-            return json.dumps(joined, default=str).encode() + b"\x00"
-        return "".join(_text_reply(r, description, when) for _, r in replies).encode() + b"\x00"
+    if "+" in request.command:
+        return _joined(request, view, group, description, when)
     return _encode(_safe_run(request.command, request.parameter, view, group), request.is_json, description, when)
+
+
+def _joined(request: Request, view: MinerView, group: str, description: str, when: int) -> bytes:
+    """`cmd1+cmd2`, as api.c's api() loop with head_join()/tail_join() sends it (docs/cgminer-api.md
+    §3.8): each command's whole reply, as a one-element list under the command's name in JSON and
+    after `CMD=name|` in text; joined commands get no parameter; a repeated or empty name is skipped;
+    an unknown command answers E 14 and one that cannot be joined E 45, each in its own place, while
+    the rest of the join is answered."""
+    replies: list[tuple[str, Reply]] = []
+    seen: set[str] = set()
+    for name in request.command.split("+"):
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        if name in COMMANDS and name in NOT_JOINABLE:
+            replies.append((name, Reply("E", 45, f"Access denied to '{name}' command")))
+        else:
+            replies.append((name, _safe_run(name, "", view, group)))
+    if not replies:  # only `+` signs: api.c would send an empty (for JSON, broken) reply; say why instead
+        return _encode(Reply("E", 14, "Invalid command"), request.is_json, description, when)
+    if request.is_json:
+        joined: Item = {name: [_json_reply(r, description, when)] for name, r in replies}
+        joined["id"] = 1
+        return json.dumps(joined, default=str).encode() + b"\x00"
+    text = "".join(f"CMD={_escape_text(name)}|{_text_reply(r, description, when)}" for name, r in replies)
+    return text.encode() + b"\x00"
 
 
 def _encode(reply: Reply, is_json: bool, description: str, when: int) -> bytes:

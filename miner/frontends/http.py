@@ -11,21 +11,20 @@ import dataclasses
 import hmac
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from miner.frontends import axeos
 from miner.frontends.view import CommandError, MinerView
 
 log = logging.getLogger(__name__)
-
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
 
 def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     """`HOST:PORT`, `PORT` or `[IPV6]:PORT`; ValueError naming the problem."""
@@ -65,8 +64,20 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+# Every state a device or pool can be in, so each state gauge keeps all of its series across changes
+# (a labelled 0/1 gauge per state, as the Prometheus naming guide asks for enum states).
+DEVICE_STATES = ("Initialising", "Alive", "Sick", "Dead", "NoDevice", "Disabled")
+POOL_STATES = ("Alive", "Dead", "Connecting", "Disabled")
+
+
 class MinerCollector(Collector):
-    """The miner's numbers as Prometheus metrics, read fresh on every scrape."""
+    """The miner's numbers as Prometheus metrics, read fresh on every scrape.
+
+    Base units as the Prometheus naming guide asks (hash rate and frequency in `_hertz`, temperature in
+    `_celsius`, voltage in `_volts`), monotonic totals as counters (exposed as `_total`), and states as
+    0/1 gauges with a `state` label that exist for every state, so no series appears or vanishes when a
+    device or pool changes state.
+    """
 
     def __init__(self, view: MinerView):
         self.view = view
@@ -77,12 +88,12 @@ class MinerCollector(Collector):
         devices = view.device_snapshots()
         pools = view.pool_snapshots()
 
-        rate = GaugeMetricFamily("miner_hashrate_hashes_per_second", "Hash rate per device",
+        rate = GaugeMetricFamily("miner_hashrate_hertz", "Hash rate per device (hashes per second)",
                                  labels=["device", "driver", "window"])
-        total_rate = GaugeMetricFamily("miner_total_hashrate_hashes_per_second", "Hash rate of all devices",
+        total_rate = GaugeMetricFamily("miner_total_hashrate_hertz", "Hash rate of all devices",
                                        labels=["window"])
-        for window, attr in (("5s", "rate_5s"), ("1m", "rate_1m"), ("5m", "rate_5m"), ("15m", "rate_15m"),
-                             ("avg", "rate_avg")):
+        for window, attr in (("5s", "rate_5s"), ("20s", "rate_20s"), ("1m", "rate_1m"), ("5m", "rate_5m"),
+                             ("15m", "rate_15m"), ("avg", "rate_avg")):
             for d in devices:
                 rate.add_metric([d.name, d.driver, window], getattr(d, attr))
             total_rate.add_metric([window], getattr(summary, attr))
@@ -93,29 +104,45 @@ class MinerCollector(Collector):
                                      labels=["device"])
         hw = CounterMetricFamily("miner_hardware_errors", "Nonces that failed the device target",
                                  labels=["device"])
-        up = GaugeMetricFamily("miner_device_up", "1 when the device is Alive", labels=["device", "state"])
+        up = GaugeMetricFamily("miner_device_up", "1 when the device is Alive", labels=["device"])
+        state = GaugeMetricFamily("miner_device_state", "1 for the state the device is in, 0 for the others",
+                                  labels=["device", "state"])
         temperature = GaugeMetricFamily("miner_device_temperature_celsius", "Device temperature",
                                         labels=["device"])
-        frequency = GaugeMetricFamily("miner_device_frequency_mhz", "Chip frequency", labels=["device"])
+        frequency = GaugeMetricFamily("miner_device_frequency_hertz", "Chip frequency", labels=["device"])
+        voltage = GaugeMetricFamily("miner_device_voltage_volts", "Core voltage", labels=["device"])
         device_shares = CounterMetricFamily("miner_device_shares", "Shares per device by result",
                                             labels=["device", "result"])
+        diff1 = CounterMetricFamily("miner_device_diff1_work", "Difficulty-1 work found (cgminer's Diff1 Work)",
+                                    labels=["device"])
         for d in devices:
             hashes.add_metric([d.name], d.total_hashes)
             hw.add_metric([d.name], d.hw_errors)
-            up.add_metric([d.name, d.state], 1.0 if d.state == "Alive" else 0.0)
+            up.add_metric([d.name], 1.0 if d.state == "Alive" else 0.0)
+            for name in DEVICE_STATES:
+                state.add_metric([d.name, name], 1.0 if d.state == name else 0.0)
             device_shares.add_metric([d.name, "accepted"], d.accepted)
             device_shares.add_metric([d.name, "rejected"], d.rejected_total)
+            diff1.add_metric([d.name], d.diff1)
             if d.temperature is not None:
                 temperature.add_metric([d.name], d.temperature)
             if d.frequency is not None:
-                frequency.add_metric([d.name], d.frequency)
-        yield from (hashes, hw, up, temperature, frequency, device_shares)
+                frequency.add_metric([d.name], d.frequency * 1e6)
+            if d.voltage is not None:
+                voltage.add_metric([d.name], d.voltage)
+        yield from (hashes, hw, up, state, temperature, frequency, voltage, device_shares, diff1)
 
         shares = CounterMetricFamily("miner_shares", "Shares by result", labels=["result"])
         shares.add_metric(["accepted"], summary.accepted)
         shares.add_metric(["rejected"], summary.rejected_total)
         shares.add_metric(["stale"], summary.stale)
         yield shares
+        difficulty = CounterMetricFamily("miner_share_difficulty", "Summed share difficulty by result",
+                                         labels=["result"])
+        difficulty.add_metric(["accepted"], summary.accepted_difficulty)
+        difficulty.add_metric(["rejected"], summary.rejected_difficulty)
+        difficulty.add_metric(["stale"], summary.stale_difficulty)
+        yield difficulty
         rejects = CounterMetricFamily("miner_rejected_shares", "Rejected shares by the pool's reason",
                                       labels=["pool", "reason"])
         for p in pools:
@@ -129,12 +156,18 @@ class MinerCollector(Collector):
         best.add_metric(["session"], summary.best_session)
         best.add_metric(["all_time"], summary.best_all_time)
         yield best
-        yield GaugeMetricFamily("miner_hardware_errors_all", "Hardware errors of all devices",
-                                value=summary.hw_errors)
+        yield CounterMetricFamily("miner_hardware_errors_all", "Hardware errors of all devices",
+                                  value=summary.hw_errors)
+        yield CounterMetricFamily("miner_jobs", "Jobs received from the sources (cgminer's Getworks)",
+                                  value=summary.getworks)
+        yield CounterMetricFamily("miner_network_blocks", "Block changes seen (cgminer's Network Blocks)",
+                                  value=summary.network_blocks)
         yield GaugeMetricFamily("miner_uptime_seconds", "Seconds since the miner started", value=summary.elapsed)
 
         pool_up = GaugeMetricFamily("miner_pool_up", "1 when the pool is connected and sending work",
                                     labels=["pool", "url"])
+        pool_state = GaugeMetricFamily("miner_pool_state", "1 for the state the pool is in, 0 for the others",
+                                       labels=["pool", "url", "state"])
         pool_active = GaugeMetricFamily("miner_pool_active", "1 for the pool the devices mine on",
                                         labels=["pool", "url"])
         pool_diff = GaugeMetricFamily("miner_pool_difficulty", "Share difficulty the pool asks for",
@@ -146,19 +179,32 @@ class MinerCollector(Collector):
         for p in pools:
             labels = [p.name, p.url]
             pool_up.add_metric(labels, 1.0 if p.alive else 0.0)
+            for name in POOL_STATES:
+                pool_state.add_metric([*labels, name], 1.0 if p.state == name else 0.0)
             pool_active.add_metric(labels, 1.0 if p.active else 0.0)
             pool_diff.add_metric(labels, p.difficulty)
             for result, count in (("accepted", p.accepted), ("rejected", p.rejected_total), ("stale", p.stale)):
                 pool_shares.add_metric([*labels, result], count)
             if p.latency is not None:
                 latency.add_metric(labels, p.latency)
-        yield from (pool_up, pool_active, pool_diff, pool_shares, latency)
+        yield from (pool_up, pool_state, pool_active, pool_diff, pool_shares, latency)
+
+
+def metrics_registry(view: MinerView) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MinerCollector(view))
+    return registry
 
 
 def metrics_text(view: MinerView) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MinerCollector(view))
-    return generate_latest(registry)
+    return generate_latest(metrics_registry(view))
+
+
+def metrics_for(view: MinerView, accept: str | None) -> tuple[bytes, str]:
+    """The exposition the scraper asked for: OpenMetrics when its Accept header names
+    application/openmetrics-text, the Prometheus text format otherwise (prometheus_client decides)."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(metrics_registry(view)), content_type
 
 
 class HttpServer:
@@ -175,6 +221,10 @@ class HttpServer:
             web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
             web.get("/api/pools", self._pools), web.get("/api/history", self._history),
             web.get("/metrics", self._metrics),
+            # the AxeOS read endpoints fleet tools identify a miner by (miner/frontends/axeos.py says why)
+            web.get("/", self._home), web.get("/api/system/info", self._axeos(axeos.system_info)),
+            web.get("/api/system/asic", self._axeos(axeos.system_asic)),
+            web.get("/api/system/statistics", self._axeos(axeos.system_statistics)),
             web.post("/api/pools/{index}/{action}", self._pool_action),
             web.post("/api/devices/{index}/{action}", self._device_action),
         ])
@@ -215,7 +265,17 @@ class HttpServer:
         return _json(data)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=metrics_text(self.view), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+        body, content_type = metrics_for(self.view, request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _home(self, request: web.Request) -> web.Response:
+        name = self.view.description.partition("/")[0]
+        return web.Response(text=axeos.INDEX_HTML.format(name=name), content_type="text/html")
+
+    def _axeos(self, build: Callable[[MinerView], dict[str, Any]]) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.Response:
+            return _json(build(self.view))
+        return handler
 
     # ------------------------------------------------------------ writes
     def _authorised(self, request: web.Request) -> web.Response | None:

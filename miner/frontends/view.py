@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import Counter
@@ -18,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from miner import USER_AGENT, __version__
 from miner.core.stats import ShareStats
+from miner.core.targets import target_to_difficulty
 from miner.devices.base import Device, DeviceError, DeviceState
 from miner.sources.stratum.failover import PoolManager
 
 if TYPE_CHECKING:
     from miner.core.engine import Miner
+    from miner.core.work import Job
     from miner.frontends.persist import StatsStore
     from miner.sources.stratum.connection import PoolConnection
 
@@ -65,6 +68,12 @@ class DeviceSnapshot:
     last_valid_age: float | None  # seconds since the last valid nonce
     last_error: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    rate_20s: float = 0.0
+    rejected_difficulty: float = 0.0
+    diff1: float = 0.0
+    last_share_at: float = 0.0  # unix time of the last answered share, 0 for none
+    last_share_difficulty: float = 0.0
+    last_share_pool: int = -1  # index of the pool that answered it, -1 for none
 
     @property
     def rejected_total(self) -> int:
@@ -92,6 +101,14 @@ class PoolSnapshot:
     rate_avg: float = 0.0
     last_error: str = ""
     best_all_time: float = 0.0  # this pool's record across restarts (persisted by URL)
+    rejected_difficulty: float = 0.0
+    stale_difficulty: float = 0.0
+    diff1: float = 0.0
+    last_share_at: float = 0.0
+    last_share_difficulty: float = 0.0
+    getworks: int = 0  # jobs this pool sent
+    block_height: int = 0  # of the pool's current job (BIP34 coinbase height), 0 unknown
+    block_version: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -121,10 +138,61 @@ class Summary:
     best_session: float
     best_all_time: float
     pool_difficulty: float | None
+    rate_20s: float = 0.0
+    rejected_difficulty: float = 0.0
+    stale_difficulty: float = 0.0
+    diff1: float = 0.0
+    getworks: int = 0
+    network_blocks: int = 0  # block changes seen (a new previous-block hash)
+    block_time: float = 0.0  # unix time the current block was first seen
+    block_hash: str = ""
+    network_difficulty: float = 0.0
+    block_height: int = 0
+    last_share_at: float = 0.0
+    last_share_difficulty: float = 0.0
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+
+def coinbase_height(job: Job) -> int | None:
+    """The block height a job's coinbase declares (BIP34: the scriptSig's first push, docs/gbt.md §2.2,
+    docs/stratum.md §1.7(c)), as cgminer's Current Block Height reads it from the pool's coinbase.
+    None for version-1 blocks (before BIP34) and for a coinbase that does not start that way."""
+    if job.height is not None:
+        return job.height
+    coinb1 = job.coinb1
+    # version (4) + input count (1) + previous output (36), then the scriptSig's length and the script
+    if job.version < 2 or len(coinb1) < 43 or coinb1[41] >= 0xFD:
+        return None
+    first = coinb1[42]
+    if 0x51 <= first <= 0x60:  # OP_1 ... OP_16
+        return first - 0x50
+    if 1 <= first <= 8 and len(coinb1) >= 43 + first:
+        return int.from_bytes(coinb1[43:43 + first], "little")
+    return None
+
+
+class NetworkWatch:
+    """What the jobs tell about the network: jobs per source (cgminer's Getworks), block changes seen
+    (Network Blocks) and when the current block was first seen (coin's Current Block Time)."""
+
+    def __init__(self) -> None:
+        self.getworks: Counter[str] = Counter()
+        self.last_job: dict[str, Job] = {}
+        self.blocks = 0
+        self.block_hash = ""
+        self.block_time = 0.0
+
+    def on_job(self, job: Job, restart: bool) -> None:
+        self.getworks[job.source] += 1
+        self.last_job[job.source] = job
+        shown = job.prevhash[::-1].hex()  # header order reversed: the hash as explorers show it
+        if shown != self.block_hash:
+            self.blocks += 1
+            self.block_hash = shown
+            self.block_time = time.time()
 
 
 class MinerView:
@@ -139,6 +207,15 @@ class MinerView:
         self.description = USER_AGENT
         self.version = __version__
         self._stopping: dict[str, asyncio.Future] = {}  # device name -> its stop running in a thread
+        self.retired = ShareStats()  # removed pools' results: `removepool` must not shrink the totals
+        self._quotas: dict[str, int] = {}  # pool URL -> quota given through the API
+        self._debug = dict.fromkeys(("Silent", "Quiet", "Verbose", "Debug", "RPCProto", "PerDevice", "WorkTime"),
+                                    False)
+        self._log_levels: dict[str, int] | None = None  # as they were before the first `debug` command
+        self.network = NetworkWatch()
+        miner.dispatcher.add_listener(self.network.on_job)
+        if miner.dispatcher.job is not None:  # a view made after the first job still counts that job
+            self.network.on_job(miner.dispatcher.job, False)
 
     # ------------------------------------------------------------ what there is
     @property
@@ -171,7 +248,8 @@ class MinerView:
         return DeviceSnapshot(
             index=index, name=device.name, driver=device.driver, port=device.port, model=device.model,
             state=stats.state.value, enabled=device.enabled,
-            rate_5s=meter.rate(5.0, now), rate_1m=meter.rate(60.0, now), rate_5m=meter.rate(300.0, now),
+            rate_5s=meter.rate(5.0, now), rate_20s=meter.rate(20.0, now), rate_1m=meter.rate(60.0, now),
+            rate_5m=meter.rate(300.0, now),
             rate_15m=meter.rate(900.0, now), rate_avg=meter.average(now), total_hashes=meter.total,
             accepted=stats.shares.accepted, rejected=Counter(stats.shares.rejected),
             hw_errors=stats.hw_errors, found=stats.shares.found,
@@ -180,14 +258,25 @@ class MinerView:
             elapsed=now - stats.started_at,
             last_valid_age=None if stats.last_valid_at is None else now - stats.last_valid_at,
             last_error=stats.last_error, details=dict(device.details()),
+            rejected_difficulty=stats.shares.rejected_difficulty, diff1=stats.shares.diff1,
+            last_share_at=stats.shares.last_share_at, last_share_difficulty=stats.shares.last_share_difficulty,
+            last_share_pool=self._pool_index_of(stats.last_share_source),
         )
 
     def device_snapshots(self) -> list[DeviceSnapshot]:
         now = time.monotonic()
         return [self.device_snapshot(i, d, now) for i, d in enumerate(self.devices)]
 
+    def _pool_index_of(self, name: str) -> int:
+        manager = self.pool_manager
+        if not name or manager is None:
+            return -1
+        return next((i for i, p in enumerate(manager.pools) if p.name == name), -1)
+
     def _pool_snapshot(self, index: int, pool: PoolConnection, manager: PoolManager) -> PoolSnapshot:
         devices = self.devices
+        results = self.miner.by_source.get(pool.name, ShareStats())
+        job = self.network.last_job.get(pool.name)
         state = "Disabled" if not pool.enabled else pool.state.value
         return PoolSnapshot(
             index=index, name=pool.name, url=pool.config.url, user=pool.config.user, state=state,
@@ -200,6 +289,11 @@ class MinerView:
             rate_avg=sum(d.stats.source_rate(pool.name, None) for d in devices), last_error=pool.last_error,
             best_all_time=max(pool.stats.best_difficulty,
                               self.store.best_per_pool.get(pool.config.url, 0.0) if self.store is not None else 0.0),
+            rejected_difficulty=results.rejected_difficulty, stale_difficulty=pool.stats.stale_difficulty,
+            diff1=results.diff1, last_share_at=results.last_share_at,
+            last_share_difficulty=results.last_share_difficulty, getworks=self.network.getworks[pool.name],
+            block_height=(coinbase_height(job) or 0) if job is not None else 0,
+            block_version=job.version if job is not None else 0,
         )
 
     def pool_snapshots(self) -> list[PoolSnapshot]:
@@ -217,20 +311,34 @@ class MinerView:
         stats = self.miner.source.stats
         best = self.best_session()
         job = self.miner.dispatcher.job
+        retired = self.retired
+        results = list(self.miner.by_source.values())
+        last = max(results, key=lambda r: r.last_share_at, default=ShareStats())
+        network = self.network
         return Summary(
             elapsed=now - self.miner.started,
             rate_5s=sum(d.stats.hashes.rate(5.0, now) for d in devices),
+            rate_20s=sum(d.stats.hashes.rate(20.0, now) for d in devices),
             rate_1m=sum(d.stats.hashes.rate(60.0, now) for d in devices),
             rate_5m=sum(d.stats.hashes.rate(300.0, now) for d in devices),
             rate_15m=sum(d.stats.hashes.rate(900.0, now) for d in devices),
             rate_avg=sum(d.stats.hashes.average(now) for d in devices),
             total_hashes=sum(d.stats.hashes.total for d in devices),
-            accepted=stats.accepted, rejected=Counter(stats.rejected), stale=stats.stale,
+            accepted=stats.accepted + retired.accepted, rejected=Counter(stats.rejected) + retired.rejected,
+            stale=stats.stale + retired.stale,
             hw_errors=sum(d.stats.hw_errors for d in devices), found=self.miner.totals.found,
-            blocks=stats.blocks + self.miner.totals.blocks, accepted_difficulty=stats.accepted_difficulty,
+            blocks=stats.blocks + self.miner.totals.blocks,
+            accepted_difficulty=stats.accepted_difficulty + retired.accepted_difficulty,
             best_session=best,
             best_all_time=max(best, self.store.best_all_time if self.store is not None else 0.0),
             pool_difficulty=job.share_difficulty if job is not None else None,
+            rejected_difficulty=sum(r.rejected_difficulty for r in results),
+            stale_difficulty=stats.stale_difficulty + retired.stale_difficulty, diff1=self.miner.totals.diff1,
+            getworks=sum(network.getworks.values()), network_blocks=network.blocks, block_time=network.block_time,
+            block_hash=network.block_hash,
+            network_difficulty=target_to_difficulty(job.network_target) if job is not None else 0.0,
+            block_height=(coinbase_height(job) or 0) if job is not None else 0,
+            last_share_at=last.last_share_at, last_share_difficulty=last.last_share_difficulty,
         )
 
     # ------------------------------------------------------------ commands
@@ -294,6 +402,13 @@ class MinerView:
         if pool is manager.active:
             raise CommandError(67, f"Cannot remove active pool {index}:'{pool.config.url}'")
         manager.remove_pool(index)
+        # cgminer keeps a removed pool's shares in its totals (api.c removepool only marks it removed)
+        gone = pool.stats
+        self.retired.accepted += gone.accepted
+        self.retired.rejected.update(gone.rejected)
+        self.retired.stale += gone.stale
+        self.retired.accepted_difficulty += gone.accepted_difficulty
+        self.retired.stale_difficulty += gone.stale_difficulty
         return pool.config.url
 
     def pool_priority(self, indexes: list[int]) -> None:
@@ -306,6 +421,57 @@ class MinerView:
                 raise CommandError(74, f"Duplicate pool specified {i}")
             seen.add(i)
         manager.set_priority(indexes)
+
+    def quota(self, index: int) -> int:
+        """The pool's quota (cgminer's `--quota N;URL`, `poolquota`); 1 unless one was set."""
+        manager = self.pool_manager
+        if manager is None or not 0 <= index < len(manager.pools):
+            return 1
+        return self._quotas.get(manager.pools[index].config.url, 1)
+
+    def set_quota(self, index: int, quota: int) -> str:
+        pool = self._pool_index(index)
+        self._quotas[pool.config.url] = quota
+        return pool.config.url
+
+    def save_config(self, path: str) -> None:
+        """The pools and API settings as a cgminer.conf (JSON keys as cgminer's write_config names them)."""
+        manager = self.pool_manager
+        pools = [{"url": p.config.url, "user": p.config.user, "pass": p.config.password,
+                  **({"quota": f"{self._quotas[p.config.url]};{p.config.url}"} if p.config.url in self._quotas
+                     else {})}
+                 for p in (manager.pools if manager is not None else [])]
+        data: dict[str, Any] = {"pools": pools}
+        data.update({k.lower().replace(" ", "-"): v for k, v in self.config.items()})
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=1)
+            file.write("\n")
+
+    def set_debug(self, flag: str) -> None:
+        """api.c debugstate(): Silent/Quiet/Verbose/Debug/RPCProto toggle, Normal resets; here they map
+        onto the log levels of the miner's loggers and the Stratum protocol dump."""
+        state = self._debug
+        loggers = {name: logging.getLogger(name) for name in ("miner", "miner.protocol")}
+        if self._log_levels is None:
+            self._log_levels = {name: logger.level for name, logger in loggers.items()}
+        if flag == "Normal":  # back to the levels the miner started with
+            state.update(dict.fromkeys(state, False))
+            for name, logger in loggers.items():
+                logger.setLevel(self._log_levels[name])
+            return
+        if flag in state:
+            state[flag] = not state[flag]
+            if flag == "Debug" and state[flag]:
+                state["Verbose"], state["Quiet"] = True, False
+            if flag in ("Silent", "Quiet") and state[flag]:
+                state["Verbose"] = state["Debug"] = False
+        level = (logging.DEBUG if state["Debug"] else logging.INFO if state["Verbose"] or not state["Quiet"]
+                 else logging.WARNING)
+        loggers["miner"].setLevel(logging.ERROR if state["Silent"] else level)
+        loggers["miner.protocol"].setLevel(logging.INFO if state["RPCProto"] else self._log_levels["miner.protocol"])
+
+    def debug_state(self) -> dict[str, bool]:
+        return dict(self._debug)
 
     def set_frequency(self, index: int, mhz: float) -> None:
         device = self.device_at(index)
@@ -348,6 +514,8 @@ class MinerView:
             for device in self.devices:
                 device.stats.zero()
             self.miner.totals = ShareStats()
+            self.miner.by_source.clear()
+            self.retired = ShareStats()
             for pool in pools:
                 pool.stats = ShareStats()
             if manager is None:

@@ -46,11 +46,14 @@ async def test_read_commands_in_json_and_text_agree_with_the_miner():
             assert len(text) == 1 + len(reply[section]), command
             assert set(text[1]) - {"_section"} == set(reply[section][0]), command
         version = (await api(port, "version"))["VERSION"][0]
-        assert version == {"Miner": f"pyminer {view.version}", "CGMiner": view.version, "API": "3.7"}
+        # this miner's own name where cgminer writes "CGMiner" (bfgminer's precedent), never cgminer's
+        assert version == {"Miner": f"pyminer {view.version}", "pyminer": view.version, "API": "3.7"}
         summary = (await api(port, "summary"))["SUMMARY"][0]
         assert summary["Accepted"] == accepted == sum(s.accepted for s in pool.submits)
         assert summary["Rejected"] == 0 and summary["Hardware Errors"] == 0
-        assert summary["Best Share"] == miner.source.stats.best_difficulty > 0
+        # Best Share is api.c's uint64 (an integer); the exact record is ours beside it
+        assert summary["Best Share"] == int(miner.source.stats.best_difficulty)
+        assert summary["Best Share All Time"] == miner.source.stats.best_difficulty > 0
         assert summary["Total MH"] > 0
         text_summary = parse_text(await api_text(port, "summary|"))[1]
         assert text_summary["_section"] == "SUMMARY" and int(text_summary["Accepted"]) == accepted
@@ -86,15 +89,22 @@ async def test_joined_commands_and_the_nul_terminator():
         raw = await api_raw(server.port, json.dumps({"command": "summary+devs+pools"}))
         assert raw[-1:] == b"\x00" and b"\x00" not in raw[:-1]
         joined = json.loads(raw[:-1])
-        assert set(joined) == {"summary", "devs", "pools", "id"}
-        assert status(joined["summary"])[:2] == ("S", 11) and joined["summary"]["SUMMARY"]
-        assert status(joined["devs"])[:2] == ("S", 9) and joined["devs"]["DEVS"][0]["ASC"] == 0
-        assert status(joined["pools"])[:2] == ("S", 7) and joined["pools"]["POOLS"][0]["POOL"] == 0
-        text = parse_text(await api_text(server.port, "summary+devs"))
-        assert [s.get("Code") for s in text if "STATUS" in s] == ["11", "9"]
-        # asc and privileged commands cannot be joined
-        assert status(await api(server.port, "summary+asc", "0"))[:2] == ("E", 45)
-        assert status(await api(server.port, "summary+quit"))[:2] == ("E", 45)
+        # api.c head_join/tail_join: each joined reply is a one-element list under the command's name
+        assert set(joined) == {"summary", "devs", "pools", "id"} and joined["id"] == 1
+        assert all(isinstance(joined[n], list) and len(joined[n]) == 1 for n in ("summary", "devs", "pools"))
+        assert status(joined["summary"][0])[:2] == ("S", 11) and joined["summary"][0]["SUMMARY"]
+        assert status(joined["devs"][0])[:2] == ("S", 9) and joined["devs"][0]["DEVS"][0]["ASC"] == 0
+        assert status(joined["pools"][0])[:2] == ("S", 7) and joined["pools"][0]["POOLS"][0]["POOL"] == 0
+        text = await api_text(server.port, "summary+devs")
+        assert text.startswith("CMD=summary|STATUS=S,") and "|CMD=devs|STATUS=S," in text
+        assert [s.get("Code") for s in parse_text(text) if "STATUS" in s] == ["11", "9"]
+        # asc and privileged commands cannot be joined: they answer E 45 in their place, the rest answers
+        joined = await api(server.port, "summary+asc", "0")
+        assert status(joined["summary"][0])[:2] == ("S", 11) and status(joined["asc"][0])[:2] == ("E", 45)
+        joined = await api(server.port, "summary+quit")
+        assert status(joined["quit"][0])[:2] == ("E", 45) and joined["summary"][0]["SUMMARY"]
+        joined = await api(server.port, "nosuch+devs")
+        assert status(joined["nosuch"][0])[:2] == ("E", 14) and status(joined["devs"][0])[:2] == ("S", 9)
         assert not miner._stop_requested.is_set()
     await pool.stop()
 
@@ -222,11 +232,11 @@ async def test_zero_restart_and_quit():
         view._on_restart = lambda: restarts.append(1)
         await frozen_miner_with_shares(port, pool, miner)
         before = (await api(port, "summary"))["SUMMARY"][0]
-        assert before["Best Share"] > 0 and before["Accepted"] >= 2
+        assert before["Best Share All Time"] > 0 and before["Accepted"] >= 2  # no store: the session's best
         assert status(await api(port, "zero", "bestshare"))[:2] == ("S", 97)
         after = (await api(port, "summary"))["SUMMARY"][0]
-        assert after["Best Share"] == 0 and after["Accepted"] == before["Accepted"]
-        assert (await api(port, "pools"))["POOLS"][0]["Best Share"] == 0
+        assert after["Best Share All Time"] == after["Best Share"] == 0 and after["Accepted"] == before["Accepted"]
+        assert (await api(port, "pools"))["POOLS"][0]["Best Share All Time"] == 0
         reply = await api(port, "zero", "all,true")
         assert status(reply) == ("S", 96, "Zeroed all stats with summary")
         assert reply["SUMMARY"][0]["Accepted"] == before["Accepted"]  # the summary from before the zeroing

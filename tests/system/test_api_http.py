@@ -44,23 +44,29 @@ async def test_metrics_and_rest_match_the_cgminer_summary():
         assert metrics[("miner_shares_total", (("result", "rejected"),))] == summary["Rejected"] == 1
         assert metrics[("miner_shares_total", (("result", "stale"),))] == summary["Stale"]
         assert metrics[("miner_rejected_shares_total", (("pool", "pool0"), ("reason", "Low difficulty share")))] == 1
-        assert metrics[("miner_hardware_errors_all", ())] == summary["Hardware Errors"]
-        assert metrics[("miner_best_share_difficulty", (("scope", "session"),))] == summary["Best Share"] > 0
+        assert metrics[("miner_hardware_errors_all_total", ())] == summary["Hardware Errors"]
+        best = metrics[("miner_best_share_difficulty", (("scope", "session"),))]
+        assert best == summary["Best Share All Time"] > 0 and int(best) == summary["Best Share"]
         hashes = metrics[("miner_hashes_total", (("device", "cpu0"),))]
         assert hashes / 1e6 == pytest.approx(summary["Total MH"], abs=1e-4) and hashes > 0
-        avg = metrics[("miner_total_hashrate_hashes_per_second", (("window", "avg"),))]
+        avg = metrics[("miner_total_hashrate_hertz", (("window", "avg"),))]
         assert avg / 1e6 == pytest.approx(summary["MHS av"], rel=0.05)  # both are total / elapsed
         url = f"stratum+tcp://127.0.0.1:{pool.port}"
         assert metrics[("miner_pool_up", (("pool", "pool0"), ("url", url)))] == 1
         assert metrics[("miner_pool_difficulty", (("pool", "pool0"), ("url", url)))] == 0.002
-        assert metrics[("miner_device_up", (("device", "cpu0"), ("state", "Disabled")))] == 0
+        assert metrics[("miner_device_up", (("device", "cpu0"),))] == 0
+        # every state keeps its series: 1 for the state the device is in, 0 for each of the others
+        states = {dict(labels)["state"]: v for (name, labels), v in metrics.items() if name == "miner_device_state"}
+        assert states == {"Initialising": 0, "Alive": 0, "Sick": 0, "Dead": 0, "NoDevice": 0, "Disabled": 1}
+        pool_states = {dict(labels)["state"]: v for (name, labels), v in metrics.items() if name == "miner_pool_state"}
+        assert pool_states == {"Alive": 1, "Dead": 0, "Connecting": 0, "Disabled": 0}
         assert not any(name == "miner_device_temperature_celsius" for name, _ in metrics)  # the CPU has none
         assert rest["accepted"] == summary["Accepted"] and rest["rejected"] == {"Low difficulty share": 1}
         assert rest_pools[0]["url"] == url and rest_pools[0]["accepted"] == summary["Accepted"]
         assert rest_devices[0]["name"] == "cpu0" and rest_devices[0]["enabled"] is False
         assert "secret-pw" not in str(rest_pools)
         # the pool's best counts accepted shares only; the summary's every share found (cgminer's meaning)
-        assert 0 < rest_pools[0]["best_all_time"] == rest_pools[0]["best_difficulty"] <= summary["Best Share"]
+        assert 0 < rest_pools[0]["best_all_time"] == rest_pools[0]["best_difficulty"] <= summary["Best Share All Time"]
         await http.stop()
     await pool.stop()
 

@@ -69,6 +69,8 @@ def test_every_request_gets_exactly_one_nul_terminated_reply(idle_view, data):
     if body.startswith("{"):
         decoded = json.loads(body)
         assert decoded["id"] == 1
+    elif body.startswith("CMD="):  # a text join: each command's reply after CMD=name| (api.c head_join)
+        assert b"+" in data and "|STATUS=" in body
     else:
         assert body.startswith("STATUS=")
 

@@ -130,8 +130,9 @@ class SessionFailed(SessionEvent):
 def tally(stats: ShareStats, event: SessionEvent) -> None:
     """Count a share decision or answer in a pool's statistics (other events count nothing)."""
     match event:
-        case ShareStale() | ShareTooEasy():
+        case ShareStale(share=share) | ShareTooEasy(share=share):
             stats.stale += 1
+            stats.stale_difficulty += share.work.job.share_difficulty
         case ShareAnswered(share=share, accepted=True):
             stats.accepted += 1
             stats.accepted_difficulty += share.work.job.share_difficulty
