@@ -49,7 +49,7 @@ def redact_line(line: bytes, password: str) -> str:
     """A protocol line for the log with the password (mining.authorize's second parameter) hidden."""
     text = line.decode("utf-8", "replace")
     try:
-        message = json.loads(text)
+        message = sp.decode_json(text)  # never RecursionError: a 30,000-deep line is just not JSON here
     except ValueError:
         message = None
     if isinstance(message, dict) and message.get("method") == "mining.authorize" \
@@ -95,6 +95,7 @@ class PoolConnection:
         self._stop = False
         self._redirect_wait: float | None = None  # set by client.reconnect: wait this, not the backoff
         self._all_answered = asyncio.Event()  # set when the last submit in flight was answered
+        self._faults_logged: set[tuple[str, str]] = set()  # unexpected errors already logged in full
 
     # -------------------------------------------------------------------- public
     @property
@@ -147,6 +148,7 @@ class PoolConnection:
         self._close()
         if self.session.connected:
             self.session.connection_lost()
+        self._set_state(PoolState.DISCONNECTED)  # stopped, wherever the task was (connecting, backing off)
 
     async def wait_ended(self) -> None:
         """Until the connection task ends by itself (a setting that cannot work) or by stop()."""
@@ -225,6 +227,15 @@ class PoolConnection:
             except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 self.last_error = f"connection error: {reason}"
+            except Exception as exc:  # noqa: BLE001 - supervision: a bug must not end this pool's task
+                # Logged with its traceback once per kind of fault (a pool repeating the line that
+                # triggers it would flood the log); the pool shows Dead with the reason, and reconnects.
+                self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+                key = (type(exc).__name__, str(exc)[:200])
+                if key not in self._faults_logged:
+                    self._faults_logged.add(key)
+                    log.exception("%s (%s): unexpected error in the pool connection; reconnecting", self.name,
+                                  self.host)
             self._close()
             self.session.connection_lost()
             self._all_answered.set()  # nothing more can be answered on this connection
