@@ -33,6 +33,7 @@ protocol_log.setLevel(logging.WARNING)
 
 
 STOP_ANSWER_WAIT = 2.0  # seconds a stop waits for submits in flight
+DEADLINE_CHECK = 0.5  # seconds between looks at the session's deadline while a read waits
 
 
 class PoolError(Exception):
@@ -278,18 +279,28 @@ class PoolConnection:
         reader, self._writer = await self._open()
         self.session.connection_made(time.monotonic())
         self._flush()
-        while True:
-            when, what = self.session.deadline()
-            timeout = when - time.monotonic()
-            if timeout <= 0:
-                raise PoolError(what)
-            try:
-                data = await asyncio.wait_for(reader.read(65536), timeout)
-            except TimeoutError:
-                raise PoolError(what) from None
-            if not data:
-                return
-            self._log_lines("<", data)
-            self._act(self.session.receive_data(data, time.monotonic()))
-            self._flush()
-            await self._writer.drain()
+        read: asyncio.Task[bytes] | None = None
+        try:
+            while True:
+                when, what = self.session.deadline()
+                timeout = when - time.monotonic()
+                if timeout <= 0:
+                    raise PoolError(what)
+                if read is None:
+                    read = asyncio.ensure_future(reader.read(65536))
+                # The deadline moves without any read (a submit sent starts the answer clock), so it
+                # is looked at again at least every DEADLINE_CHECK s while the read stays pending.
+                done, _ = await asyncio.wait({read}, timeout=min(timeout, DEADLINE_CHECK))
+                if not done:
+                    continue
+                data, read = read.result(), None
+                if not data:
+                    return
+                self._log_lines("<", data)
+                self._act(self.session.receive_data(data, time.monotonic()))
+                self._flush()
+                await self._writer.drain()
+        finally:
+            if read is not None:
+                read.cancel()
+                await asyncio.gather(read, return_exceptions=True)
