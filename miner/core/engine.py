@@ -59,6 +59,8 @@ class Miner:
         self.nonces = NonceQueue()
         self._log_limit = LogLimiter(log)
         self._reported_shed = 0
+        self.share_path_faults = 0  # nonces whose check or submit raised unexpectedly (a bug or a bad job)
+        self._faults_logged: set[tuple[str, str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         dispatcher.add_listener(self._on_job)
@@ -95,7 +97,7 @@ class Miner:
         while True:
             await self.nonces.wait()
             for nonce in self.nonces.take(BATCH):
-                await self._check(nonce)
+                await self._check_supervised(nonce)
             self._note_shed()
             await asyncio.sleep(0)  # let stop, timers and the sockets in between batches
 
@@ -116,11 +118,30 @@ class Miner:
             if not batch:
                 break
             for nonce in batch:
-                await self._check(nonce)
+                await self._check_supervised(nonce)
         left = self.nonces.take(len(self.nonces))
         if left:
             self.nonces.shed += len(left)
             log.warning("stop: %d queued nonce(s) not checked", len(left))
+
+    async def _check_supervised(self, nonce: Nonce) -> None:
+        """The share path must outlive any one nonce: an unexpected error (a bug, or a job no check
+        can handle) drops that nonce, is logged with its traceback once per kind, and counted."""
+        try:
+            await self._check(nonce)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - supervision of the share path
+            self.share_path_faults += 1
+            key = (type(exc).__name__, str(exc)[:200])
+            if key not in self._faults_logged:
+                self._faults_logged.add(key)
+                log.exception("%s: share path error on nonce %08x (dropped; the share path goes on)",
+                              nonce.device, nonce.nonce)
+            else:
+                self._log_limit.log(time.monotonic(), logging.WARNING, "share-fault", "%s: share path error "
+                                    "on nonce %08x again: %s: %s (%d so far)", nonce.device, nonce.nonce,
+                                    type(exc).__name__, exc, self.share_path_faults)
 
     async def _check(self, nonce: Nonce) -> None:
         device = self.device_named(nonce.device)

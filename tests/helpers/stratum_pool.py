@@ -93,6 +93,7 @@ class StratumTestPool:
         self.live: set[str] = set()
         self.reject_next: list[object] = []  # error objects to answer the next submits with
         self.silent = False  # accept connections but never answer
+        self.ignore_submits = False  # answer everything but mining.submit (jobs still go out)
         self.auto_job = True  # send difficulty + a clean job after authorize
         self.resume_sessions = True
         self.port = 0
@@ -241,7 +242,8 @@ class StratumTestPool:
         elif method == "mining.suggest_difficulty":
             self.send(s, {"id": mid, "result": True, "error": None})
         elif method == "mining.submit":
-            self._submit(s, mid, params)
+            if not self.ignore_submits:
+                self._submit(s, mid, params)
         elif mid is not None:
             self.send(s, {"id": mid, "result": None, "error": [20, "unknown method", None]})
 

@@ -181,3 +181,37 @@ async def test_the_command_line_under_a_flood_with_too_many_threads_stops_on_sig
     assert took < 2 + 2 + 1.5, text[-3000:]  # devices and queue < 2 s, answers up to 2 s, interpreter exit
     assert text.count("more threads than cores") == 1
     assert len(text.splitlines()) < 200  # a flood of shares is not a flood of log lines
+
+
+async def test_a_pool_that_sends_jobs_but_never_answers_submits_is_failed_over():
+    """Issue 14, fault 6: jobs keep coming, answers never do; before, the pool stayed Alive forever."""
+    bad, good = StratumTestPool(difficulty=EASY), StratumTestPool(difficulty=EASY)
+    await bad.start()
+    await good.start()
+    manager = PoolManager([PoolConfig(f"stratum+tcp://127.0.0.1:{p.port}", "worker.1", "x") for p in (bad, good)],
+                          FAST)
+    dispatcher = Dispatcher()
+    miner: Miner
+    device = CpuDevice(DispatcherWorkSource(dispatcher), lambda n: miner.on_nonce(n), threads=1)
+    miner = Miner(manager, [device], dispatcher, status_interval=0)
+    task = asyncio.create_task(miner.run())
+    pool0, pool1 = manager.pools
+    try:
+        await until(lambda: manager.active is pool0 and pool1.alive and pool0.stats.accepted > 0, 30,
+                    "mining on pool0")
+        bad.ignore_submits = True
+        sent_before = len(bad.submits)
+        for _ in range(60):  # a job a second while it ignores submits; failover long before the end
+            bad.notify(clean=False)
+            if manager.active is pool1:
+                break
+            await asyncio.sleep(0.5)
+        assert manager.active is pool1, pool0.last_error
+        assert pool0.last_error == f"{FAST.unanswered} submits unanswered for over {FAST.answer:g} s"
+        assert len(bad.submits) == sent_before  # none of them was answered
+        await good.wait_submits(1, timeout=30, accepted=True)  # and mining goes on on pool1
+    finally:
+        miner.request_stop()
+        await asyncio.wait_for(task, 15)
+        await bad.stop()
+        await good.stop()

@@ -33,6 +33,7 @@ protocol_log.setLevel(logging.WARNING)
 
 
 STOP_ANSWER_WAIT = 2.0  # seconds a stop waits for submits in flight
+DEADLINE_CHECK = 0.5  # seconds between looks at the session's deadline while a read waits
 
 
 class PoolError(Exception):
@@ -49,7 +50,7 @@ def redact_line(line: bytes, password: str) -> str:
     """A protocol line for the log with the password (mining.authorize's second parameter) hidden."""
     text = line.decode("utf-8", "replace")
     try:
-        message = json.loads(text)
+        message = sp.decode_json(text)  # never RecursionError: a 30,000-deep line is just not JSON here
     except ValueError:
         message = None
     if isinstance(message, dict) and message.get("method") == "mining.authorize" \
@@ -95,6 +96,7 @@ class PoolConnection:
         self._stop = False
         self._redirect_wait: float | None = None  # set by client.reconnect: wait this, not the backoff
         self._all_answered = asyncio.Event()  # set when the last submit in flight was answered
+        self._faults_logged: set[tuple[str, str]] = set()  # unexpected errors already logged in full
 
     # -------------------------------------------------------------------- public
     @property
@@ -147,6 +149,7 @@ class PoolConnection:
         self._close()
         if self.session.connected:
             self.session.connection_lost()
+        self._set_state(PoolState.DISCONNECTED)  # stopped, wherever the task was (connecting, backing off)
 
     async def wait_ended(self) -> None:
         """Until the connection task ends by itself (a setting that cannot work) or by stop()."""
@@ -225,6 +228,15 @@ class PoolConnection:
             except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 self.last_error = f"connection error: {reason}"
+            except Exception as exc:  # noqa: BLE001 - supervision: a bug must not end this pool's task
+                # Logged with its traceback once per kind of fault (a pool repeating the line that
+                # triggers it would flood the log); the pool shows Dead with the reason, and reconnects.
+                self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+                key = (type(exc).__name__, str(exc)[:200])
+                if key not in self._faults_logged:
+                    self._faults_logged.add(key)
+                    log.exception("%s (%s): unexpected error in the pool connection; reconnecting", self.name,
+                                  self.host)
             self._close()
             self.session.connection_lost()
             self._all_answered.set()  # nothing more can be answered on this connection
@@ -267,18 +279,28 @@ class PoolConnection:
         reader, self._writer = await self._open()
         self.session.connection_made(time.monotonic())
         self._flush()
-        while True:
-            when, what = self.session.deadline()
-            timeout = when - time.monotonic()
-            if timeout <= 0:
-                raise PoolError(what)
-            try:
-                data = await asyncio.wait_for(reader.read(65536), timeout)
-            except TimeoutError:
-                raise PoolError(what) from None
-            if not data:
-                return
-            self._log_lines("<", data)
-            self._act(self.session.receive_data(data, time.monotonic()))
-            self._flush()
-            await self._writer.drain()
+        read: asyncio.Task[bytes] | None = None
+        try:
+            while True:
+                when, what = self.session.deadline()
+                timeout = when - time.monotonic()
+                if timeout <= 0:
+                    raise PoolError(what)
+                if read is None:
+                    read = asyncio.ensure_future(reader.read(65536))
+                # The deadline moves without any read (a submit sent starts the answer clock), so it
+                # is looked at again at least every DEADLINE_CHECK s while the read stays pending.
+                done, _ = await asyncio.wait({read}, timeout=min(timeout, DEADLINE_CHECK))
+                if not done:
+                    continue
+                data, read = read.result(), None
+                if not data:
+                    return
+                self._log_lines("<", data)
+                self._act(self.session.receive_data(data, time.monotonic()))
+                self._flush()
+                await self._writer.drain()
+        finally:
+            if read is not None:
+                read.cancel()
+                await asyncio.gather(read, return_exceptions=True)

@@ -15,9 +15,19 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from miner.core.targets import DIFF1_TARGET
 from miner.core.work import swap_words
 
 MAX_LINE = 64 * 1024
+# Real Stratum lines nest 4 deep (a notify's merkle branch in params); json.loads recurses once per
+# level, so a hostile 30,000-deep line would raise RecursionError wherever it is decoded.
+MAX_DEPTH = 32
+# Above diff1's target the share target would be 0: no hash could ever meet it (and float() of
+# such a number overflows).
+MAX_DIFFICULTY = DIFF1_TARGET
+MIN_EXTRANONCE2_SIZE = 1  # 0 bytes leaves nothing to roll: every unit would be the same work
+MAX_EXTRANONCE2_SIZE = 16  # ckpool and public-pool send 4-8; more is a hostile or broken pool
+MAX_RECONNECT_WAIT = 60.0  # seconds a client.reconnect may keep us off a pool
 MAX_MERKLE_BRANCH = 32  # 2**32 transactions; real branches are at most ~13 long
 MAX_MESSAGE_TEXT = 512
 HEX_RE = re.compile(r"[0-9a-fA-F]*")
@@ -140,6 +150,41 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def nesting_depth(line: bytes | str) -> int:
+    """How deep JSON arrays and objects nest in a line (brackets inside strings do not count)."""
+    data = line.encode("utf-8", "replace") if isinstance(line, str) else line
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return data.count(b"[") + data.count(b"{")  # an upper bound, and cheap: real lines stop here
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def decode_json(line: bytes | str) -> Any:
+    """json.loads for an untrusted line; ValueError (never RecursionError) for anything unusable."""
+    if nesting_depth(line) > MAX_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(line)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 def parse_difficulty(value: Any) -> Fraction:
     """A pool difficulty as an exact fraction; numbers or numeric strings, positive and finite."""
     if isinstance(value, bool):
@@ -152,7 +197,22 @@ def parse_difficulty(value: Any) -> Fraction:
         raise _Bad(f"difficulty is not a number: {_short(value)}") from None
     if d <= 0:
         raise _Bad(f"difficulty must be positive, got {_short(value)}")
+    if d > MAX_DIFFICULTY:
+        raise _Bad(f"difficulty above the largest possible (2^224): {_short(value)}")
     return d
+
+
+def check_nbits(nbits: int) -> int:
+    """A job's compact target must decode to a positive target below 2**256 (no sign bit)."""
+    exponent, mantissa = nbits >> 24, nbits & 0x007FFFFF
+    target = mantissa >> (8 * (3 - exponent)) if exponent <= 3 else mantissa << (8 * (exponent - 3))
+    if target >> 256:
+        raise _Bad(f"nbits {nbits:08x} is out of range (exponent {exponent}: a target over 2^256)")
+    if nbits & 0x00800000:
+        raise _Bad(f"nbits {nbits:08x} has the sign bit set (a negative target)")
+    if target == 0:
+        raise _Bad(f"nbits {nbits:08x} is out of range (a zero target)")
+    return nbits
 
 
 def error_reason(error: Any) -> tuple[int | None, str | None]:
@@ -253,6 +313,11 @@ class StratumProtocol:
         pending = self._pending.get(request_id)
         return pending.method if pending else None
 
+    @property
+    def partial(self) -> bool:
+        """Part of a line has come and its end has not (a pool may trickle one byte at a time)."""
+        return bool(self._buffer) or self._discarding
+
     # -------------------------------------------------------------------- input
     def receive_data(self, data: bytes) -> list[Event]:
         events: list[Event] = []
@@ -283,9 +348,9 @@ class StratumProtocol:
 
     def _handle_line(self, line: bytes) -> list[Event]:
         try:
-            message = json.loads(line)
-        except (ValueError, RecursionError):
-            return [ProtocolError(f"invalid JSON: {_short(line)}")]
+            message = decode_json(line)
+        except ValueError as exc:
+            return [ProtocolError(f"invalid JSON ({exc}): {_short(line)}")]
         if not isinstance(message, dict):
             return [ProtocolError(f"not a JSON object: {_short(message)}")]
         method = message.get("method")
@@ -337,8 +402,10 @@ class StratumProtocol:
         return []
 
     def _en2_size(self, value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 32:
-            raise _Bad(f"extranonce2_size must be an integer 0..32, got {_short(value)}")
+        if not isinstance(value, int) or isinstance(value, bool) \
+                or not MIN_EXTRANONCE2_SIZE <= value <= MAX_EXTRANONCE2_SIZE:
+            raise _Bad(f"extranonce2_size must be an integer {MIN_EXTRANONCE2_SIZE}..{MAX_EXTRANONCE2_SIZE}, "
+                       f"got {_short(value)}")
         return value
 
     def _parse_notify(self, params: list) -> NewJob:
@@ -364,7 +431,7 @@ class StratumProtocol:
             coinb2=_hex_bytes(params[3], "coinb2"),
             merkle_branch=tuple(_hex_bytes(b, "merkle branch item", 32) for b in branch),
             version=_hex_u32(params[5], "version"),
-            nbits=_hex_u32(params[6], "nbits"),
+            nbits=check_nbits(_hex_u32(params[6], "nbits")),
             ntime=_hex_u32(params[7], "ntime"),
             clean=clean,
         )
@@ -384,7 +451,7 @@ class StratumProtocol:
         wait = 0.0
         if len(params) > 2 and params[2] not in (None, ""):
             try:
-                wait = max(0.0, min(float(params[2]), 3600.0))
+                wait = max(0.0, min(float(params[2]), MAX_RECONNECT_WAIT))
             except (TypeError, ValueError):
                 raise _Bad(f"wait is not a number: {_short(params[2])}") from None
         return Reconnect(host, port, wait)

@@ -185,7 +185,8 @@ class StratumSession:
         self.live_jobs: OrderedDict[str, Job] = OrderedDict()
         self.held: list[CheckedNonce] = []
         self.connections = 0
-        self.authorized = False
+        self.authorized = False  # the authorize reply said yes (on this connection)
+        self.subscribed = False  # the subscribe reply came (on this connection)
         self._pending_difficulty: Fraction | None = None
         self._pending_extranonce: tuple[bytes, int] | None = None
         self._submitted: dict[int, _Submitted] = {}
@@ -197,6 +198,8 @@ class StratumSession:
         self._handshake_deadline = 0.0
         self._last_data = 0.0
         self._last_job = 0.0
+        self._line_started: float | None = None  # when the incomplete line in the codec began
+        self._early_job: sp.NewJob | None = None  # a notify before the subscribe reply: built after it
         self._job_this_connection = False  # a job came after this connection's subscribe
         self._log_limit = LogLimiter(log)  # a flood of stale shares is one line per interval
         self._answer_log = LogLimiter(log, interval=1.0)  # answers: every one at a normal pace, 1/s in a flood
@@ -209,20 +212,39 @@ class StratumSession:
         return self._proto is not None and not self._ended
 
     @property
+    def ready(self) -> bool:
+        """Subscribed and authorized: shares can be sent. Never without a subscribe answer (its
+        extranonce1 and extranonce2 size make the coinbase the pool checks)."""
+        return self.authorized and self.subscribed
+
+    @property
     def unanswered(self) -> int:
         """Submits sent on this connection and not answered yet."""
         return len(self._submitted)
 
     def deadline(self) -> tuple[float, str]:
         """When the connection counts as dead if nothing changes, and the line saying why."""
-        if not self.authorized:
-            return (self._handshake_deadline,
-                    f"no reply to subscribe/authorize within {self.timeouts.reply:g} s")
-        silence_at = self._last_data + self.timeouts.silence
-        work_at = self._last_job + self.timeouts.work
-        if silence_at <= work_at:
-            return silence_at, f"nothing from the pool for {self.timeouts.silence:g} s"
-        return work_at, f"no new work for {self.timeouts.work:g} s"
+        t = self.timeouts
+        candidates = []
+        if not self.ready:
+            # every step: an authorize answer without a subscribe answer is no handshake
+            candidates.append((self._handshake_deadline, f"no reply to subscribe/authorize within {t.reply:g} s"))
+        if self._line_started is not None:
+            # a trickling pool keeps the socket busy without ever finishing a line
+            candidates.append((self._line_started + t.line, f"a line from the pool took over {t.line:g} s"))
+        if self._submitted:
+            entries = list(self._submitted.values())
+            # frozen: a submit is out and the pool has said nothing at all since (nor answered it)
+            since = max(self._last_data, entries[0].sent_at)
+            candidates.append((since + t.answer, f"the pool went silent for {t.answer:g} s with "
+                               f"{len(entries)} submit(s) unanswered"))
+            if len(entries) >= t.unanswered:
+                # alive but ignoring submits: jobs keep coming, answers do not
+                candidates.append((entries[t.unanswered - 1].sent_at + t.answer,
+                                   f"{t.unanswered} submits unanswered for over {t.answer:g} s"))
+        candidates.append((self._last_data + t.silence, f"nothing from the pool for {t.silence:g} s"))
+        candidates.append((self._last_job + t.work, f"no new work for {t.work:g} s"))
+        return min(candidates, key=lambda c: c[0])
 
     # -------------------------------------------------------------------- inputs
     def connection_made(self, now: float) -> None:
@@ -231,6 +253,9 @@ class StratumSession:
         proto = sp.StratumProtocol(self.user_agent, version_mask_wanted=OUR_VERSION_MASK)
         self._proto = proto
         self.authorized = False
+        self.subscribed = False
+        self._line_started = None
+        self._early_job = None
         self._ended = False
         self._alive = False
         self._job_this_connection = False
@@ -248,6 +273,8 @@ class StratumSession:
         good after a reconnect (a resent one the pool did get is a "Duplicate share", not a loss)."""
         self._proto = None
         self.authorized = False
+        self.subscribed = False
+        self._line_started = None
         for entry in self._submitted.values():
             self._sent_keys.pop(share_key(entry.share), None)
             self.held.append(entry.share)
@@ -272,6 +299,10 @@ class StratumSession:
                 if self._ended:
                     return out  # the rest came on a connection that is closing
             start = end
+        if not self._proto.partial:
+            self._line_started = None
+        elif self._line_started is None:
+            self._line_started = now
         return out
 
     def offer(self, share: CheckedNonce, now: float) -> list[SessionEvent]:
@@ -303,7 +334,12 @@ class StratumSession:
                     self._drop_jobs("new extranonce1 after reconnect")
                 self.extranonce1, self.extranonce2_size = en1, size
                 self.session_id = session
+                self.subscribed = True
                 log.info("%s: subscribed, extranonce1 %s, extranonce2 %d bytes", self.name, en1.hex(), size)
+                if self._early_job is not None:
+                    early, self._early_job = self._early_job, None
+                    self._new_job(early, now, out)
+                self._go_alive(now, out)
             case sp.Authorized(ok=True):
                 self.authorized = True
                 log.info("%s: authorized as %s", self.name, self.config.user)
@@ -312,13 +348,10 @@ class StratumSession:
                     self._proto.extranonce_subscribe()
                 if self.config.suggest_difficulty:
                     self._proto.suggest_difficulty(self.config.suggest_difficulty)
-                if self._job_this_connection and not self._alive:
-                    # ckpool sends its first notify right after the subscribe reply, before the
-                    # authorize reply (ckpool stratifier.c parse_method: init_client() follows the
-                    # subscribe result; the auth is answered later from its own queue): mine it now.
-                    self._alive = True
-                    out.append(PoolAlive())
-                    self._send_held(now, out)
+                # ckpool sends its first notify right after the subscribe reply, before the
+                # authorize reply (ckpool stratifier.c parse_method: init_client() follows the
+                # subscribe result; the auth is answered later from its own queue): mine it now.
+                self._go_alive(now, out)
             case sp.Authorized(ok=False, reason=reason):
                 self._end(SessionFailed(f"authorization of {self.config.user!r} refused: {reason}"), out)
             case sp.NewJob():
@@ -358,6 +391,10 @@ class StratumSession:
         self._sent_keys.clear()  # shares of dead jobs cannot be sent again anyway; keeps the set small
 
     def _new_job(self, event: sp.NewJob, now: float, out: list[SessionEvent]) -> None:
+        if not self.subscribed:
+            # its coinbase needs the extranonce1 the subscribe reply brings: keep the latest until then
+            self._early_job = event
+            return
         if self._pending_difficulty is not None:
             self.difficulty, self._pending_difficulty = self._pending_difficulty, None
         new_coinbase_space = self._pending_extranonce is not None
@@ -386,9 +423,18 @@ class StratumSession:
                      self.name, job.job_id, event.version, self.version_mask)
         self._job_this_connection = True
         self._publish(job, out)
-        if self.authorized and not self._alive:
-            self._alive = True
-            out.append(PoolAlive())
+        if self._alive:
+            self._send_held(now, out)
+        else:
+            self._go_alive(now, out)
+
+    def _go_alive(self, now: float, out: list[SessionEvent]) -> None:
+        """Alive once subscribed, authorized and holding a job of this connection, in whatever order
+        the pool sent them; then the shares held while it was down go out."""
+        if self._alive or not (self.ready and self._job_this_connection):
+            return
+        self._alive = True
+        out.append(PoolAlive())
         self._send_held(now, out)
 
     def _publish(self, job: Job, out: list[SessionEvent]) -> None:
@@ -437,7 +483,7 @@ class StratumSession:
                                 share.nonce.nonce)
             out.append(ShareDuplicate(share))
             return
-        if not self.authorized or self._proto is None:
+        if not self.ready or self._proto is None:
             if len(self.held) >= MAX_HELD_SHARES:
                 self._log_limit.log(now, logging.WARNING, "held-full", "%s: too many shares held while down; oldest "
                                     "counted stale", self.name)
@@ -476,7 +522,7 @@ class StratumSession:
         out.append(ShareSent(share, request_id))
 
     def _send_held(self, now: float, out: list[SessionEvent]) -> None:
-        if not self.held or not self.authorized:
+        if not self.held or not self.ready:
             return
         held, self.held = self.held, []
         log.info("%s: sending %d share(s) held while the pool was down", self.name, len(held))
@@ -523,7 +569,7 @@ class StratumSession:
         log.warning("%s: the pool rebuilds the version another way; sending version bits by the %r rule now",
                     self.name, self.version_rule)
         self._sent_keys.pop(share_key(share), None)
-        if self.connected and self.authorized:
+        if self.connected and self.ready:
             self._offer(share, now, out)  # the same share again, as this pool reads it (once)
             for entry in self._submitted.values():
                 if entry.share is share:

@@ -3,8 +3,12 @@ for which hosts a pool may send us to (client.reconnect)."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import unquote, urlsplit
+
+from publicsuffixlist import PublicSuffixList
 
 TLS_SCHEMES = {"stratum+ssl", "stratum+tls", "stratum+tcps", "ssl", "tls"}
 TCP_SCHEMES = {"stratum+tcp", "stratum", "tcp"}
@@ -48,12 +52,37 @@ def parse_pool_url(url: str) -> PoolUrl:
     return PoolUrl(parts.hostname, port, scheme in TLS_SCHEMES, xnsub, user, password)
 
 
+@cache
+def _suffix_list() -> PublicSuffixList:
+    return PublicSuffixList()  # the list bundled with the package: no network fetch
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def registered_domain(host: str) -> str | None:
+    """The name a registrant owns (example.co.uk for pool.example.co.uk), by the public suffix list;
+    None for a public suffix itself (co.uk, github.io) or a single label."""
+    name = host.lower().rstrip(".")
+    return _suffix_list().privatesuffix(name) if "." in name else None
+
+
 def same_domain(a: str, b: str) -> bool:
-    """cgminer's rule for client.reconnect: the last two labels of the host names agree."""
-    def tail(host: str) -> str:
-        labels = host.lower().rstrip(".").split(".")
-        return ".".join(labels[-2:])
-    return a == b or tail(a) == tail(b)
+    """Whether client.reconnect may send us from host b to host a: an IP literal (v4 or v6) only to
+    itself; a name only within the same registered domain by the public suffix list (so
+    pool.example.co.uk may not send us to evil.co.uk, nor 10.0.0.1 to 192.168.0.1)."""
+    a_norm, b_norm = a.lower().rstrip("."), b.lower().rstrip(".")
+    address_a, address_b = _address(a_norm), _address(b_norm)
+    if address_a is not None or address_b is not None:
+        return address_a == address_b
+    if a_norm == b_norm:
+        return True
+    domain = registered_domain(a_norm)
+    return domain is not None and domain == registered_domain(b_norm)
 
 
 @dataclass
@@ -86,6 +115,9 @@ class Timeouts:
     reply: float = 10.0  # to subscribe/authorize
     silence: float = 120.0  # nothing at all from the pool this long: dead
     work: float = 300.0  # no new job this long: the pool stopped sending work
+    line: float = 5.0  # a line begun must end within this long (a pool trickling bytes is stalled)
+    answer: float = 5.0  # a submit out and the pool silent this long: frozen
+    unanswered: int = 3  # this many submits unanswered for `answer` s while jobs come: ignoring submits
     backoff_base: float = 1.0
     # A dead pool is probed at least this often, so a higher-priority pool that comes back is
     # mined on again within about this long (plus the failover's switch delay).
