@@ -108,7 +108,7 @@ def run_solo(argv: list[str]) -> int:
         solo_parser().error(str(exc))
     try:
         return compose.main(settings, compose.NODE, ["solo", *argv])
-    except (AddressError, DeviceError) as exc:
+    except (AddressError, DeviceError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     except KeyboardInterrupt:

@@ -295,8 +295,11 @@ def live_status(view, settings: Settings):
 
 def main(settings: Settings, kind: str, argv: list[str]) -> int:
     """Run in this process until the miner stops; a restart re-executes `miner ARGV`."""
+    from miner.frontends.persist import check_stats_path, default_stats_path
+
     if settings.operating.protocol_log:
         logging.getLogger("miner.protocol").setLevel(logging.INFO)
+    check_stats_path(settings.operating.stats_file or default_stats_path())  # before anything starts
     outcome = asyncio.run(run(settings, kind))
     if outcome.restart:
         log.warning("restarting")

@@ -30,6 +30,36 @@ def default_stats_path() -> Path:
     return Path(platformdirs.user_data_dir("miner")) / "stats.json"
 
 
+class StatsFileError(ValueError):
+    """The stats path names something this program must not touch; the text is one line for the user."""
+
+
+def check_stats_path(path: str | Path) -> None:
+    """Refuse a stats path that is not a file this miner wrote (or a new file it can create): the
+    program never moves or overwrites a user's directory or foreign file."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise StatsFileError(f"--stats-file {path}: not a file (a directory?); give a file path, "
+                             f"e.g. {path / 'stats.json'}")
+    if path.is_file() and not _written_by_us(path):
+        raise StatsFileError(f"--stats-file {path}: not a statistics file this miner wrote; refusing to "
+                             "overwrite it (choose another path)")
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise StatsFileError(f"--stats-file {path}: {parent or path.parent} is not a writable folder; "
+                             "statistics could not be saved (choose another path)")
+
+
+def _written_by_us(path: Path) -> bool:
+    """Ours: a JSON object with our "format" key (a damaged one of ours still starts that way)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head == b"" or head.lstrip().startswith(b'{"format": ')
+
+
 class StatsStore:
     """Persisted totals. `observe()` feeds it the running miner's numbers; `save()` writes them."""
 
@@ -62,7 +92,13 @@ class StatsStore:
         except FileNotFoundError:
             return
         except (ValueError, TypeError, AttributeError, OSError) as exc:
-            broken = self.path.with_suffix(".broken")
+            if not self.path.is_file() or not _written_by_us(self.path):
+                raise StatsFileError(f"{self.path}: not a statistics file this miner wrote ({exc}); "
+                                     "refusing to touch it (choose another --stats-file)") from None
+            broken = self.path.with_suffix(".broken")  # one of ours, damaged: set aside, never deleted
+            n = 1
+            while broken.exists():
+                broken, n = self.path.with_suffix(f".broken.{n}"), n + 1
             with contextlib.suppress(OSError):
                 self.path.replace(broken)
             log.warning("%s: unreadable (%s); starting with empty statistics (old file kept as %s)",

@@ -130,3 +130,14 @@ def test_emulate_lists_emulators_and_rejects_unknown_ones():
     assert proc.returncode == 0 and "usage: miner emulate DEVICE" in proc.stdout
     proc = run_miner("emulate", "nosuch")
     assert proc.returncode == 2 and "no emulator for 'nosuch'" in proc.stderr
+
+
+def test_a_stats_file_naming_a_directory_stops_with_one_line_and_touches_nothing(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, "-m", "miner", "--stats-file", str(folder), "--time-limit", "5"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "not a file" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"] and (folder / "notes.txt").read_text() == "mine"

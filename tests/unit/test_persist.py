@@ -4,6 +4,7 @@ import json
 from collections import Counter
 
 import aiohttp
+import pytest
 
 from miner.frontends.http import HttpServer
 from miner.frontends.persist import StatsStore, observe_view
@@ -51,7 +52,7 @@ def test_reset_and_a_damaged_file(tmp_path):
     assert saved["best_all_time"] == 0 and saved["best_per_pool"] == {} and saved["rejects"] == {"x": 1}
     store.reset(everything=True)
     assert json.loads(path.read_text())["rejects"] == {} and not store.history["1m"]
-    path.write_text("{not json")
+    path.write_text('{"format": 1, "best_all')  # one of ours, cut short
     broken = StatsStore(path)
     broken.load()  # a warning, not a crash; the bad file is kept aside
     assert broken.best_all_time == 0 and path.with_suffix(".broken").exists()
@@ -111,3 +112,54 @@ async def test_observe_view_reads_the_miner():
         assert store.history["1m"][-1][1] > 0
         assert isinstance(view, MinerView)
     await pool.stop()
+
+
+# ------------------------------------------------------------------------------------ the user's files
+def test_a_directory_as_stats_file_is_refused_and_left_alone(tmp_path):
+    from miner.frontends.persist import StatsFileError, check_stats_path
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(StatsFileError, match="not a file"):
+        check_stats_path(folder)
+    with pytest.raises(StatsFileError):
+        StatsStore(folder).load()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("content", ["my essay\n", '{"not": "ours"}', "[1, 2]", '{"format": 1'[:5]])
+def test_a_file_this_miner_did_not_write_is_refused_and_left_alone(tmp_path, content):
+    from miner.frontends.persist import StatsFileError, check_stats_path
+
+    path = tmp_path / "important.json"
+    path.write_text(content)
+    with pytest.raises(StatsFileError, match="refusing"):
+        check_stats_path(path)
+    with pytest.raises(StatsFileError):
+        StatsStore(path).load()
+    assert path.read_text() == content and sorted(p.name for p in tmp_path.iterdir()) == ["important.json"]
+
+
+def test_a_damaged_file_of_ours_is_set_aside_never_overwritten(tmp_path):
+    from miner.frontends.persist import check_stats_path
+
+    path = tmp_path / "stats.json"
+    for round_ in range(2):
+        path.write_text('{"format": 1, "best_all_time": "garbage"' + str(round_))
+        check_stats_path(path)  # ours: accepted
+        StatsStore(path).load()
+        assert not path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.broken", "stats.broken.1"]
+    assert (tmp_path / "stats.broken").read_text().endswith('"garbage"0')
+
+
+def test_a_stats_path_under_a_file_is_refused(tmp_path):
+    from miner.frontends.persist import StatsFileError, check_stats_path
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(StatsFileError, match="not a writable folder"):
+        check_stats_path(blocker / "stats.json")
+    check_stats_path(tmp_path / "new" / "stats.json")  # a folder still to be made is fine
