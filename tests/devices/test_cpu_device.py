@@ -52,7 +52,9 @@ def test_no_job_means_idle_then_work_resumes():
     assert device.stats.hashes.total == 0
     dispatcher.set_job(sandbox_job(difficulty=0.001))
     device.work_available()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20  # waits on the hashes, not a fixed time: a busy machine is slow to start
+    while device.stats.hashes.total == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
     device.stop()
     assert device.stats.hashes.total > 0
 
@@ -69,7 +71,11 @@ def test_clean_job_drops_old_work():
     second = sandbox_job(difficulty=0.0005)
     dispatcher.set_job(second)
     switched = time.monotonic()
-    time.sleep(1.5)
+    # at least 1.5 s, and until a nonce of the new job has come (a busy machine finds it later)
+    deadline = switched + 20
+    while time.monotonic() < deadline and (time.monotonic() < switched + 1.5 or not any(
+            dispatcher.lookup(n.work_id).job is second for n in list(nonces))):
+        time.sleep(0.05)
     device.stop()
     late_old = [n for n in nonces
                 if dispatcher.lookup(n.work_id).job is first and n.found_at > switched + 0.5]
