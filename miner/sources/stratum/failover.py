@@ -20,8 +20,20 @@ from miner.core.stats import ShareStats, format_difficulty
 from miner.core.work import Job
 from miner.sources.stratum.connection import PoolConnection
 from miner.sources.stratum.url import PoolConfig, Timeouts, parse_pool_url
+from miner.sources.sv2.connection import Sv2Connection
 
 log = logging.getLogger(__name__)
+
+
+def connection_class(url: str) -> type[PoolConnection]:
+    """The shell for a pool's URL scheme, so V1 and V2 pools share one priority list (docs/sv2.md §6)."""
+    try:
+        parsed = parse_pool_url(url)
+    except ValueError:
+        return PoolConnection  # it reports the bad URL itself, as before
+    if parsed.protocol == "stratum2":
+        return Sv2Connection
+    return PoolConnection
 
 
 class PoolManager:
@@ -35,7 +47,7 @@ class PoolManager:
             raise ValueError("no pools configured")
         self._sink: JobSink = lambda job: None  # the engine's, once bound
         self.switch_delay = switch_delay
-        self.pools = [PoolConnection(c, f"pool{i}", self._on_job, self._on_state, timeouts, user_agent)
+        self.pools = [connection_class(c.url)(c, f"pool{i}", self._on_job, self._on_state, timeouts, user_agent)
                       for i, c in enumerate(configs)]
         self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
         for pool in self.pools:
@@ -87,8 +99,8 @@ class PoolManager:
     def add_pool(self, config: PoolConfig) -> PoolConnection:
         """A new pool at the lowest priority; connects at once when the manager runs."""
         parse_pool_url(config.url)  # a bad URL raises ValueError with its reason
-        pool = PoolConnection(config, f"pool{self._next_id}", self._on_job, self._on_state, self._timeouts,
-                              self._user_agent)
+        pool = connection_class(config.url)(config, f"pool{self._next_id}", self._on_job, self._on_state,
+                                            self._timeouts, self._user_agent)
         self._next_id += 1
         pool.result_listeners = self.result_listeners
         self.pools.append(pool)
