@@ -16,7 +16,7 @@ import hashlib
 import os
 
 import coincurve
-from coincurve import _libsecp256k1  # noqa: PLC2701 - the bundled library's ellswift calls (see above)
+from coincurve import _libsecp256k1  # the bundled library's ellswift calls (see the docstring)
 from coincurve.context import GLOBAL_CONTEXT
 from coincurve.flags import EC_COMPRESSED
 

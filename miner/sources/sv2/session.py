@@ -249,7 +249,7 @@ class Sv2Session:
                 self._send(c.OpenExtendedMiningChannel(self._request_id, self.config.user, 0.0, MAX_TARGET,
                                                        MIN_EXTRANONCE_SIZE))
             case c.SetupConnectionError(error_code=code):
-                self._end(SessionFailed(f"the pool refused the connection: {code}"), out)
+                self._end(SessionFailed(f"the pool refused the connection: {shown(code)}"), out)
             case c.OpenExtendedMiningChannelSuccess() as m:
                 if m.extranonce_size < 1:
                     self._end(SessionFailed("the pool's channel leaves no extranonce bytes to split between "
@@ -263,7 +263,8 @@ class Sv2Session:
                 log.info("%s: extended channel %d open: difficulty %s, extranonce %d+%d bytes", self.name,
                          m.channel_id, f"{float(self.difficulty):g}", len(m.extranonce_prefix), m.extranonce_size)
             case c.OpenMiningChannelError(error_code=code):
-                self._end(SessionFailed(f"the pool refused the mining channel: {code} (check the user name)"), out)
+                self._end(SessionFailed(f"the pool refused the mining channel: {shown(code)} "
+                                        "(check the user name)"), out)
             case c.NewExtendedMiningJob() as m:
                 self._new_job(m, now, out)
             case c.SetNewPrevHash() as m:
@@ -280,16 +281,17 @@ class Sv2Session:
             case c.SubmitSharesError() as m:
                 entry = self._submitted.pop(m.sequence_number, None)
                 if entry is not None:
-                    log.warning("%s: rejected %08x: %s", self.name, entry.share.nonce.nonce, m.error_code)
-                    out.append(ShareAnswered(entry.share, False, m.error_code, None, now - entry.sent_at))
+                    reason = shown(m.error_code) or "rejected"
+                    log.warning("%s: rejected %08x: %s", self.name, entry.share.nonce.nonce, reason)
+                    out.append(ShareAnswered(entry.share, False, reason, None, now - entry.sent_at))
             case c.Reconnect(new_host=host, new_port=port):
-                new = (host or self.target[0], port or self.target[1])
+                new = (shown(host, 253) or self.target[0], port or self.target[1])
                 log.warning("%s: pool asks to reconnect to %s:%d (the same authority key is required there)",
                             self.name, *new)
                 self.target = new
                 self._end(Redirected(new[0], new[1], 0.0), out)
             case c.CloseChannel(reason_code=reason):
-                self._end(SessionFailed(f"the pool closed the channel: {reason}"), out)
+                self._end(SessionFailed(f"the pool closed the channel: {shown(reason)}"), out)
             case c.NewMiningJob():
                 log.warning("%s: a standard job on our extended channel; ignored", self.name)
             case _:
@@ -319,10 +321,10 @@ class Sv2Session:
             while len(self._pending) > MAX_PENDING_JOBS:
                 self._pending.popitem(last=False)
             return
-        if self._prev is None:
-            log.warning("%s: a job before any SetNewPrevHash; waiting for one", self.name)
-            return
         self._pending[m.job_id] = m
+        if self._prev is None:  # kept: the SetNewPrevHash that comes next may name it
+            log.info("%s: job %d came before any SetNewPrevHash; waiting for one", self.name, m.job_id)
+            return
         self._publish(self._job_from(m, self._prev, clean=False), out)
 
     def _new_prev_hash(self, m: c.SetNewPrevHash, now: float, out: list[SessionEvent]) -> None:
@@ -415,6 +417,12 @@ class Sv2Session:
         if rate > 0 and abs(rate - self._reported_rate) > UPDATE_CHANGE * max(self._reported_rate, 1.0):
             self._reported_rate = rate
             self._send(c.UpdateChannel(self.channel.channel_id, rate, MAX_TARGET))
+
+
+def shown(text: str, limit: int = 120) -> str:
+    """A pool's string as one safe line for the log and the API: no control characters, bounded."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return clean if len(clean) <= limit else clean[:limit] + "..."
 
 
 def _seq_le(a: int, b: int) -> bool:
