@@ -109,6 +109,7 @@ class PoolSnapshot:
     getworks: int = 0  # jobs this pool sent
     block_height: int = 0  # of the pool's current job (BIP34 coinbase height), 0 unknown
     block_version: int = 0
+    protocol: str = "stratum1"  # "stratum2" for a stratum2+tcp:// pool (docs/sv2.md §6)
 
     @property
     def rejected_total(self) -> int:
@@ -293,7 +294,7 @@ class MinerView:
             diff1=results.diff1, last_share_at=results.last_share_at,
             last_share_difficulty=results.last_share_difficulty, getworks=self.network.getworks[pool.name],
             block_height=(coinbase_height(job) or 0) if job is not None else 0,
-            block_version=job.version if job is not None else 0,
+            block_version=job.version if job is not None else 0, protocol=pool.protocol,
         )
 
     def pool_snapshots(self) -> list[PoolSnapshot]:

@@ -130,3 +130,40 @@ async def test_failover_sv2_to_sv1_and_back():
     finally:
         await sv2.stop()
         await sv1.stop()
+
+
+async def test_the_api_rest_and_metrics_show_the_protocol_per_pool():
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from miner.frontends.http import HttpServer
+    from tests.helpers.api_helpers import api, running_miner
+
+    sv2 = Sv2TestPool(difficulty=EASY, share_batch_size=1)
+    sv1 = StratumTestPool(difficulty=EASY)
+    await sv2.start()
+    await sv1.start()
+    try:
+        async with running_miner([sv2, sv1]) as (miner, view, server):
+            http = HttpServer(view, "127.0.0.1", 0)
+            port = await http.start()
+            try:
+                await sv2.wait_shares(2)
+                rows = (await api(server.port, "pools"))["POOLS"]
+                v1_url = f"stratum+tcp://127.0.0.1:{sv1.port}"
+                assert [(r["URL"], r["Protocol"]) for r in rows] == [(sv2.url(), "stratum2"), (v1_url, "stratum1")]
+                assert rows[0]["Status"] == "Alive" and rows[0]["Stratum Active"] and rows[0]["Accepted"] >= 1
+                async with aiohttp.ClientSession() as session:
+                    async with session.get(f"http://127.0.0.1:{port}/api/pools") as response:
+                        rest = await response.json()
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                        text = await response.text()
+                assert [p["protocol"] for p in rest] == ["stratum2", "stratum1"]
+                info = {s.labels["pool"]: s.labels["protocol"] for f in text_string_to_metric_families(text)
+                        for s in f.samples if s.name == "miner_pool_info"}
+                assert info == {"pool0": "stratum2", "pool1": "stratum1"}
+            finally:
+                await http.stop()
+    finally:
+        await sv2.stop()
+        await sv1.stop()
