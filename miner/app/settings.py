@@ -126,7 +126,8 @@ _POOL_ONLY = frozenset({MINE})
 _SOLO_ONLY = frozenset({SOLO})
 OPTIONS: tuple[Option, ...] = (
     _flag("url", ("-o", "--url"), "pools", "stratum+tcp://HOST:PORT or stratum+ssl://HOST:PORT (append #xnsub to "
-          "subscribe to extranonce changes)", "urls", _POOL_ONLY, "pools", action="append", metavar="URL"),
+          "subscribe to extranonce changes), or stratum2+tcp://HOST:PORT/AUTHORITY_KEY for Stratum V2", "urls",
+          _POOL_ONLY, "pools", action="append", metavar="URL"),
     _flag("user", ("-u", "--user"), "pools", "pool user (worker) name", "users", _POOL_ONLY, "pools",
           action="append"),
     _flag("password", ("-p", "--pass"), "pools", "pool password", "passwords", _POOL_ONLY, "pools",

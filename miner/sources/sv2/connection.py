@@ -17,8 +17,16 @@ from miner.sources.sv2.session import Sv2Session
 log = logging.getLogger(__name__)
 
 
+# A stop waits this long for answers to submits in flight, not the V1 shell's 2 s: SRI's pool answers in
+# batches of `share_batch_size`, so the last few shares of a session may never be answered at all.
+STOP_ANSWER_WAIT = 0.5
+
+
 class Sv2Connection(PoolConnection):
     protocol = "stratum2"
+
+    async def stop(self, answer_wait: float = STOP_ANSWER_WAIT) -> None:
+        await super().stop(answer_wait)
 
     def make_session(self, config: PoolConfig, name: str, timeouts: Timeouts | None,  # type: ignore[override]
                      user_agent: str) -> Sv2Session:
