@@ -423,3 +423,26 @@ def test_a_thousand_fuzzed_frames_never_crash_the_session():
             assert isinstance(events[-1], ss.Redirected) or events[-1].reason.isprintable()
             session, pool = open_channel()
             activate(pool)
+
+
+def test_update_channel_reports_the_rate_the_accepted_shares_show():
+    session, pool = open_channel()  # opened at t=1.0
+    job = activate(pool)[0].job
+    shares = [share_for(job, i) for i in range(40)]  # the easiest target: every hash is a share
+    for share in shares:
+        session.offer(share, 10.0)
+    sent = pool.read()
+    assert len(sent) == 40 and all(isinstance(m, c.SubmitSharesExtended) for m in sent)
+    pool.send(c.SubmitSharesSuccess(9, sent[-1].sequence_number, 40, 40))
+    work = 40 * job.share_difficulty * 2**32  # hashes the accepted shares stand for
+    assert session.offer(shares[0], 30.0) == [ss.ShareDuplicate(shares[0])]
+    assert pool.read() == []  # under a minute since the channel opened: nothing yet
+    session.offer(shares[0], 61.0)
+    (update,) = pool.read()
+    assert isinstance(update, c.UpdateChannel) and update.channel_id == 9 and update.maximum_target == b"\xff" * 32
+    assert update.nominal_hash_rate == pytest.approx(work / 60.0, rel=1e-6)
+    session.offer(shares[0], 100.0)  # under a minute since the last report
+    assert pool.read() == []
+    session.offer(shares[0], 125.0)  # 60 s more without shares: the rate fell by more than a quarter
+    (again,) = pool.read()
+    assert again.nominal_hash_rate == pytest.approx(work / 124.0, rel=1e-6)
