@@ -27,7 +27,7 @@ ELLSWIFT_SIZE = 64
 XDH_TAG = hashlib.sha256(b"bip324_ellswift_xonly_ecdh").digest()
 
 
-class KeyError_(ValueError):
+class SecpError(ValueError):
     """A key or encoding libsecp256k1 refuses."""
 
 
@@ -43,23 +43,23 @@ def new_secret() -> bytes:
 
 
 def ellswift_create(secret: bytes, aux: bytes | None = None) -> bytes:
-    """The 64-byte ElligatorSwift encoding of secret·G (random among the encodings of its x)."""
+    """The 64-byte ElligatorSwift encoding of secret·G, one of its x's encodings picked with the 32
+    bytes `aux` (fresh randomness when None, so the bytes on the wire look random; tests fix it)."""
     if not valid_secret(secret):
-        raise KeyError_("secret key out of range")
+        raise SecpError("secret key out of range")
     out = _ffi.new("unsigned char[64]")
-    aux_arg = _ffi.NULL if aux is None else aux
-    if not _lib.secp256k1_ellswift_create(GLOBAL_CONTEXT.ctx, out, secret, aux_arg):
-        raise KeyError_("ellswift_create failed")
+    if not _lib.secp256k1_ellswift_create(GLOBAL_CONTEXT.ctx, out, secret, os.urandom(32) if aux is None else aux):
+        raise SecpError("ellswift_create failed")
     return bytes(_ffi.buffer(out, 64))
 
 
 def ellswift_decode_x(encoding: bytes) -> bytes:
     """The 32-byte x coordinate an ElligatorSwift encoding stands for (every 64 bytes decode)."""
     if len(encoding) != ELLSWIFT_SIZE:
-        raise KeyError_(f"ellswift encoding must be 64 bytes, got {len(encoding)}")
+        raise SecpError(f"ellswift encoding must be 64 bytes, got {len(encoding)}")
     pub = _ffi.new("secp256k1_pubkey *")
     if not _lib.secp256k1_ellswift_decode(GLOBAL_CONTEXT.ctx, pub, encoding):
-        raise KeyError_("ellswift_decode failed")
+        raise SecpError("ellswift_decode failed")
     out = _ffi.new("unsigned char[33]")
     size = _ffi.new("size_t *", 33)
     _lib.secp256k1_ec_pubkey_serialize(GLOBAL_CONTEXT.ctx, out, size, pub, EC_COMPRESSED)
