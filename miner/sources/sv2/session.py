@@ -204,8 +204,8 @@ class Sv2Session:
                 self._transport = self._initiator.act2(reply, self.wall_clock())
                 cert = self._initiator.certificate
                 self.certificate_expires = cert.not_valid_after if cert is not None else None
-                log.info("%s: Noise handshake done; the pool's certificate is valid until %s", self.name,
-                         time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.certificate_expires or 0)))
+                until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.certificate_expires or 0))
+                log.info("%s: Noise handshake done; the pool's certificate is valid until %s", self.name, until)
                 self._send(c.SetupConnection(
                     c.MINING_PROTOCOL, c.PROTOCOL_VERSION, c.PROTOCOL_VERSION, 0, self.target[0], self.target[1],
                     self.user_agent.split("/")[0], "", self.user_agent, ""))
