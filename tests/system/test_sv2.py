@@ -167,3 +167,38 @@ async def test_the_api_rest_and_metrics_show_the_protocol_per_pool():
     finally:
         await sv2.stop()
         await sv1.stop()
+
+
+async def test_the_command_line_mines_a_stratum2_pool_and_refuses_a_bad_key_with_one_line(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    bad = subprocess.run([sys.executable, "-m", "miner", "-o", "stratum2+tcp://127.0.0.1:1/9bXiEd8boQVhq7WddEcERU",
+                          "-u", "w"], capture_output=True, text=True, timeout=60, cwd=root, env=env)
+    assert bad.returncode == 2 and "authority key" in bad.stderr and "Traceback" not in bad.stderr
+    pool = Sv2TestPool(difficulty=EASY, share_batch_size=2)
+    await pool.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "miner", "-o", pool.url(), "-u", "bc1qworker.rig", "-t", "1", "--cpu",
+        "--status-interval", "2", "--no-tui", "--stats-file", str(tmp_path / "stats.json"),
+        cwd=root, stderr=asyncio.subprocess.PIPE, env=env)
+    try:
+        await pool.wait_shares(4, timeout=60)
+        await until(lambda: pool.acknowledged >= 4, what="two batches answered")
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await pool.stop()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "Noise handshake done" in text and "extended channel 1 open" in text
+    assert pool.clients[0].received[1].user_identity == "bc1qworker.rig"
+    assert pool.rejected == 0
