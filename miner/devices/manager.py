@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, Driver, NonceSink
+from miner.devices.base import (
+    Device,
+    DeviceError,
+    DeviceSpec,
+    DeviceState,
+    Driver,
+    NonceSink,
+    check_options,
+    options_read,
+)
 from miner.devices.work_source import WorkSource
 
 log = logging.getLogger(__name__)
@@ -125,7 +134,10 @@ class DeviceManager:
     def _create(self, driver: Driver, spec: DeviceSpec) -> Device:
         index = self._counts.get(driver.name, 0)
         self._counts[driver.name] = index + 1
-        return driver.create(spec, self._work, self._sink, index)
+        with options_read() as asked:
+            device = driver.create(spec, self._work, self._sink, index)
+        check_options(spec, asked)  # a typo such as frequncy=300 is not silently ignored
+        return device
 
     def setup(self) -> list[Device]:
         """Explicit devices, then detected ones, then the CPU if it is wanted."""

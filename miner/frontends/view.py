@@ -205,6 +205,7 @@ class MinerView:
         self._on_restart = on_restart
         self.config = config or {}  # api/http settings shown by the `config` command
         self.description = USER_AGENT
+        self.api_description: str | None = None  # cgminer --api-description: the STATUS Description
         self.version = __version__
         self._stopping: dict[str, asyncio.Future] = {}  # device name -> its stop running in a thread
         self.retired = ShareStats()  # removed pools' results: `removepool` must not shrink the totals
