@@ -240,6 +240,10 @@ class DeviceManager:
             if silent or erring:
                 why = (f"no valid nonce for {now - last_good:.0f} s" if silent
                        else f"{hw_new} hardware errors and no valid nonce")
+                if erring and device.difficulty == 1.0 and (device.port or "").startswith("/dev/pts/"):
+                    # a pty is an emulator: one started with --difficulty D reports nonces no real chip would
+                    why += (f" (an emulator started with --difficulty D needs the same here: --device "
+                            f"{device.driver}:{device.port},difficulty=D)")
                 self._sick_since[device.name] = now
                 device.stats.set_state(DeviceState.SICK, why + "; re-initialising")
                 device.reinitialise()
