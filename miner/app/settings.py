@@ -102,7 +102,7 @@ class CgminerSettings:
     driver_flags: tuple[str, ...] = ()  # "--gekko-compac-freq=150", ... (miner.app.cgminer_flags)
     set_device: tuple[str, ...] = ()  # bfgminer --set-device DRIVER:KEY=VALUE
     scan_serial: tuple[str, ...] = ()  # bfgminer -S DRIVER:PORT | noauto | auto | all
-    slice_seconds: float = 5.0  # not on the command line: how long one balanced pick lasts
+    slice_seconds: float = 2.0  # not on the command line: how long one balanced pick lasts
 
 
 @dataclass(frozen=True)

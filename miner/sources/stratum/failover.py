@@ -32,7 +32,7 @@ class PoolManager:
 
     def __init__(self, configs: list[PoolConfig], timeouts: Timeouts | None = None,
                  switch_delay: float = 0.0, user_agent: str = USER_AGENT, picker: PoolPicker | None = None,
-                 slice_seconds: float = 5.0):
+                 slice_seconds: float = 2.0):
         if not configs:
             raise ValueError("no pools configured")
         self._sink: JobSink = lambda job: None  # the engine's, once bound

@@ -101,6 +101,8 @@ class PoolPicker:
 
     def on_change(self, current: int | None, usable: Usable, priority: Sequence[int]) -> int | None:
         """A pool came up, went down, was enabled or disabled: keep the current pool if it is usable."""
+        if len(usable) != len(self.quotas):
+            self.resize(len(usable))
         if current is not None and current < len(usable) and usable[current]:
             return current
         if self.strategy in (Strategy.ROUND_ROBIN, Strategy.ROTATE):
@@ -113,6 +115,8 @@ class PoolPicker:
 
     def on_slice(self, now: float, current: int | None, usable: Usable, priority: Sequence[int]) -> int | None:
         """A slice of work is done: the pool for the next one."""
+        if len(usable) != len(self.quotas):
+            self.resize(len(usable))
         if self.strategy is Strategy.LOAD_BALANCE:
             return self._load_balance(usable, priority)
         if self.strategy is Strategy.BALANCE:
