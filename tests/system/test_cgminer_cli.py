@@ -163,3 +163,19 @@ async def test_a_miner_whose_only_device_is_dead_exits_2_with_one_line():
 async def finish_when_done(proc: asyncio.subprocess.Process) -> str:
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     return err.decode()
+
+
+def test_solo_the_cgminer_way_mines_blocks_on_the_node(regtest_node):
+    """`-o http://NODE:PORT -u USER -p PASS --btc-address ADDR`: cgminer's solo mining (docs/cli.md §1)."""
+    import subprocess
+
+    from tests.system.test_solo_node import ADDRESSES
+
+    node = regtest_node
+    start = node.rpc("getblockcount")
+    proc = subprocess.run([str(Path(sys.executable).parent / "miner"), "-o", node.url, "-u", "x", "-p", node.api_key,
+                           "--btc-address", ADDRESSES["p2sh"][0], "-t", "1", "--time-limit", "4", "--no-tui"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert "solo mining at height" in proc.stderr and "accepted at height" in proc.stderr
+    assert node.rpc("getblockcount") > start
