@@ -443,8 +443,8 @@ def solo_from_pool(settings: Settings, node_urls: list[str]) -> dict[str, Any]:
     if len(pools.urls) != 1:
         raise ValueError(f"-o {node_urls[0]}: a node (solo mining) cannot be mixed with other pools; give one -o")
     if not settings.cgminer.btc_address:
-        raise ValueError(f"-o {node_urls[0]}: that is a node; solo mining needs --btc-address ADDR (your payout "
-                         "address), as in cgminer")
+        raise ValueError(f"-o {node_urls[0]}: an http:// URL is a node; solo mining on it needs --btc-address ADDR "
+                         "(your payout address), as in cgminer; a pool is stratum+tcp://HOST:PORT")
     node = dataclasses.replace(settings.node, rpc_url=node_urls[0], address=settings.cgminer.btc_address,
                                rpc_user=pools.users[0] if pools.users else "",
                                rpc_password=pools.passwords[0] if pools.passwords else "")

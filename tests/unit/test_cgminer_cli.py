@@ -134,7 +134,7 @@ def test_solo_the_cgminer_way():
 
 
 def test_solo_without_an_address_says_what_is_missing(capsys):
-    assert "solo mining needs --btc-address ADDR" in refused(capsys, "-o", "http://127.0.0.1:8332", "-u", "u")
+    assert "solo mining on it needs --btc-address ADDR" in refused(capsys, "-o", "http://127.0.0.1:8332", "-u", "u")
 
 
 def test_an_unknown_option_names_the_likely_one(capsys):
