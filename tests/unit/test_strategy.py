@@ -117,3 +117,16 @@ def test_load_balance_only_ever_picks_usable_pools(quotas, usable):
         pick = picker.on_slice(0, None, usable, priority)
         assert (pick is None) == (not any(usable))
         assert pick is None or usable[pick]
+
+
+def test_the_apis_poolquota_steers_load_balance():
+    """api.c poolquota sets pool->quota and adjust_quota_gcd: the next slices follow it."""
+    from miner.sources.stratum.failover import PoolManager
+    from miner.sources.stratum.url import PoolConfig
+
+    picker = PoolPicker(Strategy.LOAD_BALANCE, [1, 1])
+    manager = PoolManager([PoolConfig("stratum+tcp://a.example:1", "w"), PoolConfig("stratum+tcp://b.example:1", "w")],
+                          picker=picker)
+    manager.set_quota(1, 3)
+    assert [p.config.quota for p in manager.pools] == [1, 3] and picker.quotas == [1, 3]
+    assert Counter(picks(picker, 8, usable=[True, True], priority=[0, 1])) == {0: 2, 1: 6}

@@ -157,6 +157,15 @@ class PoolManager:
         self.order = chosen + [p for p in self.order if p not in chosen]
         self._choose()
 
+    def set_quota(self, index: int, quota: int) -> PoolConnection:
+        """cgminer's poolquota (api.c poolquota, adjust_quota_gcd): the pool's share of the work
+        under --load-balance; kept in its config, so `save` writes it."""
+        pool = self._pool_at(index)
+        pool.config.quota = quota
+        if self.picker is not None:
+            self.picker.set_quotas([p.config.quota for p in self.pools])
+        return pool
+
     def priority_of(self, pool: PoolConnection) -> int:
         return self.order.index(pool)
 

@@ -99,6 +99,11 @@ class PoolPicker:
         self._gcd = quota_gcds(self.quotas)
         self._rotating %= max(count, 1)
 
+    def set_quotas(self, quotas: list[int]) -> None:
+        """New quotas (the API's poolquota); the gcd is taken again, as adjust_quota_gcd does."""
+        self.quotas = list(quotas)
+        self.resize(len(quotas))
+
     def on_change(self, current: int | None, usable: Usable, priority: Sequence[int]) -> int | None:
         """A pool came up, went down, was enabled or disabled: keep the current pool if it is usable."""
         if len(usable) != len(self.quotas):
