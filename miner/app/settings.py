@@ -388,6 +388,7 @@ def cgminer_habits(command: str, settings: Settings) -> tuple[Settings, list[str
     from miner.sources.stratum.strategy import Strategy, parse_quota
 
     c, notes = settings.cgminer, []
+    origins = dict(settings.origins)
     strategy = c.strategy
     if c.rotate is not None:
         if settings.origins.get("strategy", "default") != "default" and strategy != Strategy.ROTATE.value:
@@ -410,6 +411,7 @@ def cgminer_habits(command: str, settings: Settings) -> tuple[Settings, list[str
     if c.api_network and not operating.api_allow:
         # cgminer api.c: with --api-network and no --api-allow, any address may read (not change)
         replace["operating"] = dataclasses.replace(operating, api_allow="R:0/0")
+        origins["api_allow"] = f"--api-network ({origins.get('api_network', 'cli')})"
     specs = list(settings.devices.specs)
     for text in c.scan_serial:
         word = text.strip().lower()
@@ -422,12 +424,13 @@ def cgminer_habits(command: str, settings: Settings) -> tuple[Settings, list[str
         specs.append(text)
     if specs != list(settings.devices.specs):
         replace["devices"] = dataclasses.replace(settings.devices, specs=tuple(specs))
+        origins["devices"] = "-S" if origins.get("devices") == "default" else f"{origins.get('devices')} and -S"
     node_urls = [u for u in settings.pools.urls if not is_quota(u) and u.lower().startswith(("http://", "https://"))]
     if command == MINE and node_urls:
         replace.update(solo_from_pool(settings, node_urls))
     elif c.btc_address and command == MINE:
         notes.append("--btc-address ignored: it is the payout address when -o is a node (http://NODE:PORT)")
-    return dataclasses.replace(settings, **replace), notes
+    return dataclasses.replace(settings, **replace, origins=origins), notes
 
 
 def is_quota(url: str) -> bool:

@@ -252,3 +252,15 @@ def test_emulate_help_lists_only_emulatable_devices_and_their_options():
     assert "nano2" not in text and "avalonm" not in text and "cpu" not in text.split("devices (")[1]
     assert "[--chips N]" in text and "[--modules" in text and "[--difficulty D]" in text
     assert "difficulty=D" in text  # the rule a user forgets
+
+
+def test_api_description_is_every_replys_status_description():
+    from miner.frontends.cgminer import handle_request
+
+    view = SimpleNamespace(description="pyminer/0.1.0", version="0.1.0", api_description="rig 7")
+    reply = json.loads(handle_request(b'{"command":"version"}', view).rstrip(b"\0"))
+    assert reply["STATUS"][0]["Description"] == "rig 7"
+    assert reply["VERSION"][0]["Miner"] == "pyminer 0.1.0"  # the version reply keeps this miner's name
+    view.api_description = None
+    assert json.loads(handle_request(b'{"command":"version"}', view).rstrip(b"\0"))["STATUS"][0]["Description"] == (
+        "pyminer/0.1.0")
