@@ -146,6 +146,9 @@ class PoolManager:
         pool.enabled = True
         self.order.remove(pool)
         self.order.insert(0, pool)
+        if self.picker is not None and self._usable(pool):
+            self._mine_on(pool)  # switch_pools(selected): round robin and rotate go on from it
+            return pool
         self._choose(immediate=True)
         return pool
 
