@@ -555,10 +555,12 @@ def show(settings: Settings, command: str = MINE) -> str:
         users = settings.pools.users
         for i, url in enumerate(settings.pools.urls):
             user = users[min(i, len(users) - 1)] if users else ""
-            lines.append(f"pool {i}: {url} user={user} pass=***")
+            quota, _, plain = url.partition(";") if is_quota(url) else ("", "", url)
+            lines.append(f"pool {i}: {plain} user={user} pass=***" + (f" quota={quota}" if quota else ""))
     elif file is not None:
         for i, entry in enumerate(file.pools):
             lines.append(f"pool {i}: {entry.url} user={entry.user} pass=***"
+                         + (f" quota={entry.quota}" if entry.quota != 1 else "")
                          + (f" suggest-diff={entry.suggest_difficulty:g}" if entry.suggest_difficulty else "")
                          + (" xnsub" if entry.xnsub else "") + (" tls" if entry.tls else ""))
     if file is not None:
