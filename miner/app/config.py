@@ -32,6 +32,7 @@ with one line naming the file, the line and the key.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import tomllib
@@ -210,8 +211,11 @@ def _load_toml(path: Path, text: str) -> FileConfig:
                 line = _toml_line(text, table, key)
                 setting = SETTINGS.get((table, key))
                 if setting is None:
-                    known = ", ".join(k for t, k in SETTINGS if t == table)
-                    raise ConfigError(f"{_where(path, line)}: unknown key '{table}.{key}' (known: {known})")
+                    names = [k for t, k in SETTINGS if t == table]
+                    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                    hint = f"did you mean '{table}.{close[0]}'? " if close else ""
+                    raise ConfigError(f"{_where(path, line)}: unknown key '{table}.{key}' ({hint}known: "
+                                      f"{', '.join(names)})")
                 dest, convert = setting
                 try:
                     config.options[dest] = convert(item)

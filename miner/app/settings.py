@@ -459,10 +459,13 @@ def check(settings: Settings) -> None:
     """A bad --api-allow / --http stops here with its one-line reason, before any device starts."""
     if not 1 <= settings.operating.api_port <= 65535:
         raise ValueError(f"api port {settings.operating.api_port}: a port is 1-65535")
-    ca = settings.pools.tls_ca
-    if ca and not Path(ca).is_file():
-        raise ValueError(f"--tls-ca {ca}: no such file (give the PEM file of the CA that signed the pool's "
-                         "certificate)")
+    cas = [("--tls-ca", settings.pools.tls_ca)]
+    if settings.file is not None:
+        cas += [(f"{settings.file.path}: pool {i} tls-ca", e.tls_ca) for i, e in enumerate(settings.file.pools)]
+    for what, ca in cas:
+        if ca and not Path(ca).is_file():
+            raise ValueError(f"{what} {ca}: no such file (give the PEM file of the CA that signed the pool's "
+                             "certificate)")
     if settings.operating.api_allow:
         from miner.frontends.cgminer import parse_allow
 

@@ -264,3 +264,15 @@ def test_api_description_is_every_replys_status_description():
     view.api_description = None
     assert json.loads(handle_request(b'{"command":"version"}', view).rstrip(b"\0"))["STATUS"][0]["Description"] == (
         "pyminer/0.1.0")
+
+
+def test_a_toml_key_typo_names_the_likely_key(tmp_path, capsys):
+    path = tmp_path / "miner.toml"
+    path.write_text("[miner]\nthreds = 2\n")
+    assert "unknown key 'miner.threds' (did you mean 'miner.threads'?" in refused(capsys, "-c", str(path))
+
+
+def test_a_missing_ca_file_of_a_file_pool_is_refused(tmp_path, capsys):
+    path = tmp_path / "miner.toml"
+    path.write_text('[[pool]]\nurl = "stratum+ssl://pool.example:443"\nuser = "u"\ntls-ca = "/no/ca.pem"\n')
+    assert "pool 0 tls-ca /no/ca.pem: no such file" in refused(capsys, "-c", str(path))
