@@ -206,10 +206,10 @@ class MinerView:
         self._on_restart = on_restart
         self.config = config or {}  # api/http settings shown by the `config` command
         self.description = USER_AGENT
+        self.api_description: str | None = None  # cgminer --api-description: the STATUS Description
         self.version = __version__
         self._stopping: dict[str, asyncio.Future] = {}  # device name -> its stop running in a thread
         self.retired = ShareStats()  # removed pools' results: `removepool` must not shrink the totals
-        self._quotas: dict[str, int] = {}  # pool URL -> quota given through the API
         self._debug = dict.fromkeys(("Silent", "Quiet", "Verbose", "Debug", "RPCProto", "PerDevice", "WorkTime"),
                                     False)
         self._log_levels: dict[str, int] | None = None  # as they were before the first `debug` command
@@ -428,19 +428,18 @@ class MinerView:
         manager = self.pool_manager
         if manager is None or not 0 <= index < len(manager.pools):
             return 1
-        return self._quotas.get(manager.pools[index].config.url, 1)
+        return manager.pools[index].config.quota  # --quota N;URL, cgminer.conf or poolquota
 
     def set_quota(self, index: int, quota: int) -> str:
         pool = self._pool_index(index)
-        self._quotas[pool.config.url] = quota
+        self._manager().set_quota(index, quota)  # it steers --load-balance at once (docs/cli.md §3)
         return pool.config.url
 
     def save_config(self, path: str) -> None:
         """The pools and API settings as a cgminer.conf (JSON keys as cgminer's write_config names them)."""
         manager = self.pool_manager
         pools = [{"url": p.config.url, "user": p.config.user, "pass": p.config.password,
-                  **({"quota": f"{self._quotas[p.config.url]};{p.config.url}"} if p.config.url in self._quotas
-                     else {})}
+                  **({"quota": f"{p.config.quota};{p.config.url}"} if p.config.quota != 1 else {})}
                  for p in (manager.pools if manager is not None else [])]
         data: dict[str, Any] = {"pools": pools}
         data.update({k.lower().replace(" ", "-"): v for k, v in self.config.items()})

@@ -126,6 +126,10 @@ class PoolConfig:
     tls_verify: bool = True
     ca_file: str | None = None
     allow_redirect_anywhere: bool = False  # client.reconnect to another domain (off: same domain only)
+    # cgminer --expiry: a share found on a job older than this many seconds is stale, not sent
+    # (cgminer.c stale_work, opt_expiry); None: only the pool's clean jobs end a job.
+    expiry: float | None = None
+    quota: int = 1  # cgminer --quota N;URL: this pool's share of the work under --load-balance
 
     def __post_init__(self) -> None:
         # Credentials in the URL stand in for a user/password not given otherwise.
