@@ -16,7 +16,7 @@ from miner.app.settings import MINE, SOLO, Settings, command_parser, resolve, sh
 
 log = logging.getLogger("miner")
 
-SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo")
+SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo", "serve")
 
 
 MINING_DESCRIPTION = ("SHA-256d miner. With no pool it mines a local sandbox job to show what the devices do. "
@@ -116,6 +116,35 @@ def run_solo(argv: list[str]) -> int:
     return 0
 
 
+def run_serve(argv: list[str]) -> int:
+    """`miner serve`: a Stratum server beside the devices, fed by the pools (proxy) or the node (solo pool)."""
+    from miner.app.serve import serve_parser, split_arguments
+    from miner.devices.base import DeviceError
+    from miner.sources.node.address import AddressError
+
+    options, rest, solo = split_arguments(argv)
+    if "--help" in rest:
+        serve_parser().print_help()
+        print()
+    command = SOLO if solo else MINE
+    settings = parse_settings(command, rest)
+    setup_logging(settings.run.quiet, settings.run.debug, settings.notes)
+    parser = solo_parser() if solo else mining_parser()
+    try:
+        if solo:
+            compose.check_node_settings(settings)
+        kind = compose.NODE if solo else compose.POOLS
+        if not solo and compose.source_kind(settings) != compose.POOLS:
+            parser.error("miner serve needs pools (-o URL -u USER -p PASS) or a node (--rpc-url ... --address ...)")
+        return compose.main(settings, kind, ["serve", *argv], serving=options)
+    except (AddressError, DeviceError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
 def run_devices(argv: list[str]) -> int:
     """`miner devices`: every serial port, the driver that claims it, and whether it can be opened."""
     from miner.app.doctor import format_reports, port_reports
@@ -168,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_config(argv[1:])
     if argv and argv[0] == "solo":
         return run_solo(argv[1:])
+    if argv and argv[0] == "serve":
+        return run_serve(argv[1:])
     return run_mining(argv)
 
 

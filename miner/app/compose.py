@@ -25,6 +25,7 @@ from miner import USER_AGENT
 from miner.app.settings import Settings, pool_configs
 
 if TYPE_CHECKING:
+    from miner.app.serve import ServeOptions
     from miner.core.engine import Miner
     from miner.core.source import JobSource
     from miner.devices.manager import DeviceManager
@@ -135,17 +136,19 @@ def announce(kind: str, source: Any, miner: Miner, settings: Settings) -> None:
 
 # ------------------------------------------------------------------------------------ running
 async def run(settings: Settings, kind: str, max_blocks: int | None = None,
-              on_source: Callable[[Any], object] | None = None) -> Outcome:
+              on_source: Callable[[Any], object] | None = None, serving: ServeOptions | None = None) -> Outcome:
     """Build everything for `kind` and mine until the time limit, a stop or cancellation.
 
     Raises ValueError for bad settings, DeviceError when no device can mine, AddressError when the
     payout address is not for the node's chain; node and pool trouble is retried, not raised.
     on_source(source) is called once the source exists (to watch it while it runs); max_blocks
-    stops a node source after that many accepted blocks (tests, scripted use).
+    stops a node source after that many accepted blocks (tests, scripted use). serving: `miner
+    serve`'s options; the engine then mines the source through a Stratum server (served_source).
     """
     from miner.core.dispatch import Dispatcher
     from miner.core.engine import Miner
     from miner.core.work import Nonce
+    from miner.devices.base import DeviceError
     from miner.devices.work_source import DispatcherWorkSource
 
     source = make_source(settings, kind)
@@ -173,10 +176,17 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
         miner.on_nonce(nonce)
 
     manager = make_device_manager(settings, DispatcherWorkSource(dispatcher), on_nonce, chunk)
-    devices = manager.setup()  # DeviceError (one line) when nothing can mine
+    try:
+        devices = manager.setup()  # DeviceError (one line) when nothing can mine
+    except DeviceError:
+        if serving is None:
+            raise
+        devices = []  # `miner serve --no-cpu` with no board: a proxy (or pool) for the LAN only
+        log.info("no local devices: serving downstream miners only")
     if not settings.devices.hotplug:
         manager.scan_usb = False
-    miner = Miner(source, devices, dispatcher, settings.run.status_interval, manager=manager)
+    engine_source = source if serving is None else served_source(source, serving)
+    miner = Miner(engine_source, devices, dispatcher, settings.run.status_interval, manager=manager)
     if max_blocks is not None and kind == NODE:
         def enough(share: object, accepted: bool, reason: str | None) -> None:
             if accepted and source.stats.accepted >= max_blocks:
@@ -186,6 +196,15 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
     restart = await serve(miner, settings, remaining)
     return Outcome(source, restart)
+
+
+def served_source(source: JobSource, serve: ServeOptions) -> JobSource:
+    """`miner serve`: the source with a Stratum server beside it (miner/server/served.py)."""
+    from miner.server.served import ServedSource
+
+    return ServedSource(source, serve.host, serve.port, password=serve.password,
+                        shares_per_minute=serve.shares_per_minute, start_difficulty=serve.start_difficulty,
+                        min_difficulty=serve.min_difficulty, max_connections=serve.max_connections)
 
 
 def api_host_and_allow(settings: Settings) -> tuple[str, list]:
@@ -293,14 +312,14 @@ def live_status(view, settings: Settings):
     return LiveStatus(view, console)
 
 
-def main(settings: Settings, kind: str, argv: list[str]) -> int:
+def main(settings: Settings, kind: str, argv: list[str], serving: ServeOptions | None = None) -> int:
     """Run in this process until the miner stops; a restart re-executes `miner ARGV`."""
     from miner.frontends.persist import check_stats_path, default_stats_path
 
     if settings.operating.protocol_log:
         logging.getLogger("miner.protocol").setLevel(logging.INFO)
     check_stats_path(settings.operating.stats_file or default_stats_path())  # before anything starts
-    outcome = asyncio.run(run(settings, kind))
+    outcome = asyncio.run(run(settings, kind, serving=serving))
     if outcome.restart:
         log.warning("restarting")
         os.execv(sys.executable, [sys.executable, "-m", "miner", *argv])
