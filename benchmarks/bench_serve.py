@@ -88,6 +88,43 @@ def submits_per_second(count: int = 5000) -> float:
     return count / took
 
 
+async def publish_cost(connections: int) -> tuple[str, str, str]:
+    """The server's own share of a fan-out, in this process: one publish() to `connections`
+    subscribed sessions (one notify line encoded, written to every socket), timed 20 times."""
+    from dataclasses import replace
+
+    from miner.server.extranonce import PrefixPool, layout_for
+    from miner.server.server import StratumServer
+    from miner.server.session import Rules
+    from miner.server.workers import WorkerBook
+    from tests.unit.test_serve_session import source_job
+
+    job = source_job()
+    layout = layout_for(job)
+    server = StratumServer(Rules(layout, PrefixPool(layout.capacity), WorkerBook()), "127.0.0.1", 0,
+                           max_connections=connections)
+    await server.start()
+    server.publish(job)
+    downstreams = await open_downstreams(server.port, connections)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(d.jobs for d in downstreams):
+            assert time.monotonic() < deadline, "not every connection got a job"
+            await asyncio.sleep(0.05)
+        took = []
+        for i in range(20):
+            began = time.perf_counter()
+            server.publish(replace(job, job_id=f"p{i}", clean=True))
+            took.append(time.perf_counter() - began)
+            await asyncio.sleep(0.1)
+    finally:
+        await close_downstreams(downstreams)
+        await server.stop()
+    took.sort()
+    return (f"server publish() to {connections} sockets (p50 / max)",
+            f"{statistics.median(took) * 1000:.2f} / {took[-1] * 1000:.2f} ms", "the server's part of the fan-out")
+
+
 async def measure(connections: int, seconds: float) -> list[tuple[str, str, str]]:
     pool = StratumTestPool(difficulty=0.0001)
     await pool.start()
@@ -172,12 +209,15 @@ def main() -> None:
     args = parser.parse_args()
     rate = submits_per_second()
     rows = [("submits checked per second, one core", f"{rate:,.0f}/s", f"{rate / 5000:.2f} x the 5,000/s bar")]
+    rows.append(asyncio.run(publish_cost(args.connections)))
     rows += asyncio.run(measure(args.connections, args.seconds))
     width = max(len(r[0]) for r in rows)
     print(f"{'operation':<{width}}  {'figure':>18}  ratio to bar")
     for name, figure, ratio in rows:
         print(f"{name:<{width}}  {figure:>18}  {ratio}")
-    print(f"\ncommand: python benchmarks/bench_serve.py --connections {args.connections} --seconds {args.seconds:g}")
+    load = os.getloadavg()
+    print(f"\nload average while measuring: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+    print(f"command: python benchmarks/bench_serve.py --connections {args.connections} --seconds {args.seconds:g}")
 
 
 if __name__ == "__main__":

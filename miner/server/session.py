@@ -114,6 +114,7 @@ class DownstreamSession:
         self._bad = 0
         self.closed: str | None = None
         self._job_ids = 0
+        self._targets: dict[float, int] = {}
 
     # -------------------------------------------------------------------- output
     def data_to_send(self) -> bytes:
@@ -439,7 +440,7 @@ class DownstreamSession:
         difficulty = min(sent.difficulty, self.vardiff.difficulty)
         work = job.make_work(0, bytes.fromhex(en2_hex), version)
         nonce = Nonce(0, int(nonce_hex, 16), version, ntime, device=self.worker.name, found_at=now)
-        share = check_nonce(work, nonce, device_target=difficulty_to_target(difficulty))
+        share = check_nonce(work, nonce, device_target=self._target(difficulty))
         if share.verdict is Verdict.HW_ERROR:
             reject(LOW_DIFFICULTY, "Low difficulty share")
             return
@@ -461,6 +462,15 @@ class DownstreamSession:
         events.append(ShareAccepted(self.worker, difficulty, share, forward))
         if self.vardiff.on_share(now) is not None:
             self._renotify(now)
+
+    def _target(self, difficulty: float) -> int:
+        """difficulty_to_target is exact (Fractions) and slow: once per difficulty, not per share."""
+        target = self._targets.get(difficulty)
+        if target is None:
+            if len(self._targets) > 8:
+                self._targets.clear()
+            target = self._targets[difficulty] = difficulty_to_target(difficulty)
+        return target
 
     # -------------------------------------------------------------------- server-initiated
     def reconnect(self, host: str | None = None, port: int | None = None, wait: float = 0) -> None:

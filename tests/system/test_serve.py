@@ -144,7 +144,7 @@ async def test_failover_is_invisible_downstream_the_backup_job_arrives_clean_on_
         took = await until(lambda: all(en1_backup in d.jobs[-1][2] for d in downstreams), 10, "the backup's job")
         assert took < 5.0
         assert all(d.jobs[-1][8] is True for d in downstreams)  # clean
-        assert all(not d.writer.is_closing() and not d.reader.at_eof() for d in downstreams)
+        assert not any(d.closed for d in downstreams)
         assert {d.extranonce1 for d in downstreams} == prefixes  # nothing to re-subscribe
         local = jobs[-1]  # the local devices: the backup's coinbase with prefix 0
         assert local.extranonce1 == b"\x00\x00" and local.coinb1.endswith(bytes.fromhex(en1_backup))

@@ -535,6 +535,8 @@ def call_message(method: str, params: list, call_id: Any = None) -> bytes:
 
 
 def reply_message(call_id: Any, result: Any, error: Any = None) -> bytes:
+    if result is True and error is None and type(call_id) is int:  # an accepted share: the common answer, no json
+        return b'{"id":%d,"result":true,"error":null}\n' % call_id
     return encode({"id": call_id, "result": result, "error": error})
 
 
