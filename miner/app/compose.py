@@ -312,17 +312,26 @@ def live_status(view, settings: Settings):
     return LiveStatus(view, console)
 
 
-def main(settings: Settings, kind: str, argv: list[str], serving: ServeOptions | None = None) -> int:
-    """Run in this process until the miner stops; a restart re-executes `miner ARGV`."""
+def main(settings: Settings, kind: str, argv: list[str], serving: ServeOptions | None = None,
+         max_blocks: int | None = None) -> int:
+    """Run in this process until the miner stops; a restart re-executes `miner ARGV`. With
+    max_blocks (`miner solo --blocks N`), the accepted blocks' hashes are printed, one a line, and
+    the exit status is 1 when fewer were accepted before the run ended."""
     from miner.frontends.persist import check_stats_path, default_stats_path
 
     if settings.operating.protocol_log:
         logging.getLogger("miner.protocol").setLevel(logging.INFO)
     check_stats_path(settings.operating.stats_file or default_stats_path())  # before anything starts
-    outcome = asyncio.run(run(settings, kind, serving=serving))
+    outcome = asyncio.run(run(settings, kind, max_blocks, serving=serving))
     if outcome.restart:
         log.warning("restarting")
         os.execv(sys.executable, [sys.executable, "-m", "miner", *argv])
+    if max_blocks is not None:
+        hashes = outcome.source.accepted_hashes
+        sys.stdout.write("".join(f"{h}\n" for h in hashes))
+        if len(hashes) < max_blocks:
+            log.error("only %d of %d blocks accepted before the run ended", len(hashes), max_blocks)
+            return 1
     return 0
 
 

@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -213,3 +214,21 @@ async def test_solo_pool_mode_a_downstream_workers_blocks_are_accepted_and_pay_t
         coinbase = block["tx"][0]
         assert any(out["scriptPubKey"]["hex"] == script for out in coinbase["vout"]), coinbase["vout"]
 
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "miner", "serve", *args], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+
+
+def test_cli_help_names_the_servers_options_and_the_mining_ones():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    assert "--listen HOST:PORT" in proc.stdout and "--max-connections" in proc.stdout and "-o URL" in proc.stdout
+
+
+def test_cli_bad_listen_and_no_source_are_one_line_each():
+    bad = run_cli("--listen", "nowhere", "-o", "stratum+tcp://127.0.0.1:1", "-u", "x")
+    assert bad.returncode == 2 and "--listen needs HOST:PORT" in bad.stderr and "Traceback" not in bad.stderr
+    none = run_cli("--listen", "127.0.0.1:0")
+    assert none.returncode == 2 and "needs pools" in none.stderr and "Traceback" not in none.stderr
