@@ -30,6 +30,7 @@ import pytest
 from miner.server.served import ServedSource
 from miner.sources.stratum.failover import PoolManager
 from miner.sources.stratum.url import PoolConfig
+from tests.helpers.api_helpers import api
 from tests.helpers.bcoin_node import free_port
 from tests.helpers.stratum_load import close_downstreams, open_downstreams
 from tests.helpers.stratum_pool import StratumTestPool
@@ -82,9 +83,10 @@ async def poll(predicate, timeout: float, what: str, processes=()) -> None:
 async def test_proxy_mode_two_downstream_miners_every_share_valid_each_on_its_own_prefix():
     pool = StratumTestPool(difficulty=POOL_DIFF)
     await pool.start()
-    serve_port, http_port = free_port(), free_port()
+    serve_port, http_port, api_port = free_port(), free_port(), free_port()
     server = await start("serve", "--listen", f"127.0.0.1:{serve_port}", "-o", f"stratum+tcp://127.0.0.1:{pool.port}",
-                         "-u", "proxy.user", "-p", "x", "-t", "1", "--http", f"127.0.0.1:{http_port}")
+                         "-u", "proxy.user", "-p", "x", "-t", "1", "--http", f"127.0.0.1:{http_port}",
+                         "--api-listen", "--api-port", str(api_port))
     miners = []
     try:
         await poll(lambda: _listening(serve_port), 30, "the server to listen", [server])
@@ -97,6 +99,10 @@ async def test_proxy_mode_two_downstream_miners_every_share_valid_each_on_its_ow
 
         await poll(both_forwarded, 90, "3 accepted forwarded shares from each worker", [server, *miners])
         ws = {w["name"]: w for w in await workers(http_port)}
+        estats = (await api(api_port, "estats"))["STATS"]
+        rows = {row["Worker"]: row for row in estats if str(row["ID"]).startswith("SRV")}
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{http_port}/metrics") as r:
+            metrics = await r.text()
     finally:
         logs = [await stop(m) for m in miners]
         server_log = await stop(server)
@@ -109,6 +115,9 @@ async def test_proxy_mode_two_downstream_miners_every_share_valid_each_on_its_ow
     assert len(downstream) >= 2, prefixes  # the two workers: prefixes of their own, never the local devices' 0000
     assert sum(prefixes[p] for p in downstream) >= sum(w["upstream_accepted"] for w in ws.values())
     assert all(w["rejected"] == {} for w in ws.values()), ws
+    assert set(rows) == {"alice.1", "bob.1"} and all(r["Accepted"] >= 3 and r["Forwarded"] >= 3 for r in rows.values())
+    assert all(r["User Agent"].startswith("pyminer") for r in rows.values())
+    assert 'miner_serve_worker_shares_total{result="accepted",worker="alice.1"}' in metrics
     assert len({s.session for s in pool.submits}) == 1  # one upstream connection for everyone
 
 
