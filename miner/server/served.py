@@ -49,11 +49,13 @@ class ServedSource:
         self.server: StratumServer | None = None
         self._sink: JobSink = lambda job: None
         self._result: ResultSink = lambda share, ok, reason: None
-        self._local: OrderedDict[str, tuple[Job, Job]] = OrderedDict()  # job id -> (local cut, source job)
+        # job id -> (local cut, source job, the split it was cut with)
+        self._local: OrderedDict[str, tuple[Job, Job, Layout]] = OrderedDict()
         self._in_flight: set[asyncio.Task] = set()
         self._tracked: OrderedDict[int, tuple[CheckedNonce, WorkerStats]] = OrderedDict()
         self.dropped = 0  # forwarded shares dropped because too many were in flight
         self.unserved_jobs = 0  # source jobs with too small an extranonce2 to share
+        self._listen_task: asyncio.Task | None = None
         self._started = False
 
     # -------------------------------------------------------------------- JobSource
@@ -85,10 +87,8 @@ class ServedSource:
         if entry is None or entry[0] != share.work.job:
             await self.inner.submit(share)  # a job from before serving started (not cut): as it is
             return
-        local, source_job = entry
-        assert self.layout is not None
-        extranonce2 = self.layout.upstream_extranonce2(source_job, self.layout.prefix_bytes(LOCAL_PREFIX),
-                                                       share.work.extranonce2)
+        local, source_job, layout = entry
+        extranonce2 = layout.upstream_extranonce2(source_job, layout.prefix_bytes(LOCAL_PREFIX), share.work.extranonce2)
         work = source_job.work_from_root(share.work.work_id, extranonce2, share.work.merkle_root, share.work.version)
         await self.inner.submit(CheckedNonce(work, share.nonce, share.header, share.digest, share.verdict))
 
@@ -113,20 +113,26 @@ class ServedSource:
                 self._sink(job)
                 return
             self.layout = layout
-            if self._started:
-                asyncio.get_running_loop().create_task(self._listen())
+            if self._started and self._listen_task is None:
+                self._listen_task = asyncio.get_running_loop().create_task(self._listen(), name="serve-listen")
         if not self.layout.fits(job):
-            # A backup pool with a shorter extranonce2: local devices mine it uncut, downstreams are
-            # moved (client.reconnect) and get the new sizes when they subscribe again.
-            self.unserved_jobs += 1
-            log.warning("%s: extranonce2 of %d bytes is shorter than the %d served; downstreams reconnect",
-                        job.source, job.extranonce2_size, self.layout.prefix_size + self.layout.downstream_size)
-            self._sink(job)
+            # A backup pool with a shorter extranonce2 (docs/serve.md §2): a new split, and every
+            # downstream is moved (client.reconnect, then closed, as ckpool drops all clients on a
+            # new proxy) so that it subscribes again and learns its new sizes; no old prefix survives.
+            old, self.layout = self.layout, layout_for(job)
+            log.warning("%s: extranonce2 of %d bytes is shorter than the %d served; downstreams reconnect for "
+                        "%d-byte ranges", job.source, job.extranonce2_size, old.prefix_size + old.downstream_size,
+                        self.layout.downstream_size)
+            if self.layout.prefix_size == 0:
+                self.unserved_jobs += 1
+                self._sink(job)
+                if self.server is not None:
+                    self.server.reconnect_all()
+                return
             if self.server is not None:
-                self.server.reconnect_all()
-            return
+                self.server.relayout(self.layout, PrefixPool(self.layout.capacity))
         local = self.layout.cut(job, LOCAL_PREFIX)
-        self._local[job.job_id] = (local, job)
+        self._local[job.job_id] = (local, job, self.layout)
         self._local.move_to_end(job.job_id)
         while len(self._local) > MAX_JOBS:
             self._local.popitem(last=False)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from itertools import count
 
 from miner.core.work import Job
+from miner.server.extranonce import Layout, PrefixPool
 from miner.server.session import Close, DownstreamSession, Event, Rules
 from miner.sources.stratum import protocol as sp
 
@@ -140,11 +141,18 @@ class StratumServer:
                 connection.flush()
 
     def reconnect_all(self) -> None:
-        """client.reconnect to every downstream: they come back and subscribe afresh (new sizes)."""
+        """client.reconnect to every downstream, then close: they come back and subscribe afresh."""
         for connection in list(self.connections):
             if connection.session is not None:
                 connection.session.reconnect()
                 connection.flush()
+            connection.close()  # after the reconnect line: close() sends what is queued first
+
+    def relayout(self, layout: Layout, prefixes: PrefixPool) -> None:
+        """A new extranonce split (a source with a shorter extranonce2): every connection moves."""
+        self.rules.layout = layout
+        self.rules.prefixes = prefixes
+        self.reconnect_all()
 
     def handle(self, connection: _Connection, events: list[Event]) -> None:
         for event in events:

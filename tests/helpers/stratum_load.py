@@ -25,6 +25,7 @@ class Downstream(asyncio.Protocol):
     jobs: list[list] = field(default_factory=list)  # notify params, in order
     arrived: dict[str, float] = field(default_factory=dict)  # job id -> when its notify arrived
     replies: dict[int, dict] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)  # every method the server called, in order
     closed: bool = False
     next_id: int = 10
     _buffer: bytes = b""
@@ -53,6 +54,8 @@ class Downstream(asyncio.Protocol):
                 continue
             message = json.loads(line)
             method = message.get("method")
+            if method:
+                self.calls.append(method)
             if method == "mining.notify":
                 self.jobs.append(message["params"])
                 self.arrived[message["params"][0]] = now

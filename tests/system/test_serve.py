@@ -165,6 +165,34 @@ async def test_failover_is_invisible_downstream_the_backup_job_arrives_clean_on_
         await backup.stop()
 
 
+async def test_a_backup_with_a_shorter_extranonce2_moves_every_downstream_to_new_sizes():
+    first = StratumTestPool(difficulty=POOL_DIFF, extranonce2_size=8)
+    backup = StratumTestPool(difficulty=POOL_DIFF, extranonce2_size=4)
+    await first.start()
+    await backup.start()
+    pools = PoolManager([PoolConfig(f"stratum+tcp://127.0.0.1:{p.port}", "proxy", "x") for p in (first, backup)], FAST)
+    served = ServedSource(pools, "127.0.0.1", 0)
+    served.bind(lambda job: None, lambda *a: None)
+    await served.start()
+    downstreams = again = []
+    try:
+        await until(lambda: served.server is not None and served.server.job is not None, 10, "the first job")
+        downstreams = await open_downstreams(served.server.port, 2)
+        await until(lambda: all(d.jobs for d in downstreams), 10, "the first notify")
+        assert {d.extranonce2_size for d in downstreams} == {6}
+        await first.stop()
+        await until(lambda: all(d.closed for d in downstreams), 10, "client.reconnect and close")
+        assert all(d.calls[-1] == "client.reconnect" for d in downstreams)
+        again = await open_downstreams(served.server.port, 2)
+        await until(lambda: all(d.jobs for d in again), 10, "a job after re-subscribing")
+        assert {d.extranonce2_size for d in again} == {2}
+        assert all(backup.sessions[0].extranonce1.hex() in d.jobs[-1][2] for d in again)
+    finally:
+        await close_downstreams([*downstreams, *again])
+        await served.stop()
+        await backup.stop()
+
+
 async def test_500_downstream_connections_get_every_job_and_the_cap_refuses_the_next():
     pool = StratumTestPool(difficulty=POOL_DIFF)
     await pool.start()
