@@ -113,6 +113,7 @@ async def test_proxy_mode_two_downstream_miners_every_share_valid_each_on_its_ow
     prefixes = Counter(s.params[2][:4] for s in pool.submits)  # the first 2 bytes of the pool's extranonce2
     downstream = {p for p in prefixes if p != "0000"}
     assert len(downstream) >= 2, prefixes  # the two workers: prefixes of their own, never the local devices' 0000
+    assert prefixes["0000"] > 0  # the local CPU mined the same pool's jobs beside them
     assert sum(prefixes[p] for p in downstream) >= sum(w["upstream_accepted"] for w in ws.values())
     assert all(w["rejected"] == {} for w in ws.values()), ws
     assert set(rows) == {"alice.1", "bob.1"} and all(r["Accepted"] >= 3 and r["Forwarded"] >= 3 for r in rows.values())

@@ -315,6 +315,33 @@ def test_every_downstream_message_with_any_params_gets_an_answer_never_an_except
 
 
 @settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=60).filter(lambda b: b"\n" not in b), max_size=8), st.data())
+def test_line_reader_gives_the_same_lines_however_the_stream_is_cut(lines, data):
+    stream = b"".join(line + b"\n" for line in lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    reader = sp.LineReader(max_line=40)
+    got: list[bytes] = []
+    dropped = 0
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        more, d = reader.feed(stream[a:b])
+        got += more
+        dropped += d
+    assert got == [line.strip() for line in lines if line.strip() and len(line) <= 40]
+    assert dropped == sum(len(line) > 40 for line in lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=12), st.binary(min_size=32, max_size=32),
+       st.binary(max_size=80), st.binary(max_size=80), st.lists(st.binary(min_size=32, max_size=32), max_size=12),
+       st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF), st.booleans())
+def test_notify_message_is_read_back_by_the_client_codec(job_id, prevhash, coinb1, coinb2, branch, version, ntime,
+                                                          clean):
+    line = sp.notify_message(job_id, prevhash, coinb1, coinb2, tuple(branch), version, 0x1D00FFFF, ntime, clean)
+    event, = sp.StratumProtocol("t").receive_data(line)
+    assert event == sp.NewJob(job_id, prevhash, coinb1, coinb2, tuple(branch), version, 0x1D00FFFF, ntime, clean)
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.integers(2, 16), st.integers(0, 0xFFFF), st.binary(min_size=16, max_size=16))
 def test_a_cut_job_has_the_source_coinbase_for_its_prefix(en2_size, prefix, en2_bytes):
     job = source_job(en2_size=en2_size)
