@@ -106,7 +106,7 @@ class DownstreamSession:
         self.version_mask = 0  # granted by mining.configure; 0: no rolling
         self.vardiff = VarDiff(rules.shares_per_minute, rules.min_difficulty, rules.start_difficulty)
         self._jobs: OrderedDict[str, _Sent] = OrderedDict()
-        self._stale: OrderedDict[str, None] = OrderedDict()
+        self._stale: OrderedDict[str, object] = OrderedDict()  # job ids answered "Stale" (values unused)
         self._seen: set[bytes] = set()
         self._source_job: Job | None = None
         self._tokens = rules.burst
@@ -154,10 +154,10 @@ class DownstreamSession:
             self._mark_stale(old)
 
     def _retire_all(self) -> None:
-        for job_id in self._jobs:
-            self._mark_stale(job_id)
-        self._jobs.clear()
-        self._seen.clear()
+        """A clean job: every job so far is stale (swapped, not copied: this runs for every
+        connection on every block)."""
+        self._stale, self._jobs = self._jobs, OrderedDict()  # type: ignore[assignment]
+        self._seen = set()
 
     def _mark_stale(self, job_id: str) -> None:
         self._stale[job_id] = None
