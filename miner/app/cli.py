@@ -16,7 +16,7 @@ from miner.app.settings import MINE, SOLO, Settings, command_parser, resolve, sh
 
 log = logging.getLogger("miner")
 
-SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo")
+SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo", "serve")
 
 
 MINING_DESCRIPTION = ("SHA-256d miner. With no pool it mines a local sandbox job to show what the devices do. "
@@ -30,13 +30,22 @@ def mining_parser() -> argparse.ArgumentParser:
 
 
 def solo_parser() -> argparse.ArgumentParser:
-    return command_parser(SOLO, "miner solo", SOLO_DESCRIPTION)
+    parser = command_parser(SOLO, "miner solo", SOLO_DESCRIPTION)
+    parser.add_argument("--blocks", type=positive_int, metavar="N", help="exit after N blocks the node accepted and "
+                        "print their hashes, one a line (on regtest: a `generate` that goes through real mining)")
+    return parser
+
+
+def blocks_wanted(argv: list[str]) -> int | None:
+    """`miner solo --blocks N`: how many accepted blocks end the run (None: until stopped)."""
+    return vars(solo_parser().parse_args(argv)).get("blocks")
 
 
 def parse_settings(command: str, argv: list[str]) -> Settings:
     """The settings for `miner` (MINE) or `miner solo` (SOLO); exits with usage and one line on an error."""
     parser = mining_parser() if command == MINE else solo_parser()
     given = vars(parser.parse_args(argv))
+    given.pop("blocks", None)  # `miner solo --blocks`: when the run ends, not a setting
     try:
         return resolve(command, given)
     except (cfg.ConfigError, ValueError) as exc:
@@ -163,7 +172,37 @@ def run_solo(argv: list[str]) -> int:
     except ValueError as exc:
         solo_parser().error(str(exc))
     try:
-        return compose.main(settings, compose.NODE, ["solo", *argv])
+        return compose.main(settings, compose.NODE, ["solo", *argv], max_blocks=blocks_wanted(argv))
+    except (AddressError, DeviceError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
+def run_serve(argv: list[str]) -> int:
+    """`miner serve`: a Stratum server beside the devices, fed by the pools (proxy) or the node (solo pool)."""
+    from miner.app.serve import serve_parser, split_arguments
+    from miner.devices.base import DeviceError
+    from miner.sources.node.address import AddressError
+
+    options, rest, solo = split_arguments(argv)
+    if "--help" in rest:
+        serve_parser().print_help()
+        print()
+    command = SOLO if solo else MINE
+    settings = parse_settings(command, rest)
+    setup_logging(settings.run.quiet, settings.run.debug, settings.notes)
+    parser = solo_parser() if solo else mining_parser()
+    try:
+        if solo:
+            compose.check_node_settings(settings)
+        kind = compose.NODE if solo else compose.POOLS
+        if not solo and compose.source_kind(settings) != compose.POOLS:
+            parser.error("miner serve needs pools (-o URL -u USER -p PASS) or a node (--rpc-url ... --address ...)")
+        return compose.main(settings, kind, ["serve", *argv], serving=options,
+                            max_blocks=blocks_wanted(rest) if solo else None)
     except (AddressError, DeviceError, ValueError) as exc:
         log.error("%s", exc)
         return 2
@@ -224,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_config(argv[1:])
     if argv and argv[0] == "solo":
         return run_solo(argv[1:])
+    if argv and argv[0] == "serve":
+        return run_serve(argv[1:])
     return run_mining(argv)
 
 

@@ -26,6 +26,7 @@ from miner import USER_AGENT
 from miner.app.settings import Settings, pool_configs
 
 if TYPE_CHECKING:
+    from miner.app.serve import ServeOptions
     from miner.core.engine import Miner
     from miner.core.source import JobSource
     from miner.devices.manager import DeviceManager
@@ -159,17 +160,19 @@ def announce(kind: str, source: Any, miner: Miner, settings: Settings) -> None:
 
 # ------------------------------------------------------------------------------------ running
 async def run(settings: Settings, kind: str, max_blocks: int | None = None,
-              on_source: Callable[[Any], object] | None = None) -> Outcome:
+              on_source: Callable[[Any], object] | None = None, serving: ServeOptions | None = None) -> Outcome:
     """Build everything for `kind` and mine until the time limit, a stop or cancellation.
 
     Raises ValueError for bad settings, DeviceError when no device can mine, AddressError when the
     payout address is not for the node's chain; node and pool trouble is retried, not raised.
     on_source(source) is called once the source exists (to watch it while it runs); max_blocks
-    stops a node source after that many accepted blocks (tests, scripted use).
+    stops a node source after that many accepted blocks (tests, scripted use). serving: `miner
+    serve`'s options; the engine then mines the source through a Stratum server (served_source).
     """
     from miner.core.dispatch import Dispatcher
     from miner.core.engine import Miner
     from miner.core.work import Nonce
+    from miner.devices.base import DeviceError
     from miner.devices.work_source import DispatcherWorkSource
 
     source = make_source(settings, kind)
@@ -197,10 +200,17 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
         miner.on_nonce(nonce)
 
     manager = make_device_manager(settings, DispatcherWorkSource(dispatcher), on_nonce, chunk)
-    devices = manager.setup()  # DeviceError (one line) when nothing can mine
+    try:
+        devices = manager.setup()  # DeviceError (one line) when nothing can mine
+    except DeviceError:
+        if serving is None:
+            raise
+        devices = []  # `miner serve --no-cpu` with no board: a proxy (or pool) for the LAN only
+        log.info("no local devices: serving downstream miners only")
     if not settings.devices.hotplug:
         manager.scan_usb = False
-    miner = Miner(source, devices, dispatcher, settings.run.status_interval, manager=manager)
+    engine_source = source if serving is None else served_source(source, serving)
+    miner = Miner(engine_source, devices, dispatcher, settings.run.status_interval, manager=manager)
     if max_blocks is not None and kind == NODE:
         def enough(share: object, accepted: bool, reason: str | None) -> None:
             if accepted and source.stats.accepted >= max_blocks:
@@ -208,8 +218,17 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
         source.result_listeners.append(enough)
     announce(kind, source, miner, settings)
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
-    restart = await serve(miner, settings, remaining)
+    restart = await serve(miner, settings, remaining, downstream=serving is not None)
     return Outcome(source, restart, all_dead=every_device_dead(miner.devices))
+
+
+def served_source(source: JobSource, serve: ServeOptions) -> JobSource:
+    """`miner serve`: the source with a Stratum server beside it (miner/server/served.py)."""
+    from miner.server.served import ServedSource
+
+    return ServedSource(source, serve.host, serve.port, password=serve.password,
+                        shares_per_minute=serve.shares_per_minute, start_difficulty=serve.start_difficulty,
+                        min_difficulty=serve.min_difficulty, max_connections=serve.max_connections)
 
 
 def api_host_and_allow(settings: Settings) -> tuple[str, list]:
@@ -270,8 +289,9 @@ async def listen_or_carry_on(server: Any, what: str, attempts: int = 3, wait: fl
                           "(choose another port)", what, server.port, reason)
 
 
-async def serve(miner: Miner, settings: Settings, time_limit: float | None = None) -> bool:
-    """Run the miner with its front ends until it stops; True when a restart was asked for."""
+async def serve(miner: Miner, settings: Settings, time_limit: float | None = None, downstream: bool = False) -> bool:
+    """Run the miner with its front ends until it stops; True when a restart was asked for.
+    downstream: `miner serve`, which goes on serving when its own devices are all Dead."""
     from miner.frontends.persist import StatsStore, default_stats_path, observe_view
     from miner.frontends.view import MinerView
 
@@ -319,7 +339,8 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
     saver = asyncio.create_task(save_periodically(store, view))
-    watchers = [asyncio.create_task(stop_when_all_dead(miner)), *listeners]
+    # `miner serve` goes on for its downstream miners when its own devices are all Dead
+    watchers = [*([] if downstream else [asyncio.create_task(stop_when_all_dead(miner))]), *listeners]
     live = live_status(view, settings)
     try:
         with live if live is not None else contextlib.nullcontext():
@@ -358,17 +379,26 @@ def live_status(view, settings: Settings):
     return LiveStatus(view, console)
 
 
-def main(settings: Settings, kind: str, argv: list[str]) -> int:
-    """Run in this process until the miner stops; a restart re-executes `miner ARGV`."""
+def main(settings: Settings, kind: str, argv: list[str], serving: ServeOptions | None = None,
+         max_blocks: int | None = None) -> int:
+    """Run in this process until the miner stops; a restart re-executes `miner ARGV`. With
+    max_blocks (`miner solo --blocks N`), the accepted blocks' hashes are printed, one a line, and
+    the exit status is 1 when fewer were accepted before the run ended."""
     from miner.frontends.persist import check_stats_path, default_stats_path
 
     if settings.operating.protocol_log:
         logging.getLogger("miner.protocol").setLevel(logging.INFO)
     check_stats_path(settings.operating.stats_file or default_stats_path())  # before anything starts
-    outcome = asyncio.run(run(settings, kind))
+    outcome = asyncio.run(run(settings, kind, max_blocks, serving=serving))
     if outcome.restart:
         log.warning("restarting")
         os.execv(sys.executable, restart_command(argv))
+    if max_blocks is not None:
+        hashes = outcome.source.accepted_hashes
+        sys.stdout.write("".join(f"{h}\n" for h in hashes))
+        if len(hashes) < max_blocks:
+            log.error("only %d of %d blocks accepted before the run ended", len(hashes), max_blocks)
+            return 1
     return 2 if outcome.all_dead else 0
 
 

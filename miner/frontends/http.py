@@ -192,6 +192,32 @@ class MinerCollector(Collector):
             if p.latency is not None:
                 latency.add_metric(labels, p.latency)
         yield from (pool_info, pool_up, pool_state, pool_active, pool_diff, pool_shares, latency)
+        yield from worker_metrics(view.worker_snapshots())
+
+
+def worker_metrics(workers: list[dict[str, Any]]) -> Iterator[Any]:
+    """`miner serve`'s downstream workers (docs/serve.md §5): none when not serving."""
+    if not workers:
+        return
+    rate = GaugeMetricFamily("miner_serve_worker_hashrate_hertz", "Downstream worker hash rate from its shares",
+                             labels=["worker"])
+    diff = GaugeMetricFamily("miner_serve_worker_difficulty", "Downstream worker's current difficulty",
+                             labels=["worker"])
+    shares = CounterMetricFamily("miner_serve_worker_shares", "Downstream shares by result",
+                                 labels=["worker", "result"])
+    best = GaugeMetricFamily("miner_serve_worker_best_share", "Best share difficulty", labels=["worker"])
+    conns = GaugeMetricFamily("miner_serve_worker_connections", "Open connections", labels=["worker"])
+    for w in workers:
+        name = [w["name"]]
+        rate.add_metric(name, w["hashrate"])
+        diff.add_metric(name, w["difficulty"])
+        shares.add_metric([*name, "accepted"], w["accepted"])
+        for reason, n in w["rejected"].items():
+            shares.add_metric([*name, f"rejected: {reason}"], n)
+        shares.add_metric([*name, "forwarded"], w["forwarded"])
+        best.add_metric(name, w["best_difficulty"])
+        conns.add_metric(name, w["connections"])
+    yield from (rate, diff, shares, best, conns)
 
 
 def metrics_registry(view: MinerView) -> CollectorRegistry:
@@ -224,6 +250,7 @@ class HttpServer:
         app.add_routes([
             web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
             web.get("/api/pools", self._pools), web.get("/api/history", self._history),
+            web.get("/api/workers", self._workers),
             web.get("/metrics", self._metrics),
             # the AxeOS read endpoints fleet tools identify a miner by (miner/frontends/axeos.py says why)
             web.get("/", self._home), web.get("/api/system/info", self._axeos(axeos.system_info)),
@@ -258,6 +285,10 @@ class HttpServer:
 
     async def _pools(self, request: web.Request) -> web.Response:
         return _json(_plain(self.view.pool_snapshots()))
+
+    async def _workers(self, request: web.Request) -> web.Response:
+        """`miner serve`'s downstream workers (docs/serve.md §5); [] when not serving."""
+        return _json(self.view.worker_snapshots())
 
     async def _history(self, request: web.Request) -> web.Response:
         """The persisted hash-rate rings ([unix time, H/s] per point), best shares and rejects."""

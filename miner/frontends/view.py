@@ -21,6 +21,7 @@ from miner import USER_AGENT, __version__
 from miner.core.stats import ShareStats
 from miner.core.targets import target_to_difficulty
 from miner.devices.base import Device, DeviceError, DeviceState
+from miner.server.served import ServedSource
 from miner.sources.stratum.failover import PoolManager
 
 if TYPE_CHECKING:
@@ -223,7 +224,23 @@ class MinerView:
     def pool_manager(self) -> PoolManager | None:
         """The pools, when that is what the miner mines (pool commands answer "no pools" otherwise)."""
         source = self.miner.source
+        if isinstance(source, ServedSource):  # `miner serve`: the pools behind the Stratum server
+            source = source.inner
         return source if isinstance(source, PoolManager) else None
+
+    @property
+    def served(self) -> ServedSource | None:
+        """The Stratum server's source when `miner serve` runs (docs/serve.md §5)."""
+        source = self.miner.source
+        return source if isinstance(source, ServedSource) else None
+
+    def worker_snapshots(self) -> list[dict[str, Any]]:
+        """Per downstream worker: rate, difficulty, accepted/rejected by reason, best share, last share."""
+        served = self.served
+        if served is None:
+            return []
+        now = time.monotonic()
+        return [w.as_dict(now) for w in served.workers.all()]
 
     @property
     def devices(self) -> list[Device]:
