@@ -171,8 +171,11 @@ function action(label, path, body) {
   b.addEventListener("click", () => write(path, body));
   return b;
 }
+let poolsShown = "";
 function renderPools(pools) {
-  const body = $("pools").tBodies[0];
+  const body = $("pools").tBodies[0], shown = JSON.stringify(pools.map((p) => ({ ...p, rate_5s: 0 })));
+  if (shown === poolsShown) return;  // unchanged: keep the rows (and a button under the pointer) as they are
+  poolsShown = shown;
   body.replaceChildren(...pools.map((p) => {
     const reasons = Object.entries(p.rejected).map(([r, n]) => r + ": " + n).join(", ");
     const rejected = Object.values(p.rejected).reduce((a, b) => a + b, 0);
