@@ -20,6 +20,12 @@ function fmtRate(h) {
   while (Math.abs(h) >= 1000 && i < units.length - 1) { h /= 1000; i++; }
   return h.toFixed(2) + " " + units[i];
 }
+function fmtAxis(h) {  // axis labels: short, as many digits as the step needs
+  const units = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s"];
+  let i = 0;
+  while (Math.abs(h) >= 1000 && i < units.length - 1) { h /= 1000; i++; }
+  return Number(h.toPrecision(3)) + " " + units[i];
+}
 function fmtDiff(d) {
   if (d === null || d === undefined) return "-";
   if (!isFinite(d)) return "inf";
@@ -54,6 +60,11 @@ function el(tag, text, cls) {
   if (cls) e.className = cls;
   return e;
 }
+function twoLines(main, second) {
+  const span = el("span", main);
+  if (second) { span.appendChild(el("br")); span.appendChild(el("small", second, "muted")); }
+  return span;
+}
 function row(cells, cls) {
   const tr = el("tr", null, cls);
   for (const c of cells) {
@@ -79,7 +90,7 @@ function drawChart() {
   g.clearRect(0, 0, w, h);
   canvas.dataset.points = String(points.length);
   canvas.dataset.ring = ring;
-  const left = 64, right = 8, top = 8, bottom = 22, pw = w - left - right, ph = h - top - bottom;
+  const left = 66, right = 8, top = 8, bottom = 22, pw = w - left - right, ph = h - top - bottom;
   g.font = "11px system-ui, sans-serif";
   g.fillStyle = css.getPropertyValue("--muted");
   if (points.length === 0) {
@@ -96,14 +107,16 @@ function drawChart() {
   g.textAlign = "right"; g.textBaseline = "middle";
   for (let v = 0; v <= top_ + step / 2; v += step) {
     g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w - right, y(v)); g.stroke();
-    g.fillText(fmtRate(v), left - 6, y(v));
+    g.fillText(fmtAxis(v), left - 6, y(v));
   }
   g.textAlign = "center"; g.textBaseline = "top";
-  const long = t1 - t0 > 86400;
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + (t1 - t0) * i / 4, d = new Date(t * 1000);
-    g.fillText(long ? d.toLocaleDateString() : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
-      Math.min(Math.max(x(t), left + 24), w - right - 24), top + ph + 6);
+  const span = t1 - t0, ticks = Math.max(2, Math.min(5, Math.floor(pw / 110)));
+  const when = span > 2 * 86400 ? { month: "short", day: "numeric" }
+    : span > 3600 ? { hour: "2-digit", minute: "2-digit" } : { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+  for (let i = 0; i <= ticks; i++) {
+    const t = t0 + span * i / ticks, d = new Date(t * 1000);
+    g.textAlign = i === 0 ? "left" : i === ticks ? "right" : "center";
+    g.fillText(span > 2 * 86400 ? d.toLocaleDateString([], when) : d.toLocaleTimeString([], when), x(t), top + ph + 6);
   }
   const accent = css.getPropertyValue("--accent").trim();
   g.beginPath();
@@ -143,7 +156,7 @@ function renderSummary(s) {
 function renderDevices(devices) {
   const body = $("devices").tBodies[0], rows = [];
   for (const d of devices) {
-    const name = d.name + (d.model ? " (" + d.model + ")" : "") + (d.port ? " " + d.port : "");
+    const name = twoLines(d.name, [d.model, d.port].filter(Boolean).join("  "));
     const tr = row([name, [d.state + (d.enabled ? "" : " (off)"), "state-" + d.state], [fmtRate(d.rate_5s), "n"],
       [fmtRate(d.rate_1m), "n"], [d.accepted, "n"], [d.rejected, "n"], [d.hw, "n"],
       [fmtOpt(d.temperature, " \u00b0C", 1), "n"], [fmtOpt(d.frequency, " MHz", 0), "n"],
@@ -184,7 +197,7 @@ function renderPools(pools) {
     actions.appendChild(p.state === "Disabled" ? action("enable", "/api/pools/" + p.index + "/enable")
       : action("disable", "/api/pools/" + p.index + "/disable"));
     if (!p.active) actions.appendChild(action("remove", "/api/pools/" + p.index + "/remove"));
-    const tr = row([p.priority, p.name + "  " + p.url + (p.user ? "  (" + p.user + ")" : ""), [p.state, "state-" + p.state],
+    const tr = row([p.priority, twoLines(p.name + (p.active ? " (active)" : ""), p.url + (p.user ? "  " + p.user : "")), [p.state, "state-" + p.state],
       [fmtDiff(p.difficulty), "n"], [p.latency === null ? "-" : (p.latency * 1000).toFixed(0) + " ms", "n"],
       [p.accepted, "n"], rejected + (reasons ? " (" + reasons + ")" : ""), [fmtDiff(p.best), "n"], actions],
       p.active ? "active" : "");
@@ -284,8 +297,10 @@ function wire() {
 
 async function main() {
   wire();
-  await Promise.all([loadHistory(), refresh()]);
-  drawChart();
+  // the chart first: it needs only the history, not the tables' state
+  const chart = loadHistory().then(drawChart);
+  await Promise.all([chart, refresh()]);
+  if (history["5s"].length === 0 && state) { history["5s"].push(state.history_point); drawChart(); }  // a fresh start
   live();
 }
 main();
