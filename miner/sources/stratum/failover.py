@@ -190,8 +190,10 @@ class PoolManager:
                 log.warning("no pool is alive; devices keep hashing the last job and shares are held")
                 return
             self.switches += 1
-            log.warning("mining on %s (%s)%s", candidate.name, candidate.host,
-                        f", was {old.name}" if old is not None else "")
+            # the first pick is news, a switch from another pool a warning (cgminer.c switch_pools logs
+            # "Switching to pool" at LOG_WARNING only when the pool changes)
+            log.log(logging.WARNING if old is not None else logging.INFO, "mining on %s (%s)%s", candidate.name,
+                    candidate.host, f", was {old.name}" if old is not None else "")
             assert candidate.current_job is not None
             self._sink(replace(candidate.current_job, clean=True))
 
