@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from miner.frontends.http import HttpServer
-from tests.helpers.api_helpers import running_miner
+from tests.helpers.api_helpers import running_miner, until
 from tests.helpers.browser_rig import (
     CHROMEDRIVER,
     CHROMIUM,
@@ -194,4 +194,13 @@ async def test_writes_from_another_origin_are_refused_and_streams_end_at_shutdow
                 with contextlib.suppress(aiohttp.ClientError):
                     await asyncio.wait_for(stream.content.read(), 2)
                 stream.release()
+            # quit from the page's button: answered first, then the miner stops
+            http = HttpServer(view, "127.0.0.1", 0, token=TOKEN)
+            base = f"http://127.0.0.1:{await http.start()}"
+            async with session.post(f"{base}/api/quit", headers={**auth, "Origin": base}) as r:
+                assert r.status == 200 and (await r.json())["message"] == "stopping"
+            # the miner's run ends: it closes its connection to the pool
+            await until(lambda: not pool.active, timeout=20, what="the miner stopped by quit")
+            await http.stop()
     await pool.stop()
+
