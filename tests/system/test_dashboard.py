@@ -183,6 +183,15 @@ async def test_writes_from_another_origin_are_refused_and_streams_end_at_shutdow
                                     headers={**auth, "Origin": base}) as r:
                 assert r.status == 200 and (await r.json())["index"] == 1
             assert [p.url for p in view.pool_snapshots()][1] == "stratum+tcp://127.0.0.1:1"
+            # what a pool or a user typed cannot end the page's embedded state (no markup injection)
+            async with session.post(f"{base}/api/pools", json={"url": "stratum+tcp://127.0.0.1:2",
+                                                               "user": "</script><b id=x>"}, headers=auth) as r:
+                assert r.status == 200
+            async with session.get(f"{base}/") as r:
+                page = await r.text()
+            assert "</script><b id=x>" not in page and "AxeOS" in page
+            boot = page.split('<script id="boot" type="application/json">')[1].split("</script>")[0]
+            assert json.loads(boot)["state"]["pools"][2]["user"] == "</script><b id=x>"
             streams = [await session.get(f"{base}/api/dashboard/events") for _ in range(3)]
             for stream in streams:
                 assert stream.headers["Content-Type"] == "text/event-stream"

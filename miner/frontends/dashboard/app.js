@@ -297,10 +297,18 @@ function wire() {
 
 async function main() {
   wire();
-  // the chart first: it needs only the history, not the tables' state
-  const chart = loadHistory().then(drawChart);
-  await Promise.all([chart, refresh()]);
-  if (history["5s"].length === 0 && state) { history["5s"].push(state.history_point); drawChart(); }  // a fresh start
+  // what the page was served with: the 5 s ring and the state, so the first chart needs no request
+  let boot = null;
+  try { boot = JSON.parse($("boot").textContent); } catch (e) { boot = null; }
+  if (boot) {
+    history["5s"] = boot.history["5s"];
+    if (history["5s"].length === 0) history["5s"].push(boot.state.history_point);  // a fresh start
+    if (ring === "5s") drawChart();
+    render(boot.state);
+  }
   live();
+  await Promise.all([loadHistory(), boot ? null : refresh()]);
+  if (history["5s"].length === 0 && state) history["5s"].push(state.history_point);
+  drawChart();
 }
 main();

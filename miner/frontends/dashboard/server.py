@@ -201,9 +201,17 @@ class Dashboard:
         return response
 
     # ------------------------------------------------------------ reads
+    def boot_json(self) -> bytes:
+        """The state and the 5 s ring, for the page to draw at once (the other rings it fetches from
+        /api/history). `<` is escaped so no value can end the script element it sits in."""
+        store = self.view.store
+        five = [list(p) for p in store.history["5s"]] if store is not None else []
+        data = {"state": {**dashboard_state(self.view), "writes": bool(self.token)}, "history": {"5s": five}}
+        return json.dumps(data, default=str).replace("<", "\\u003c").encode()
+
     async def _index(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._page, content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-cache"})
+        body = self._page.replace(b"<!--BOOT-->", self.boot_json())
+        return web.Response(body=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"})
 
     def _static(self, name: str, kind: str):
         body = _asset(name)
