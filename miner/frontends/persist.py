@@ -109,7 +109,9 @@ class StatsStore:
         return {
             "format": FORMAT, "saved_at": self._clock(), "best_all_time": self.best_all_time,
             "best_per_pool": self.best_per_pool, "rejects": dict(self.all_rejects()),
-            "history": {name: [list(p) for p in ring] for name, ring in self.history.items()},
+            # ring.copy() is one C call: save() runs in a worker thread while the dashboard's ticker
+            # appends to the 5 s ring on the event loop, and iterating the live deque could see it change
+            "history": {name: [list(p) for p in ring.copy()] for name, ring in self.history.items()},
         }
 
     def save(self) -> None:
