@@ -40,8 +40,12 @@ STATS_SAVE_INTERVAL = 60.0
 
 
 def setup_logging(quiet: bool = False, debug: bool = False, notes: tuple[str, ...] = ()) -> None:
+    from miner.app.logformat import LineFormatter
+
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter())  # the live view's handler prints the same format (live_status)
+    logging.basicConfig(level=level, handlers=[handler])
     for note in notes:
         log.info("%s", note)
 
@@ -366,15 +370,17 @@ def live_status(view, settings: Settings):
     if settings.operating.no_tui or settings.run.quiet or not sys.stderr.isatty():
         return None
     from rich.console import Console
-    from rich.logging import RichHandler
 
-    from miner.frontends.status import LiveStatus
+    from miner.app.logformat import LineFormatter
+    from miner.frontends.status import ConsoleHandler, LiveStatus
 
     console = Console(stderr=True)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(RichHandler(console=console, show_path=False))
+    handler = ConsoleHandler(console)  # above the live table, in the format of the plain lines
+    handler.setFormatter(LineFormatter())
+    root.addHandler(handler)
     view.miner.status_interval = 0  # the table replaces the periodic status lines
     return LiveStatus(view, console)
 

@@ -22,6 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from miner.frontends import axeos
+from miner.frontends.dashboard.server import Dashboard, same_origin_writes
 from miner.frontends.view import CommandError, MinerView
 
 log = logging.getLogger(__name__)
@@ -246,19 +247,22 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        # every write passes the same-origin check before its token check (docs/dashboard.md §4)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[same_origin_writes(self.host)])
         app.add_routes([
             web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
             web.get("/api/pools", self._pools), web.get("/api/history", self._history),
             web.get("/api/workers", self._workers),
             web.get("/metrics", self._metrics),
             # the AxeOS read endpoints fleet tools identify a miner by (miner/frontends/axeos.py says why)
-            web.get("/", self._home), web.get("/api/system/info", self._axeos(axeos.system_info)),
+            web.get("/api/system/info", self._axeos(axeos.system_info)),
             web.get("/api/system/asic", self._axeos(axeos.system_asic)),
             web.get("/api/system/statistics", self._axeos(axeos.system_statistics)),
             web.post("/api/pools/{index}/{action}", self._pool_action),
             web.post("/api/devices/{index}/{action}", self._device_action),
         ])
+        # GET / is the dashboard page (it names AxeOS, which pyasic's factory identifies the API by)
+        Dashboard(self.view, self.token).install(app)
         return app
 
     async def start(self) -> int:
@@ -302,10 +306,6 @@ class HttpServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = metrics_for(self.view, request.headers.get("Accept"))
         return web.Response(body=body, headers={"Content-Type": content_type})
-
-    async def _home(self, request: web.Request) -> web.Response:
-        name = self.view.description.partition("/")[0]
-        return web.Response(text=axeos.INDEX_HTML.format(name=name), content_type="text/html")
 
     def _axeos(self, build: Callable[[MinerView], dict[str, Any]]) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:

@@ -235,9 +235,12 @@ class PoolManager:
                 log.warning("no pool is alive; devices keep hashing the last job and shares are held")
                 return
             self.switches += 1
-            # cgminer switch_pools says nothing when balancing moves work between pools
+            # cgminer switch_pools says nothing when balancing moves work between pools; otherwise the
+            # first pick is news and a switch from another pool a warning ("Switching to pool" is
+            # LOG_WARNING only when the pool changes)
             quiet = self.picker is not None and self.picker.balances
-            log.log(logging.DEBUG if quiet else logging.WARNING, "mining on %s (%s)%s", candidate.name,
+            level = logging.DEBUG if quiet else logging.WARNING if old is not None else logging.INFO
+            log.log(level, "mining on %s (%s)%s", candidate.name,
                     candidate.host, f", was {old.name}" if old is not None else "")
             assert candidate.current_job is not None
             self._sink(replace(candidate.current_job, clean=True))

@@ -387,7 +387,8 @@ class StratumSession:
 
     def _drop_jobs(self, why: str) -> None:
         if self.live_jobs:
-            log.info("%s: %d old job(s) no longer valid: %s", self.name, len(self.live_jobs), why)
+            # routine at every clean job: detail for --debug, not news
+            log.debug("%s: %d old job(s) no longer valid: %s", self.name, len(self.live_jobs), why)
         self.live_jobs.clear()
         self._job_arrived.clear()
         self._sent_keys.clear()  # shares of dead jobs cannot be sent again anyway; keeps the set small
