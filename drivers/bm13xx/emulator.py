@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from miner.drivers.bm13xx import protocol as p
+from miner.drivers.kit.bits import bswap32
 from miner.drivers.kit.emulation import (
     PtyPort,
     Unplugged,
@@ -40,7 +41,9 @@ from miner.core.work import spread_bits
 log = logging.getLogger(__name__)
 
 NONCE_WINDOW = 1 << 16  # nonces one lane (midstate or rolled version) scans before the next lane's turn
-PLL0_RESET = {"bm1397": 0xC0600161}
+# Power-on PLL values. BM1384: no source gives its reset clock; 100 MHz (word 0x0783) is where
+# cgminer's compac_shutdown leaves it and the bottom of cgminer's Compac table [decision].
+PLL0_RESET = {"bm1397": 0xC0600161, "bm1384": 0x0783}
 
 
 @dataclass
@@ -136,6 +139,12 @@ class Bm13xxEmulator:
             thread.join(5.0)
         self._threads.clear()
         self.port.close()
+
+    def __enter__(self) -> Bm13xxEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def run(self, stop: threading.Event) -> None:
         """For serve_until_stopped."""
@@ -323,11 +332,14 @@ class Bm13xxEmulator:
                         break
                     if self._stalled():
                         continue  # a stalled chain loses what it finds
-                    wire = int.from_bytes(found.nonce.to_bytes(4, "little"), "big")
+                    if self.info.counts_big_endian:  # the scan gave N; the reply carries header order
+                        wire, nonce = found.nonce, bswap32(found.nonce)
+                    else:
+                        wire, nonce = int.from_bytes(found.nonce.to_bytes(4, "little"), "big"), found.nonce
                     if not self.chips[p.chip_index(wire, chips)].present:
                         continue
                     self.nonces_sent += 1
-                    self._reply(p.NonceReply(found.nonce, self.info.job_byte(job.job_id, index), vbits))
+                    self._reply(p.NonceReply(nonce, self.info.job_byte(job.job_id, index), vbits))
                 if stop():
                     # Hashes count as far as the emulated device got: nonces due later were never sent.
                     self.hashes_done += min(scanned, int((time.monotonic() - began) * rate))
@@ -337,8 +349,10 @@ class Bm13xxEmulator:
     def _lanes(self, job, target):
         """(index, scan(start, count), version bits) for each header the chain hashes."""
         if not isinstance(job, p.HeaderJob):
+            be = self.info.counts_big_endian
             for i, ms in enumerate(job.midstates):
-                yield i, (lambda s, c, ms=ms: hashing.scan_midstate(ms, job.tail, s, c, target, self.engine)), None
+                yield i, (lambda s, c, ms=ms: hashing.scan_midstate(ms, job.tail, s, c, target, self.engine,
+                                                                    nonce_be=be)), None
             return
         mask16 = self.version_mask >> 13
         core_mask = (1 << self.info.core_bits) - 1

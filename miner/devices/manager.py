@@ -212,7 +212,9 @@ class DeviceManager:
                 if (stats.last_valid_at or 0) > sick_since and hw_new < policy.hw_burst:
                     self._sick_since.pop(device.name)
                     device.stats.set_state(DeviceState.ALIVE, "recovered")
-                elif now - sick_since > policy.grace:
+                elif now - max(sick_since, stats.alive_since) > policy.grace:
+                    # The grace runs from the re-init's success: a device that took a while to
+                    # answer its identification again (serialport retries it) gets its full grace.
                     log.error("%s: still sick %.0f s after re-init; disabled. Re-enable it with the API "
                               "(ascenable|N) or restart the miner", device.name, now - sick_since)
                     self._sick_since.pop(device.name)
