@@ -10,7 +10,8 @@ from each work block.
 A nonce belongs to the chip whose address range holds the nonce's chip field (§5.2), so a chip
 that drops out of the chain takes its share of the nonces with it.
 
-Faults for tests: corrupted CRCs, garbage, a chip dropping out, a stall, an unplug.
+Faults for tests: corrupted CRCs, garbage, a wrong chip id under a good CRC, a chip dropping out, a
+stall, an unplug.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class Bm13xxEmulator:
         self._threads: list[threading.Thread] = []
         self._stalled_until = 0.0
         self._corrupt = 0
+        self._wrong_ids = 0
         self.baud = 115_740
         # what happened, for tests and the log
         self.jobs = 0
@@ -188,6 +190,11 @@ class Bm13xxEmulator:
         """The next `count` replies go out with a wrong CRC."""
         self._corrupt += count
 
+    def wrong_chip_ids(self, count: int = 1) -> None:
+        """The next `count` chip-id answers carry another chip's id under a good CRC: line noise that
+        the 5-bit CRC lets through (1 corrupted frame in 32 passes it)."""
+        self._wrong_ids += count
+
     def send_garbage(self, size: int = 37) -> None:
         self._send(bytes(random.getrandbits(8) for _ in range(size)))
 
@@ -261,7 +268,11 @@ class Bm13xxEmulator:
             targets = present if cmd.broadcast else [c for c in present if c.address == cmd.chip]
             for chip in targets:
                 if cmd.cmd == p.CMD_READ:
-                    self._reply(p.RegisterReply(chip.read(cmd.reg), chip.address, cmd.reg))
+                    value = chip.read(cmd.reg)
+                    if cmd.reg == p.REG_CHIP_ID and self._wrong_ids > 0:
+                        self._wrong_ids -= 1
+                        value ^= 0x00100000  # 1366 -> 1376 and the like: a chip that is not there
+                    self._reply(p.RegisterReply(value, chip.address, cmd.reg))
                 else:
                     assert cmd.value is not None
                     chip.write(cmd.reg, cmd.value)

@@ -218,12 +218,15 @@ class IcarusDevice(SerialDevice):
             at = data.find(wanted) if wanted is not None else -1
             if at >= 0:
                 tail = data[at:]
-                tail += read_exactly(port, 8, EXTRA_BYTE_WAIT)
+                while more := _read_some(port, EXTRA_BYTE_WAIT):
+                    tail += more
+                    if len(tail) > 64:
+                        break
                 if at:
                     self.comm_errors["Stale bytes"] += at
                     log.info("%s: %d stale bytes before the golden answer dropped (%s)", self.name, at,
                              bytes(data[:at]).hex())
-                return _Golden(bytes(tail))
+                return _Golden(bytes(tail), golden_reply_size(bytes(tail), self.nonce_target))
         return _Golden(bytes(data)) if data else None
 
     def _command(self, port: serial.Serial, command: bytes) -> None:
@@ -356,10 +359,25 @@ class IcarusDevice(SerialDevice):
 class _Golden:
     """What a stick answered to the golden packet."""
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes, size: int | None = None):
         self.raw = raw
-        self.size = len(raw)
+        self.size = len(raw) if size is None else size
         self.n = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+
+
+def golden_reply_size(answer: bytes, target: int) -> int:
+    """The reply size of a stick whose answer to the golden packet starts with the golden nonce.
+    Usually the answer is that one reply (4 bytes, or 5 with the Antminer work id), but at a report
+    difficulty below 1 (an emulator) or with two engines, more golden-job nonces can follow within
+    the wait; the size is the one (5 first) whose every further reply is a valid golden-job nonce."""
+    packet = p.WorkPacket.decode(p.GOLDEN_WORK)
+    for size in (p.ANT_REPLY_SIZE, p.REPLY_SIZE):
+        if len(answer) % size:
+            continue
+        more = [int.from_bytes(answer[i:i + 4], "big") for i in range(size, len(answer), size)]
+        if all(hashing.scan_midstate(packet.midstate, packet.tail, n, 1, target, nonce_be=True) for n in more):
+            return size
+    return len(answer)
 
 
 def _read_some(port: serial.Serial, timeout: float) -> bytes:

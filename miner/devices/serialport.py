@@ -179,8 +179,12 @@ class SerialDevice(Device):
                     return
                 delay = self.identify_retry_delay()
                 self.identify_failures += 1
-                self.stats.set_state(DeviceState.INIT, f"{exc}; it identified before, retrying in {delay:g} s")
-                log.warning("%s: %s; it identified before, so retrying in %g s", self.name, exc, delay)
+                why = f"{exc}; it identified before, retrying in {delay:g} s"
+                if self.stats.state is DeviceState.INIT:  # already Initialising (a re-init): say why
+                    self.stats.last_error = why
+                    log.warning("%s: %s", self.name, why)
+                else:
+                    self.stats.set_state(DeviceState.INIT, why)  # logs it
                 self._stop.wait(delay)
                 continue
             except (serial.SerialException, OSError, DeviceError) as exc:
