@@ -43,6 +43,9 @@ POWER_ON_FRACTION = 5.0 / 63.0
 # The first nonces of a job are hashed in small chunks that grow to a full one, so the golden nonce
 # (100 258 hashes in) comes back within milliseconds even on a loaded CPU (docs/icarus.md §A7.1).
 FIRST_CHUNK = 1 << 12
+# ... and no chunk is larger than this, so an abandoned job's thread notices within a few ms and
+# stops taking CPU from the new job's (the scan checks for a new job between chunks).
+LAST_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +247,7 @@ class IcarusEmulator:
                 self.hashes_scanned += size
             return found
 
-        for found in paced_scan(b"", self.target, rate, start, count, stale, scanner=scanner,
+        for found in paced_scan(b"", self.target, rate, start, count, stale, chunk=LAST_CHUNK, scanner=scanner,
                                 first_chunk=FIRST_CHUNK):
             if not wait_until(found.due, stale, step=0.005):
                 return

@@ -131,7 +131,7 @@ def test_bfgminer_icarus_driver_detects_an_emulated_erupter():
 def test_the_golden_answer_needs_only_the_hashes_up_to_it():
     """Fault 4: the emulator scans adaptively, so it has hashed little more than the golden nonce's
     100 258 hashes when it answers, not a whole 2^18-nonce chunk; the time that takes on this machine
-    is in benchmarks/emulator_golden.py (not asserted here: it depends on the CPU)."""
+    is in benchmarks/bench_emulator_golden.py (not asserted here: it depends on the CPU)."""
     with IcarusEmulator("u1", difficulty=1.0) as emu, open_like_bfgminer(emu.device_path) as port:
         assert bfgminer_detect(port) == (GOLDEN_NONCE, 1)
         assert emu.sent and emu.sent[0].reply.n == 0x000187A2
