@@ -65,6 +65,10 @@ class ChipInfo:
     pll_reg: int = REG_PLL0  # the register holding the clock (BM1387 0x0C, BM1384 its "set PLL" 4)
     job_ids: tuple[int, int] = (0, 128)  # the range job ids cycle through
     midstates: int = 4  # most midstates per job (host-rolled versions; BM1384 takes one)
+    # Hash domains with their own difficulty-1 counters, 0x88..0x8B next to the total in 0x8C and the
+    # error count in 0x4C (counters.py; ESP-Miner device_config.h hash_domains = 4 on BM1366/68/70).
+    # 0: no counters the driver reads (the BM1397's hashrate register has no confirmed unit).
+    hash_domains: int = 0
 
     @property
     def long_replies(self) -> bool:
@@ -156,7 +160,7 @@ def chip_index(wire_value: int, chips: int) -> int:
 
 
 _BM1366_LIKE = dict(header_jobs=True, baud_register=REG_FAST_UART,
-                    fast_baud_value=0x11300200, fast_baud=1_000_000, core_bits=3)
+                    fast_baud_value=0x11300200, fast_baud=1_000_000, core_bits=3, hash_domains=4)
 _VR = version_mask_register(0x1FFFE000)
 _REQUIRED_NEW = frozenset({REG_A8, REG_MISC, REG_CORE_CTRL, REG_PLL0, REG_VERSION_MASK})
 

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from miner.drivers.bm13xx import protocol as p
+from miner.drivers.bm13xx.counters import REG_DOMAIN_COUNT, REG_ERROR_COUNT, REG_TOTAL_COUNT
 from miner.drivers.kit.bits import bswap32
 from miner.drivers.kit.emulation import (
     PtyPort,
@@ -73,6 +74,19 @@ class EmulatedChip:
         self.registers[reg] = value
         self.written.add(reg)
 
+    def count_result(self, domain: int, error_rate: float, rng: random.Random) -> bool:
+        """One difficulty-1 result (at the emulator's scale): the total and its domain's counter
+        count it, or, with probability `error_rate`, the error counter does (False). uint32, wrapping."""
+        if error_rate and rng.random() < error_rate:
+            self._bump(REG_ERROR_COUNT)
+            return False
+        self._bump(REG_TOTAL_COUNT)
+        self._bump(REG_DOMAIN_COUNT[domain])
+        return True
+
+    def _bump(self, reg: int) -> None:
+        self.registers[reg] = (self.registers.get(reg, 0) + 1) & 0xFFFFFFFF
+
     @property
     def initialised(self) -> bool:
         if not self.info.required <= self.written:
@@ -110,6 +124,8 @@ class Bm13xxEmulator:
         self._stalled_until = 0.0
         self._corrupt = 0
         self._wrong_ids = 0
+        self._error_rate = 0.0
+        self._rng = random.Random(1366)
         self.baud = 115_740
         # what happened, for tests and the log
         self.jobs = 0
@@ -189,6 +205,13 @@ class Bm13xxEmulator:
     def corrupt_replies(self, count: int = 1) -> None:
         """The next `count` replies go out with a wrong CRC."""
         self._corrupt += count
+
+    def inject_error_rate(self, rate: float) -> None:
+        """From now on each counted result is a chip error with probability `rate` (0..1): counted in
+        register 0x4C instead of 0x8C and its domain's, and not sent (BM1366/68/70)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"error rate must be 0..1, got {rate}")
+        self._error_rate = rate
 
     def wrong_chip_ids(self, count: int = 1) -> None:
         """The next `count` chip-id answers carry another chip's id under a good CRC: line noise that
@@ -316,6 +339,11 @@ class Bm13xxEmulator:
             return self._stop.is_set() or self._generation != generation or not self.port.plugged
 
         target = p.report_target(self.ticket_difficulty * self.scale)
+        # Chips with hash counters count every result at difficulty 1 (here: at the emulator's scale),
+        # whatever the ticket mask lets through to the host; so the scan runs at the counting
+        # target and the ticket decides what is sent (docs/bm13xx.md §7.1).
+        counting = self.info.hash_domains > 0
+        scan_target = p.report_target(self.scale) if counting else target
         freq = self.frequency
         rate = self.rate * (freq / self.info.default_mhz if freq else 1.0)
         chips = len(self.chips)
@@ -323,7 +351,7 @@ class Bm13xxEmulator:
         # cores work on them side by side.
         job_began, done = time.monotonic(), 0
         for window in range(0, 1 << 32, NONCE_WINDOW):
-            for index, scan, vbits in self._lanes(job, target):
+            for index, scan, vbits in self._lanes(job, scan_target):
                 # Keep the chain's pace: this lane's window starts when the device would reach it.
                 if not wait_until(job_began + done / rate, stop):
                     return
@@ -337,18 +365,27 @@ class Bm13xxEmulator:
                     return found
 
                 began = time.monotonic()
-                for found in paced_scan(b"", target, rate, window, NONCE_WINDOW, stop, chunk=NONCE_WINDOW,
+                over = False  # the job ended inside this chunk (a new job, a clock change, a stop)
+                for found in paced_scan(b"", scan_target, rate, window, NONCE_WINDOW, stop, chunk=NONCE_WINDOW,
                                         scanner=counted):
-                    if not wait_until(found.due, stop):
-                        break
-                    if self._stalled():
-                        continue  # a stalled chain loses what it finds
+                    if not over and not wait_until(found.due, stop):
+                        over = True
+                    if over and found.due > time.monotonic():
+                        continue  # the emulated chip never got this far
                     if self.info.counts_big_endian:  # the scan gave N; the reply carries header order
                         wire, nonce = found.nonce, bswap32(found.nonce)
                     else:
                         wire, nonce = int.from_bytes(found.nonce.to_bytes(4, "little"), "big"), found.nonce
-                    if not self.chips[p.chip_index(wire, chips)].present:
+                    chip = self.chips[p.chip_index(wire, chips)]
+                    if not chip.present:
                         continue
+                    if counting:
+                        if not chip.count_result(index % self.info.hash_domains, self._error_rate, self._rng):
+                            continue  # an error: counted in 0x4C, never sent
+                        if scan_target != target and not self._meets(job, found.nonce, vbits, target):
+                            continue  # under the ticket mask: counted, not sent
+                    if over or self._stalled():
+                        continue  # counted by the chip, but its job is over / the link is stalled
                     self.nonces_sent += 1
                     self._reply(p.NonceReply(nonce, self.info.job_byte(job.job_id, index), vbits))
                 if stop():
@@ -356,6 +393,12 @@ class Bm13xxEmulator:
                     self.hashes_done += min(scanned, int((time.monotonic() - began) * rate))
                     return
                 self.hashes_done += scanned
+
+    def _meets(self, job, nonce: int, vbits: int | None, target: int) -> bool:
+        """Whether a found nonce (header order) also meets `target` (the ticket mask's)."""
+        assert isinstance(job, p.HeaderJob)
+        header = job.header(p.rolled_version(job.version, vbits or 0))
+        return bool(hashing.scan(header, nonce, 1, target, self.engine))
 
     def _lanes(self, job, target):
         """(index, scan(start, count), version bits) for each header the chain hashes."""
