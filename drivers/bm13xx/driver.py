@@ -279,6 +279,7 @@ class Bm13xxDevice(SerialDevice):
                 for reg in COUNTER_REGISTERS[: 1 + self.info.hash_domains] + (REG_ERROR_COUNT,):
                     self._send(port, p.read_register(reg))
                 next_counters = now + self.counter_interval
+            self.between_reads()
             data = port.read(max(1, port.in_waiting or 1))
             if data:
                 self._last_rx = time.monotonic()
@@ -293,6 +294,10 @@ class Bm13xxDevice(SerialDevice):
             elif time.monotonic() - self._last_rx > self.stall_timeout:
                 self.stalls += 1
                 raise DeviceError(f"no reply from the chain for {self.stall_timeout:.1f}s (stalled); resetting it")
+
+    def between_reads(self) -> None:
+        """Called in the mining loop between reads of the chain: a board with more than the chain
+        (bitaxe_raw: its control port) watches it here; raise DeviceError to leave the loop."""
 
     # ------------------------------------------------------------ helpers
     def _set_ticket(self, ticket: int) -> None:

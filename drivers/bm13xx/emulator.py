@@ -122,6 +122,7 @@ class Bm13xxEmulator:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stalled_until = 0.0
+        self._held = False  # reset line low or no core power (a board's control port decides)
         self._corrupt = 0
         self._wrong_ids = 0
         self._error_rate = 0.0
@@ -231,6 +232,21 @@ class Bm13xxEmulator:
         """Answer nothing and hash nothing for a while; what arrives meanwhile is lost."""
         self._stalled_until = time.monotonic() + seconds
 
+    def hold(self, held: bool) -> None:
+        """The chain's reset line (or its core power), as a board drives it: held, the chips neither
+        listen nor hash; released, they start from their power-on state."""
+        if held and not self._held:
+            self._held = True
+            self.reset()
+            self._job_event.set()
+        elif not held and self._held:
+            self.reset()
+            self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
     def unplug(self) -> None:
         self.port.unplug()
 
@@ -265,7 +281,7 @@ class Bm13xxEmulator:
             except Unplugged:
                 self._stop.wait(0.05)
                 continue
-            if not data or self._stalled():
+            if not data or self._stalled() or self._held:
                 continue
             for item in self._parser.feed(data):
                 if isinstance(item, p.BadFrame):
@@ -330,13 +346,13 @@ class Bm13xxEmulator:
             self._job_event.clear()
             with self._job_lock:
                 job, generation = self._job, self._generation
-            if job is None or not self.initialised:
+            if job is None or not self.initialised or self._held:
                 continue
             self._mine(job, generation)
 
     def _mine(self, job: p.MidstateJob | p.HeaderJob | p.Bm1384Job, generation: int) -> None:
         def stop() -> bool:
-            return self._stop.is_set() or self._generation != generation or not self.port.plugged
+            return self._stop.is_set() or self._generation != generation or not self.port.plugged or self._held
 
         target = p.report_target(self.ticket_difficulty * self.scale)
         # Chips with hash counters count every result at difficulty 1 (here: at the emulator's scale),

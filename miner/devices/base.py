@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 NonceSink = Callable[[Nonce], None]  # the engine's on_nonce: queues the nonce for the share path
 
 __all__ = ["Device", "DeviceError", "DeviceSpec", "DeviceState", "DeviceStats", "Driver", "DriverInfo",
-           "NonceSink", "NotThisDevice", "UsbId", "WorkSource"]
+           "NonceSink", "NotThisDevice", "DeviceIdled", "UsbId", "WorkSource"]
 
 
 class DeviceError(Exception):
@@ -40,6 +40,11 @@ class DeviceError(Exception):
 
 class NotThisDevice(DeviceError):
     """The port answers, but not as this driver's hardware does: never mine with it."""
+
+
+class DeviceIdled(DeviceError):
+    """The device idled itself for the reason given (a thermal cut-off): it is Initialising, not
+    gone, and is tried again until the reason passes."""
 
 
 @dataclass(frozen=True)

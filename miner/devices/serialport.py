@@ -21,7 +21,7 @@ import time
 import serial
 
 from miner.core.work import Work
-from miner.devices.base import Device, DeviceError, DeviceState, NotThisDevice
+from miner.devices.base import Device, DeviceError, DeviceIdled, DeviceState, NotThisDevice
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,13 @@ class SerialDevice(Device):
                     self.stats.set_state(DeviceState.INIT, why)  # logs it
                 self._stop.wait(delay)
                 continue
+            except DeviceIdled as exc:
+                self._close(port)
+                if self.stats.state is DeviceState.INIT:
+                    self.stats.last_error = str(exc)
+                self.stats.set_state(DeviceState.INIT, str(exc))
+                self._stop.wait(self.reopen_interval)
+                continue
             except (serial.SerialException, OSError, DeviceError) as exc:
                 self.stats.set_state(DeviceState.NO_DEVICE, f"{self.port}: {_one_line(exc)}")
                 self._close(port)
@@ -208,6 +215,10 @@ class SerialDevice(Device):
         self.serial = None
         with contextlib.suppress(serial.SerialException, OSError):
             port.close()
+        self.port_closed()
+
+    def port_closed(self) -> None:
+        """After the port closed (any reason): a device with a second port closes that one here."""
 
 
 def _one_line(exc: BaseException) -> str:
