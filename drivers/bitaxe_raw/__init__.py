@@ -10,10 +10,10 @@ from miner.devices.base import Device, DeviceSpec, DriverInfo, NonceSink, WorkSo
 
 # bitaxe-raw's USB descriptor (bitaxeorg/bitaxe-raw src/main.rs: embassy_usb::Config::new(0xc0de,
 # 0xcafe), manufacturer "OSMU"); mujina matches the strings: "OSMU"/"Bitaxe" (board/bitaxe.rs) and
-# "256F"/"EmberOne00" (board/emberone00.rs). The model names the chain's chip.
+# "256F"/"EmberOne00" (board/emberone00.rs). The model names the chain's chip. The emberOne's BM1362
+# has no chip table yet (docs/bm13xx.md), so it is not claimed.
 USB_IDS: tuple[UsbId, ...] = (
     UsbId(0xC0DE, 0xCAFE, "Bitaxe", "bm1370"),
-    UsbId(0xC0DE, 0xCAFE, "EmberOne", "bm1362"),
 )
 
 
@@ -32,7 +32,8 @@ def emulator_main(name: str, argv: list[str]) -> int:
 DRIVER = DriverInfo(
     name="bitaxe_raw",
     aliases=("bitaxe-raw", "bitaxeraw"),
-    usb_ids=(),  # see USB_IDS: auto-detection needs the two ports paired (not done yet, docs/bitaxe-raw.md §6)
+    usb_ids=USB_IDS,
+    companion_option="data",  # the second CDC-ACM interface is the chain's data port (docs/bitaxe-raw.md §1)
     description="Bitaxe boards on bitaxe-raw firmware: control port (TPS546, EMC2101, reset) + BM13xx data port",
     create=create,
     emulator_main=emulator_main,

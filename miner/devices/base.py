@@ -214,3 +214,6 @@ class DriverInfo:
     # `miner emulate NAME ...` (NAME is the driver name or the alias used): run the device
     # emulator; its first stdout line is the pty path.
     emulator_main: Callable[[str, list[str]], int] = no_emulator
+    # A board behind two serial ports of one USB device (bitaxe-raw: control, then data): detection
+    # creates one device for the first interface and passes the next one's path as this option.
+    companion_option: str = ""

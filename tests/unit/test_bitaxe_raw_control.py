@@ -96,3 +96,23 @@ def test_temp_cutoff_flag_is_the_default_of_bitaxe_raw_devices_only():
     own = with_temp_cutoff(DeviceSpec.parse("bitaxe-raw:/dev/a,data=/dev/b,temp_cutoff=60"), 68.0, drivers)
     assert own.option("temp_cutoff", float) == 60.0  # the device's own setting wins
     assert "temp_cutoff" not in with_temp_cutoff(DeviceSpec.parse("icarus:/dev/c"), 68.0, drivers).options
+
+
+def test_detection_pairs_the_two_ports_of_one_board():
+    from miner.drivers.bitaxe_raw import DRIVER
+
+    from miner.devices.manager import DeviceManager, PortInfo, companion_port
+    from miner.devices.work_source import NoWork
+
+    # pyserial's view of a Gamma on bitaxe-raw: two CDC-ACM interfaces (0 and 2) of one USB device
+    ports = [PortInfo("/dev/ttyACM1", 0xC0DE, 0xCAFE, "Bitaxe", "a1b2", "", "1-1.4:1.2"),
+             PortInfo("/dev/ttyACM0", 0xC0DE, 0xCAFE, "Bitaxe", "a1b2", "", "1-1.4:1.0"),
+             PortInfo("/dev/ttyUSB0", 0x10C4, 0xEA60, "CP2102 USB to UART Bridge Controller", None, "", "1-2:1.0")]
+    assert companion_port(ports[1], ports) is ports[0]
+    assert companion_port(ports[0], ports) is None
+    manager = DeviceManager(NoWork(), lambda n: None, drivers={"bitaxe_raw": DRIVER}, list_ports=lambda: ports)
+    [device] = manager.rescan()
+    assert (device.control_port, device.port, device.info.name) == ("/dev/ttyACM0", "/dev/ttyACM1", "bm1370")
+    # the data interface alone (its control interface not listed yet) makes no device
+    alone = DeviceManager(NoWork(), lambda n: None, drivers={"bitaxe_raw": DRIVER}, list_ports=lambda: ports[:1])
+    assert alone.rescan() == []
