@@ -63,16 +63,72 @@ def run_benchmark(argv: list[str]) -> int:
     return 0
 
 
+SHARED_EMULATOR_FLAGS = ("-h", "--help", "--rate", "--difficulty", "--link")
+
+
+def emulator_help(name: str, driver) -> str | None:
+    """The emulator's own --help text, or None when `name` cannot be emulated (the driver says so:
+    no emulator, or a device that is not a serial port, such as a USB HID nano 2.0)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = driver.emulator_main(name, ["--help"])
+    except SystemExit as exc:
+        code = exc.code
+    return out.getvalue() if code in (0, None) else None
+
+
+def emulate_usage(drivers: dict) -> str:
+    """`miner emulate --help`: the devices that can be emulated, each family's own options, and the
+    options every emulator takes (from the emulators' own parsers)."""
+    import re
+
+    families: dict[str, tuple[list[str], list[str]]] = {}
+    shared: list[str] = []
+    for name in sorted(drivers):
+        driver = drivers[name]
+        if driver.name == "cpu":
+            continue
+        text = emulator_help(name, driver)
+        if text is None:
+            continue
+        names, flags = families.setdefault(driver.name, ([], []))
+        names.append(name)
+        for match in re.finditer(r"^  (--[\w-]+)(?: (\{[^}]*\}|[^\s,]+))?", text, re.M):
+            value = match.group(2) or ""
+            if value.startswith("{"):
+                value = "|".join(value.strip("{}").split(","))
+            flag = f"{match.group(1)} {value}".strip()
+            if flag.split()[0] in SHARED_EMULATOR_FLAGS:
+                if flag not in shared:
+                    shared.append(flag)
+            elif flag not in flags:
+                flags.append(flag)
+    lines = ["usage: miner emulate DEVICE [options]", "",
+             "Run a device emulator on a pseudo-terminal; the first line printed is its path, for "
+             "miner --device DEVICE:PATH.", "",
+             "every emulator takes: " + " ".join(f"[{f}]" for f in shared),
+             "  --difficulty D makes nonces come faster; the miner must be told the same: "
+             "--device DEVICE:PATH,difficulty=D (without it every nonce is a hardware error)", "",
+             "devices (miner emulate DEVICE --help for the details):"]
+    for _family, (names, flags) in sorted(families.items()):
+        lines.append(f"  {', '.join(names)}" + (f": {' '.join(f'[{f}]' for f in flags)}" if flags else ""))
+    if not families:
+        lines.append("  none installed")
+    return "\n".join(lines)
+
+
 def run_emulator(argv: list[str]) -> int:
     from miner.devices.manager import load_drivers
 
     drivers = load_drivers()
-    emulated = sorted(n for n, d in drivers.items() if d.name != "cpu")
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: miner emulate DEVICE [options]\n\nRun a device emulator on a pseudo-terminal; the "
-              "first line printed is its path, for miner --device DEVICE:PATH.\ndevices: "
-              + (", ".join(emulated) or "none installed"))
+        print(emulate_usage(drivers))
         return 0 if argv else 2
+    emulated = sorted(n for n, d in drivers.items() if d.name != "cpu")
     name = argv[0].lower()
     if name not in drivers or drivers[name].name == "cpu":
         print(f"miner emulate: no emulator for {argv[0]!r} (have: {', '.join(emulated) or 'none'})", file=sys.stderr)

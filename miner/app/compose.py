@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -46,7 +47,10 @@ def setup_logging(quiet: bool = False, debug: bool = False, notes: tuple[str, ..
 
 
 def source_kind(settings: Settings) -> str:
-    """`miner` mines its pools (command line or file), or the sandbox when it has none."""
+    """`miner` mines its pools (command line or file), a node when -o named one the cgminer way
+    (`-o http://NODE:PORT --btc-address ADDR`), or the sandbox when it has none."""
+    if settings.node.rpc_url and settings.pools_from == "node":
+        return NODE
     return POOLS if pool_configs(settings) else SANDBOX
 
 
@@ -54,12 +58,14 @@ def source_kind(settings: Settings) -> str:
 class Outcome:
     source: Any  # the job source, with its counts
     restart: bool = False
+    all_dead: bool = False  # it stopped because every device was Dead
 
 
 # ------------------------------------------------------------------------------------ building
 def make_device_manager(settings: Settings, work: WorkSource, on_nonce: Callable,
                         cpu_chunk: int | None = None) -> DeviceManager:
     """Devices from --device, USB detection and the CPU flags; one-line error on a bad spec."""
+    from miner.app.cgminer_flags import model_defaults, with_defaults
     from miner.app.config import configured_drivers
     from miner.devices.base import DeviceSpec
     from miner.devices.cpu import DEFAULT_CHUNK, CpuDevice
@@ -67,9 +73,12 @@ def make_device_manager(settings: Settings, work: WorkSource, on_nonce: Callable
 
     devices = settings.devices
     drivers = configured_drivers(load_drivers(), settings.file)  # the config file's per-driver options
+    # cgminer's per-driver flags (--gekko-compacf-freq ...) and bfgminer's --set-device
+    drivers = with_defaults(drivers, model_defaults(settings.cgminer.driver_flags, settings.cgminer.set_device))
     specs = [with_temp_cutoff(DeviceSpec.parse(text), devices.temp_cutoff, drivers) for text in devices.specs]
     return DeviceManager(work, on_nonce, specs, drivers=drivers, hotplug=devices.hotplug or 5.0,
-                         scan_usb=True, cpu=devices.cpu,
+                         scan_usb="noauto" not in (s.lower() for s in settings.cgminer.scan_serial),
+                         cpu=devices.cpu,
                          cpu_factory=lambda: CpuDevice(work, on_nonce, devices.threads, devices.engine,
                                                        chunk=cpu_chunk or DEFAULT_CHUNK))
 
@@ -105,7 +114,11 @@ def make_source(settings: Settings, kind: str) -> JobSource:
     if kind == POOLS:
         from miner.sources.stratum.failover import PoolManager
 
-        return PoolManager(pool_configs(settings), switch_delay=settings.pools.failover_switch_delay)
+        configs = pool_configs(settings)
+        if settings.cgminer.expiry is not None:
+            configs = [dataclasses.replace(c, expiry=settings.cgminer.expiry) for c in configs]
+        return PoolManager(configs, switch_delay=settings.pools.failover_switch_delay,
+                           picker=make_picker(settings, configs), slice_seconds=settings.cgminer.slice_seconds)
     if kind == SANDBOX:
         from miner.sources.sandbox import DEFAULT_SANDBOX_DIFFICULTY, SandboxSource
 
@@ -120,6 +133,17 @@ def make_source(settings: Settings, kind: str) -> JobSource:
         return GbtSource(rpc, payout, node.coinbase_tag.encode(), refresh_interval=node.refresh_interval,
                          poll_interval=node.poll_interval, retry_cap=node.retry_cap)
     raise ValueError(f"unknown job source kind {kind!r}")
+
+
+def make_picker(settings: Settings, configs: list) -> Any:
+    """cgminer's pool strategy (docs/cli.md §3); None for failover, which PoolManager does itself."""
+    from miner.sources.stratum.strategy import PoolPicker, Strategy
+
+    strategy = Strategy(settings.cgminer.strategy)
+    if strategy is Strategy.FAILOVER:
+        return None
+    return PoolPicker(strategy, [c.quota for c in configs], rotate_seconds=60.0 * (settings.cgminer.rotate or 0),
+                      failover_only=settings.cgminer.failover_only)
 
 
 async def prepare_node(source: GbtSource) -> int:
@@ -196,7 +220,7 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     announce(kind, source, miner, settings)
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
     restart = await serve(miner, settings, remaining)
-    return Outcome(source, restart)
+    return Outcome(source, restart, all_dead=every_device_dead(miner.devices))
 
 
 def api_host_and_allow(settings: Settings) -> tuple[str, list]:
@@ -216,6 +240,47 @@ async def save_periodically(store, view) -> None:
         await asyncio.to_thread(store.save)
 
 
+def every_device_dead(devices: list) -> bool:
+    from miner.devices.bookkeeping import DeviceState
+
+    return bool(devices) and all(d.stats.state is DeviceState.DEAD for d in devices)
+
+
+async def stop_when_all_dead(miner: Miner, interval: float = 1.0) -> None:
+    """A miner whose every device is Dead (not this hardware, failed identification) cannot mine:
+    say so once and stop, so `main` exits non-zero instead of sitting at 0 H/s."""
+    while True:
+        await asyncio.sleep(interval)
+        if every_device_dead(miner.devices):
+            why = "; ".join(f"{d.name}: {d.stats.last_error or 'dead'}" for d in miner.devices)
+            log.error("every device is Dead (%s); nothing can mine, stopping. Check --device DRIVER:PORT "
+                      "(miner devices lists the ports)", why)
+            miner.request_stop()
+            return
+
+
+async def listen_or_carry_on(server: Any, what: str, attempts: int = 3, wait: float = 30.0) -> None:
+    """Start one front end; if its port is busy, say so in one line and keep mining without it,
+    trying again for a minute as cgminer's api.c does (bind fails: "API bind to port %d failed -
+    trying again in 30sec", then gives up after 61 s and mining goes on)."""
+    for attempt in range(attempts):
+        try:
+            await server.start()
+            if attempt:
+                log.warning("%s now listening on port %s", what, server.port)
+            return
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            await server.stop()  # whatever the failed start had set up
+            if attempt + 1 < attempts:
+                log.error("cannot listen for the %s on port %s: %s (another miner running?); mining goes on "
+                          "without it, trying again in %.0f s", what, server.port, reason, wait)
+                await asyncio.sleep(wait)
+            else:
+                log.error("cannot listen for the %s on port %s: %s; given up, mining goes on without it "
+                          "(choose another port)", what, server.port, reason)
+
+
 async def serve(miner: Miner, settings: Settings, time_limit: float | None = None) -> bool:
     """Run the miner with its front ends until it stops; True when a restart was asked for."""
     from miner.frontends.persist import StatsStore, default_stats_path, observe_view
@@ -233,24 +298,21 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
     await asyncio.to_thread(store.load)
     shown = {"API Listen": bool(operating.api_listen), "API Port": operating.api_port, "HTTP": operating.http or ""}
     view = MinerView(miner, store, on_restart=ask_restart, config=shown)
-    servers = []
+    if settings.cgminer.api_description:
+        view.api_description = settings.cgminer.api_description
+    servers: list[tuple[Any, str]] = []
     if operating.api_listen:
         from miner.frontends.cgminer import ApiServer
 
         host, allow = api_host_and_allow(settings)
-        servers.append(ApiServer(view, host, operating.api_port, allow))
+        servers.append((ApiServer(view, host, operating.api_port, allow), "cgminer API"))
     if operating.http:
         from miner.frontends.http import HttpServer, parse_listen
 
         host, port = parse_listen(operating.http)
-        servers.append(HttpServer(view, host, port, operating.http_token))
-    for server in servers:
-        try:
-            await server.start()
-        except OSError as exc:
-            log.error("cannot listen for %s on port %s: %s (another miner running? choose another port)",
-                      type(server).__name__, server.port, exc.strerror or exc)
-            miner.request_stop()
+        servers.append((HttpServer(view, host, port, operating.http_token), "HTTP API"))
+    listeners = [asyncio.create_task(listen_or_carry_on(server, what)) for server, what in servers]
+    await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
     interrupted = 0
 
@@ -268,14 +330,17 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
     saver = asyncio.create_task(save_periodically(store, view))
+    watchers = [asyncio.create_task(stop_when_all_dead(miner)), *listeners]
     live = live_status(view, settings)
     try:
         with live if live is not None else contextlib.nullcontext():
             await miner.run(time_limit if time_limit is not None else settings.run.time_limit)
     finally:
         saver.cancel()
-        await asyncio.gather(saver, return_exceptions=True)
-        for server in servers:
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(saver, *watchers, return_exceptions=True)
+        for server, _ in servers:
             await server.stop()
         observe_view(store, view)
         await asyncio.to_thread(store.save)
@@ -314,8 +379,14 @@ def main(settings: Settings, kind: str, argv: list[str]) -> int:
     outcome = asyncio.run(run(settings, kind))
     if outcome.restart:
         log.warning("restarting")
-        os.execv(sys.executable, [sys.executable, "-m", "miner", *argv])
-    return 0
+        os.execv(sys.executable, restart_command(argv))
+    return 2 if outcome.all_dead else 0
+
+
+def restart_command(argv: list[str]) -> list[str]:
+    """The same miner again, whatever the working directory holds: `-P` keeps the working directory
+    off sys.path, so a folder named `miner` there cannot stand in for the package."""
+    return [sys.executable, "-P", "-m", "miner", *argv]
 
 
 async def run_solo(settings: Settings, max_blocks: int | None = None,

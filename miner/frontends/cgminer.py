@@ -648,7 +648,7 @@ def _safe_run(name: str, param: str, view: MinerView, group: str) -> Reply:
 def handle_request(data: bytes, view: MinerView, group: str = "R", now: float | None = None) -> bytes:
     """One request in, one NUL-terminated reply out. `group` is "W" for privileged callers."""
     when = int(time.time() if now is None else now)
-    description = view.description
+    description = view.api_description or view.description  # cgminer --api-description (api.c opt_api_description)
     if len(data) > MAX_REQUEST:
         return _encode(Reply("E", 14, "Invalid command"), data.lstrip().startswith(b"{"), description, when)
     try:

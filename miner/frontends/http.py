@@ -177,8 +177,12 @@ class MinerCollector(Collector):
                                           labels=["pool", "url", "result"])
         latency = GaugeMetricFamily("miner_pool_submit_latency_seconds", "Last submit round trip",
                                     labels=["pool", "url"])
+        # the protocol as an info metric, so the other families keep their label sets (docs/sv2.md §6)
+        pool_info = GaugeMetricFamily("miner_pool_info", "Always 1: the pool's protocol (stratum1 or stratum2)",
+                                      labels=["pool", "url", "protocol"])
         for p in pools:
             labels = [p.name, p.url]
+            pool_info.add_metric([*labels, p.protocol], 1.0)
             pool_up.add_metric(labels, 1.0 if p.alive else 0.0)
             for name in POOL_STATES:
                 pool_state.add_metric([*labels, name], 1.0 if p.state == name else 0.0)
@@ -188,7 +192,7 @@ class MinerCollector(Collector):
                 pool_shares.add_metric([*labels, result], count)
             if p.latency is not None:
                 latency.add_metric(labels, p.latency)
-        yield from (pool_up, pool_state, pool_active, pool_diff, pool_shares, latency)
+        yield from (pool_info, pool_up, pool_state, pool_active, pool_diff, pool_shares, latency)
 
 
 def chip_counter_metrics(devices: list[Any]) -> Iterator[Any]:

@@ -109,6 +109,7 @@ class PoolSnapshot:
     getworks: int = 0  # jobs this pool sent
     block_height: int = 0  # of the pool's current job (BIP34 coinbase height), 0 unknown
     block_version: int = 0
+    protocol: str = "stratum1"  # "stratum2" for a stratum2+tcp:// pool (docs/sv2.md §6)
 
     @property
     def rejected_total(self) -> int:
@@ -205,10 +206,10 @@ class MinerView:
         self._on_restart = on_restart
         self.config = config or {}  # api/http settings shown by the `config` command
         self.description = USER_AGENT
+        self.api_description: str | None = None  # cgminer --api-description: the STATUS Description
         self.version = __version__
         self._stopping: dict[str, asyncio.Future] = {}  # device name -> its stop running in a thread
         self.retired = ShareStats()  # removed pools' results: `removepool` must not shrink the totals
-        self._quotas: dict[str, int] = {}  # pool URL -> quota given through the API
         self._debug = dict.fromkeys(("Silent", "Quiet", "Verbose", "Debug", "RPCProto", "PerDevice", "WorkTime"),
                                     False)
         self._log_levels: dict[str, int] | None = None  # as they were before the first `debug` command
@@ -293,7 +294,7 @@ class MinerView:
             diff1=results.diff1, last_share_at=results.last_share_at,
             last_share_difficulty=results.last_share_difficulty, getworks=self.network.getworks[pool.name],
             block_height=(coinbase_height(job) or 0) if job is not None else 0,
-            block_version=job.version if job is not None else 0,
+            block_version=job.version if job is not None else 0, protocol=pool.protocol,
         )
 
     def pool_snapshots(self) -> list[PoolSnapshot]:
@@ -427,19 +428,18 @@ class MinerView:
         manager = self.pool_manager
         if manager is None or not 0 <= index < len(manager.pools):
             return 1
-        return self._quotas.get(manager.pools[index].config.url, 1)
+        return manager.pools[index].config.quota  # --quota N;URL, cgminer.conf or poolquota
 
     def set_quota(self, index: int, quota: int) -> str:
         pool = self._pool_index(index)
-        self._quotas[pool.config.url] = quota
+        self._manager().set_quota(index, quota)  # it steers --load-balance at once (docs/cli.md §3)
         return pool.config.url
 
     def save_config(self, path: str) -> None:
         """The pools and API settings as a cgminer.conf (JSON keys as cgminer's write_config names them)."""
         manager = self.pool_manager
         pools = [{"url": p.config.url, "user": p.config.user, "pass": p.config.password,
-                  **({"quota": f"{self._quotas[p.config.url]};{p.config.url}"} if p.config.url in self._quotas
-                     else {})}
+                  **({"quota": f"{p.config.quota};{p.config.url}"} if p.config.quota != 1 else {})}
                  for p in (manager.pools if manager is not None else [])]
         data: dict[str, Any] = {"pools": pools}
         data.update({k.lower().replace(" ", "-"): v for k, v in self.config.items()})
