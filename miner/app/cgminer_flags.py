@@ -154,7 +154,7 @@ class DefaultedDriver:
         self._driver = driver
         self._defaults = defaults
         self.name, self.aliases, self.usb_ids = driver.name, driver.aliases, driver.usb_ids
-        self.description = driver.description
+        self.description, self.companion_option = driver.description, driver.companion_option
 
     def create(self, spec: DeviceSpec, get_work, on_nonce, index: int):
         merged = DeviceSpec(spec.driver, spec.port, {**self._defaults.options_for(self.name, spec), **spec.options})

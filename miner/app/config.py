@@ -430,7 +430,7 @@ class ConfiguredDriver:
         self._driver = driver
         self._options = {k: str(v) for k, v in options.items() if k not in ("ports", "enabled")}
         self.name, self.aliases, self.usb_ids = driver.name, driver.aliases, driver.usb_ids
-        self.description = driver.description
+        self.description, self.companion_option = driver.description, driver.companion_option
 
     def create(self, spec: DeviceSpec, get_work, on_nonce, index: int):
         merged = DeviceSpec(spec.driver, spec.port, {**self._options, **spec.options})

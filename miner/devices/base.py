@@ -222,6 +222,7 @@ class Driver(Protocol):
     aliases: tuple[str, ...]
     usb_ids: tuple[UsbId, ...]
     description: str
+    companion_option: str
 
     def create(self, spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> Device: ...
 

@@ -286,13 +286,19 @@ class DeviceManager:
         """Rescan for hot-plugged devices and check health every `hotplug` seconds."""
         while True:
             await asyncio.sleep(self.hotplug)
-            if self.scan_usb:
-                for device in await asyncio.to_thread(self.rescan):
-                    self.devices.append(device)
-                    device.start()
-                    for listener in self._listeners:
-                        listener(device)
-            self.check_health()
+            try:
+                await self._scan_and_check()
+            except Exception:  # supervised: one bad scan must not end hot-plug and health checks for good
+                log.exception("device scan failed; trying again in %.1f s", self.hotplug)
+
+    async def _scan_and_check(self) -> None:
+        if self.scan_usb:
+            for device in await asyncio.to_thread(self.rescan):
+                self.devices.append(device)
+                device.start()
+                for listener in self._listeners:
+                    listener(device)
+        self.check_health()
 
     def start(self) -> None:
         for device in self.devices:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers.stratum_pool import StratumTestPool
@@ -30,14 +31,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait(predicate, timeout: float = 20.0, what: str = "condition", step: float = 0.05):
+def wait(predicate, timeout: float = 20.0, what: str | Callable[[], str] = "condition", step: float = 0.05):
+    """Poll until predicate() is truthy; `what` names it in the failure (a callable is asked only then,
+    so a failure can carry the miner's log)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(step)
 
 

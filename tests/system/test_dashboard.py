@@ -114,7 +114,7 @@ def test_a_hot_plugged_stick_appears_within_2s_and_goes_to_nodevice_when_pulled(
         assert "ICA0" not in rows()
         plugged = time.monotonic()
         write_ports(ports, [{"device": str(link), **U3}])
-        wait(lambda: "ICA0" in rows(), timeout=10, what="the stick's row", step=0.02)
+        wait(lambda: "ICA0" in rows(), timeout=10, what=lambda: f"the stick's row ({miner.output()})", step=0.02)
         took = time.monotonic() - plugged
         assert took < 2.0, f"the row took {took:.2f} s"
         wait(lambda: rows()["ICA0"] == "Alive", what="the stick Alive")

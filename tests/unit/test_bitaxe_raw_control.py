@@ -116,3 +116,47 @@ def test_detection_pairs_the_two_ports_of_one_board():
     # the data interface alone (its control interface not listed yet) makes no device
     alone = DeviceManager(NoWork(), lambda n: None, drivers={"bitaxe_raw": DRIVER}, list_ports=lambda: ports[:1])
     assert alone.rescan() == []
+
+
+def test_a_board_is_paired_through_the_config_files_and_the_cgminer_flags_driver_wrappers():
+    """The config file's [devices.DRIVER] options and cgminer's per-driver flags wrap a driver; the
+    wrapper must keep `companion_option`, or every hot-plug scan raised (and, unsupervised, ended
+    detection for the rest of the run)."""
+    from miner.drivers.bitaxe_raw import DRIVER
+
+    from miner.app.cgminer_flags import DefaultedDriver, ModelDefaults
+    from miner.app.config import ConfiguredDriver
+    from miner.devices.manager import DeviceManager, PortInfo
+    from miner.devices.work_source import NoWork
+
+    ports = [PortInfo("/dev/ttyACM1", 0xC0DE, 0xCAFE, "Bitaxe", "a1b2", "", "1-1.4:1.2"),
+             PortInfo("/dev/ttyACM0", 0xC0DE, 0xCAFE, "Bitaxe", "a1b2", "", "1-1.4:1.0")]
+    for wrapped in (ConfiguredDriver(DRIVER, {"difficulty": 0.5}), DefaultedDriver(DRIVER, ModelDefaults({}, {}))):
+        manager = DeviceManager(NoWork(), lambda n: None, drivers={"bitaxe_raw": wrapped}, list_ports=lambda: ports)
+        [device] = manager.rescan()
+        assert (device.control_port, device.port) == ("/dev/ttyACM0", "/dev/ttyACM1")
+
+
+async def test_the_device_managers_loop_survives_a_failing_scan():
+    import asyncio
+
+    from miner.devices.manager import DeviceManager
+    from miner.devices.work_source import NoWork
+
+    manager = DeviceManager(NoWork(), lambda n: None, drivers={}, hotplug=0.01, list_ports=lambda: [])
+    calls = []
+    second = asyncio.Event()
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a driver bug")
+        second.set()
+
+    manager.check_health = flaky
+    task = asyncio.create_task(manager.run())
+    try:
+        await asyncio.wait_for(second.wait(), 10)
+    finally:
+        task.cancel()
+    assert len(calls) >= 2
