@@ -23,6 +23,9 @@ from miner.sources.stratum.url import PoolConfig, Timeouts, parse_pool_url
 
 log = logging.getLogger(__name__)
 
+# May this pool's job be mined, and its shares sent? (the payout check's enforce mode, docs/payout.md §2)
+JobCheck = Callable[[PoolConnection, Job], bool]
+
 
 class PoolManager:
     """The job source made of the configured pools, in priority order (failover strategy)."""
@@ -49,6 +52,7 @@ class PoolManager:
         self._next_id = len(self.pools)
         self._started = False
         self._stopping: set[asyncio.Task] = set()
+        self.job_check: JobCheck = lambda pool, job: True
 
     @property
     def stats(self) -> ShareStats:
@@ -150,10 +154,18 @@ class PoolManager:
         if pool is None:
             log.warning("share for unknown source %r dropped", share.work.job.source)
             return
+        if not self.job_check(pool, share.work.job):
+            log.warning("%s: share for job %s not sent: the job failed the payout check", pool.name,
+                        share.work.job.job_id)
+            return
         await pool.submit(share)
 
     def _on_job(self, pool: PoolConnection, job: Job) -> None:
         if pool not in self.order:  # removed, still closing
+            return
+        if not self.job_check(pool, job):
+            if pool is self.active:
+                self._choose()
             return
         if pool is self.active:
             self._sink(job)
@@ -171,8 +183,13 @@ class PoolManager:
         now = time.monotonic()
         candidate = None
         active_ok = self.active is not None and self.active.alive and self.active.enabled and self.active in self.order
+        if active_ok and self.active.current_job is not None \
+                and not self.job_check(self.active, self.active.current_job):
+            active_ok = False  # its newest job failed the payout check
         for pool in self.order:
             if not pool.alive or pool.current_job is None or not pool.enabled:
+                continue
+            if not self.job_check(pool, pool.current_job):
                 continue
             if (not immediate and active_ok and self._rank(pool) < self._rank(self.active)
                     and now - pool.alive_since < self.switch_delay):
@@ -187,6 +204,10 @@ class PoolManager:
         if candidate is not self.active:
             old, self.active = self.active, candidate
             if candidate is None:
+                if old is not None and old.current_job is not None and not self.job_check(old, old.current_job):
+                    log.warning("no pool passes the payout check; devices wait for a job that pays")
+                    self._sink(None)
+                    return
                 log.warning("no pool is alive; devices keep hashing the last job and shares are held")
                 return
             self.switches += 1
