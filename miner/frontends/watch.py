@@ -56,7 +56,8 @@ class EventWatcher:
             self._blocks, self._best, self._best_all_time = summary.blocks, summary.best_session, summary.best_all_time
             self._states = {d.name: d.state for d in devices}
             self._active = active
-            self._low_since = now
+            floor = self.thresholds.hashrate_below
+            self._low_since = now if floor is not None and summary.rate_1m < floor else None
             self._temperatures(devices, out)
             return out
         if summary.blocks > self._blocks:
