@@ -50,7 +50,8 @@ async def test_enforce_leaves_a_hijacked_pool_within_5_s_and_returns_when_it_pay
     view = MinerView(miner, payout=monitor)
     task = asyncio.create_task(miner.run())
     try:
-        await until(lambda: manager.active is manager.pools[0] and accepted_on(solo) >= 2, 30, "shares at the solo pool")
+        await until(lambda: manager.active is manager.pools[0] and accepted_on(solo) >= 2, 30,
+                    "shares at the solo pool")
         item = pool_item(view.pool_snapshots()[0])
         assert item["Payout OK"] and item["Payout Checked"] and item["Payout Address"] == USER
         assert item["Payout Percent"] == 98.0 and item["Payout"].startswith("pays 98.00%")
