@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from miner import USER_AGENT
 from miner.core import events as ev
 
@@ -158,8 +160,6 @@ class WebhookSink:
         return True
 
     async def deliver(self, event: ev.Event) -> None:
-        import aiohttp
-
         if self._session is None:
             self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT},
                                                   timeout=aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT))
