@@ -4,8 +4,8 @@ service)."""
 
 from __future__ import annotations
 
-import shutil
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
