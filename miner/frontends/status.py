@@ -61,7 +61,9 @@ def device_table(devices: Sequence[DeviceSnapshot]) -> Table:
 
 def pool_table(pools: Sequence[PoolSnapshot], total_rate: float) -> Table:
     table = Table(box=None, title="pools", title_justify="left", pad_edge=False)
-    for name in ("pool", "url", "state", "diff", "A", "R", "S", "latency", "vroll", "share every"):
+    payout = any(p.payout for p in pools)  # the payout check's column (docs/payout.md §2), once there is one
+    for name in ("pool", "url", "state", "diff", "A", "R", "S", "latency", "vroll", "share every",
+                 *(("payout",) if payout else ())):
         table.add_column(name, no_wrap=True, justify="right" if name in ("diff", "A", "S", "latency") else "left")
     for p in pools:
         rejected = str(p.rejected_total) + (f" ({_reasons(p.rejected)})" if p.rejected else "")
@@ -70,8 +72,17 @@ def pool_table(pools: Sequence[PoolSnapshot], total_rate: float) -> Table:
         table.add_row(("*" if p.active else "") + str(p.index), p.url, p.state, format_difficulty(p.difficulty),
                       str(p.accepted), rejected, str(p.stale),
                       f"{p.latency * 1000:.0f} ms" if p.latency is not None else "-",
-                      "on" if p.version_rolling else "off", every)
+                      "on" if p.version_rolling else "off", every,
+                      *((_payout(p),) if payout else ()))
     return table
+
+
+def _payout(p: PoolSnapshot) -> str:
+    if not p.payout:
+        return "-"
+    where = p.payout_address if len(p.payout_address) <= 20 else p.payout_address[:8] + "…" + p.payout_address[-6:]
+    mark = "" if not p.payout_checked else " ok" if p.payout_ok else " FAILED"
+    return f"{p.payout_percent:.1f}% {where}{mark}"
 
 
 def render(summary: Summary, devices: Sequence[DeviceSnapshot], pools: Sequence[PoolSnapshot],

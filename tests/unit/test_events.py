@@ -253,3 +253,19 @@ def test_discovery_payloads_follow_home_assistants_schema():
 @given(st.text(max_size=40))
 def test_any_name_becomes_a_valid_topic_level(name):
     assert re.fullmatch(r"[a-zA-Z0-9_-]+", topic_part(name))
+
+
+def test_the_status_view_shows_the_payout_column_once_a_pool_has_a_verdict():
+    from rich.console import Console
+
+    from miner.frontends.status import pool_table
+
+    def text(pools):
+        console = Console(width=220, record=True)
+        console.print(pool_table(pools, 1e9))
+        return console.export_text()
+
+    assert "payout" not in text([pool(0), pool(1)])
+    shown = text([pool(0, payout="pays 0.00%", payout_percent=0.0, payout_address="1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+                       payout_checked=True, payout_ok=False), pool(1)])
+    assert "payout" in shown and "0.0% 1A1zP1eP…DivfNa FAILED" in shown
