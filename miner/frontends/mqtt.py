@@ -269,4 +269,4 @@ class MqttPublisher:
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.publish(self.topics.status, "offline", qos=1, retain=True), 2)
+                await asyncio.wait_for(client.publish(self.topics.status, "offline", qos=1, retain=True), 1)
