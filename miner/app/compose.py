@@ -336,6 +336,10 @@ def check_alert_settings(settings: Settings) -> None:
         MqttTarget.parse(a.mqtt, a.mqtt_user, a.mqtt_pass)
     if a.sharelog and os.path.isdir(a.sharelog):
         raise ValueError(f"--sharelog {a.sharelog}: is a directory")
+    for flag, path in (("--sharelog", a.sharelog), ("--log-file", a.log_file)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else ""
+        if path and not os.path.isdir(folder):
+            raise ValueError(f"{flag} {path}: the folder {folder} does not exist")
     add_log_outputs(a.log_file, a.syslog)
 
 
