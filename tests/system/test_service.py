@@ -61,12 +61,9 @@ def test_sd_notify_reaches_a_datagram_socket(abstract):
     assert not Notifier({"NOTIFY_SOCKET": str(folder / "gone")}).notify(READY=1)  # no listener: False, no raise
 
 
-def test_bad_alert_options_stop_before_mining_with_one_line():
-    for args, message in ((("--sharelog", "/nonexistent/x.csv"), "the folder /nonexistent does not exist"),
-                          (("--webhook", "ftp://u:pw@host/x"), "is not an http:// or https:// URL"),
-                          (("--mqtt", "mqtts://u:pw@host"), "is not mqtt://HOST:PORT"),
-                          (("--payout-address", "bc1qnotanaddress"), "--payout-address"),
-                          (("--payout-min", "120"), "percentage")):
-        proc = miner(*args, "--time-limit", "1")
-        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
-        assert "pw" not in proc.stderr.replace("pyminer", "")
+
+def test_a_bad_alert_option_stops_the_command_before_mining_with_one_line():
+    proc = miner("--sharelog", "/nonexistent/x.csv", "--time-limit", "1")
+    assert proc.returncode == 2
+    assert "--sharelog /nonexistent/x.csv: the folder /nonexistent does not exist" in proc.stderr
+    assert "cpu0" not in proc.stderr  # nothing started

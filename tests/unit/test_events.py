@@ -269,3 +269,19 @@ def test_the_status_view_shows_the_payout_column_once_a_pool_has_a_verdict():
     shown = text([pool(0, payout="pays 0.00%", payout_percent=0.0, payout_address="1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
                        payout_checked=True, payout_ok=False), pool(1)])
     assert "payout" in shown and "0.0% 1A1zP1eP…DivfNa FAILED" in shown
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--webhook", "ftp://u:pw@host/x"), "is not an http:// or https:// URL"),
+    (("--mqtt", "mqtts://u:pw@host"), "is not mqtt://HOST:PORT"),
+    (("--payout-address", "bc1qnotanaddress"), "--payout-address"),
+    (("--payout-min", "120"), "percentage"), (("--alert-hashrate-below", "fast"), "not a hash rate"),
+    (("--log-file", "/nonexistent/miner.log"), "does not exist")])
+def test_bad_alert_options_are_one_line_without_secrets(args, message, capsys):
+    from miner.app import cli, compose
+    from miner.app.settings import MINE
+
+    with pytest.raises((SystemExit, ValueError)) as info:
+        compose.check_alert_settings(cli.parse_settings(MINE, list(args)))
+    text = str(info.value) if info.type is ValueError else capsys.readouterr().err
+    assert message in text and ":pw@" not in text
