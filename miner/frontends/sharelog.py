@@ -30,7 +30,8 @@ REASON_MAX = 28  # cgminer: reasonLen > 28 is cut
 
 def sharelog_line(share: CheckedNonce, accepted: bool, reason: str | None, pool_url: str, found: float) -> str:
     disposition = "accept" if accepted else "reject" + (f":{reason[:REASON_MAX]}" if reason else "")
-    disposition = disposition.replace(",", ";").replace("\n", " ")
+    # the pool's words must not break the line: no field separators, no control characters
+    disposition = "".join(c if c.isprintable() else " " for c in disposition).replace(",", ";")
     target = share.work.target.to_bytes(32, "little").hex()
     data = (swap_words(share.header) + WORK_PADDING).hex()
     thread = share.nonce.chip if share.nonce.chip is not None else 0

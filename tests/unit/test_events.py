@@ -285,3 +285,23 @@ def test_bad_alert_options_are_one_line_without_secrets(args, message, capsys):
         compose.check_alert_settings(cli.parse_settings(MINE, list(args)))
     text = str(info.value) if info.type is ValueError else capsys.readouterr().err
     assert message in text and ":pw@" not in text
+
+
+@given(st.binary(min_size=0, max_size=60), st.binary(min_size=0, max_size=60), st.integers(0, 2**32 - 1),
+       st.integers(1, 2**256 - 1), st.booleans(), st.text(max_size=40))
+def test_any_share_round_trips_through_its_sharelog_line(coinb1, coinb2, nonce, target, accepted, reason):
+    job = Job("j", bytes(32), coinb1, coinb2, (), 0x20000000, 0x1D00FFFF, 0x6553F100, extranonce2_size=4,
+              share_target=target, source="pool0")
+    share = check_nonce(job.make_work(1, bytes(4)), Nonce(1, nonce, device="dev0"))
+    fields = sharelog_line(share, accepted, reason, "stratum+tcp://h:1", 1e9).rstrip("\n").split(",")
+    assert len(fields) == 8 and fields[1].isprintable()
+    assert swap_words(bytes.fromhex(fields[7])[:80]) == share.header
+    assert int.from_bytes(bytes.fromhex(fields[2]), "little") == target and fields[6] == share.digest.hex()
+    assert fields[1] == "accept" if accepted else fields[1].startswith("reject")
+
+
+@given(st.floats(min_value=1e-3, max_value=1e6, allow_nan=False), st.sampled_from(["", "k", "M", "G", "T"]),
+       st.sampled_from(["", "H", "H/s", "h/s"]))
+def test_any_written_hash_rate_parses(value, prefix, unit):
+    scale = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[prefix]
+    assert hash_rate(f"{value!r}{prefix}{unit}") == pytest.approx(value * scale)
