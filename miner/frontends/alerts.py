@@ -43,7 +43,7 @@ class RateLimiter:
     def __init__(self, interval: float = SAME_EVENT_INTERVAL, burst: int = BURST, per_minute: float = PER_MINUTE):
         self.interval, self.burst, self.rate = interval, burst, per_minute / 60.0
         self.tokens = float(burst)
-        self.last: dict[tuple[str, str], float] = {}
+        self.last: dict[tuple[str, str, str], float] = {}
         self.refill_at: float | None = None
         self.suppressed = 0
 
@@ -53,7 +53,7 @@ class RateLimiter:
         self.refill_at = now
         if event.kind in NEVER_LIMITED:
             return True
-        key = (event.kind, event.subject)
+        key = (event.kind, event.subject, str(event.fields.get("scope", "")))  # an all-time best is not a session best
         if now - self.last.get(key, -1e18) < self.interval or self.tokens < 1:
             self.suppressed += 1
             return False

@@ -132,6 +132,10 @@ def test_rate_limits():
     assert not limiter.allow(ev.Event(ev.DEVICE_SICK, "x", "bm2"), 61.0)  # the bucket is empty
     assert limiter.allow(ev.Event(ev.DEVICE_SICK, "x", "bm2"), 71.0)  # 10 s refill one token
     assert all(limiter.allow(ev.Event(ev.BLOCK_FOUND, "!"), 71.0) for _ in range(10))  # never held back
+    best = RateLimiter(burst=5)
+    assert best.allow(ev.Event(ev.BEST_SHARE, "s", fields={"scope": "session"}), 0.0)
+    assert not best.allow(ev.Event(ev.BEST_SHARE, "s", fields={"scope": "session"}), 1.0)
+    assert best.allow(ev.Event(ev.BEST_SHARE, "a", fields={"scope": "all_time"}), 2.0)  # a record always tells
 
 
 def test_webhook_formats():
