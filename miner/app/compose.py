@@ -244,6 +244,7 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
             miner.request_stop()
     loop = asyncio.get_running_loop()
     interrupted = 0
+    alerts: AlertRuntime | None = None
 
     def on_signal(signum: int) -> None:
         nonlocal interrupted
@@ -253,6 +254,8 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
             os._exit(130)
         log.warning("%s: stopping devices, sending pending shares, saving statistics (again to exit now)",
                     signal.Signals(signum).name)
+        if alerts is not None:
+            alerts.stopping()  # sd_notify STOPPING=1 as the stop begins
         miner.request_stop()
 
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
@@ -363,10 +366,15 @@ class AlertRuntime:
     publisher: Any = None
     sharelog: Any = None
     notifier: Any = None
+    stopped: bool = False
+
+    def stopping(self) -> None:
+        if self.notifier is not None and not self.stopped:
+            self.notifier.notify(STOPPING=1, STATUS="stopping")
+        self.stopped = True
 
     async def stop(self) -> None:
-        if self.notifier is not None:
-            self.notifier.notify(STOPPING=1, STATUS="stopping")
+        self.stopping()
         if self.publisher is not None:
             await self.publisher.goodbye()
         for task in self.tasks:
