@@ -1,6 +1,6 @@
 """Coinbases for tests, serialised as Bitcoin Core does (primitives/transaction.h; BIP144 for the
-segwit form), split into Stratum's coinb1/coinb2 around the extranonces as pools do (ckpool
-stratifier.c generate_coinbase: the extranonce space ends the input script). docs/payout.md §1."""
+segwit form), split into Stratum's coinb1/coinb2 around the extranonces, which sit inside the input
+script as pools put them (ckpool stratifier.c generate_coinbase). docs/payout.md §1."""
 
 from __future__ import annotations
 
