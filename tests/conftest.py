@@ -22,6 +22,7 @@ def private_user_dirs(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("HOME", str(home))  # cgminer's $HOME/.cgminer/cgminer.conf is the user's too
 
 
 @pytest.fixture(params=hashing.engines())

@@ -1,7 +1,7 @@
 """The Avalon nano 2.0 and Avalon4 mini ("avalonm"): midstate work over USB HID, 40-byte reports.
 
 These sticks are HID devices (29f1:33f3, 29f1:40f1), not serial ports, so they are reached through
-the hidapi library, an optional extra (`pip install 'miner[hid]'`), imported only when such a
+the hidapi library, an optional extra (`pip install '.[hid]'` in the checkout), imported only when such a
 device is used. The protocol logic (`AvalonMSession`) works on any transport with `write(40 bytes)`
 and `read(timeout) -> bytes`, which is how it is tested without hardware.
 
@@ -38,8 +38,8 @@ def import_hid():
     try:
         import hid  # the 'hidapi' package on PyPI
     except ImportError:
-        raise DeviceError("avalonm: USB HID support is not installed; pip install 'miner[hid]' "
-                          "(the hidapi package)") from None
+        raise DeviceError("avalonm: USB HID support is not installed; in the miner's checkout: pip install "
+                          "'.[hid]' (the hidapi package)") from None
     return hid
 
 

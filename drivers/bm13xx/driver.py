@@ -413,9 +413,13 @@ def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> B
     if chip not in p.CHIPS:
         raise DeviceError(f"{spec.driver}:{spec.port}: unknown chip {chip!r} (have: {', '.join(p.CHIPS)})")
     info = p.CHIPS[chip]
+    chips = spec.option("chips", int)
+    if chips is not None and chips < 1:
+        raise DeviceError(f"{spec.driver}:{spec.port}: chips={chips}: a chain has at least 1 chip (leave chips= out to "
+                          "count them)")
     return Bm13xxDevice(
         info, work, sink, f"{info.name}-{index}", spec.port,
-        scale=spec.difficulty(), chips=spec.option("chips", int), frequency=spec.option("frequency", float),
+        scale=spec.difficulty(), chips=chips, frequency=spec.option("frequency", float),
         ticket=spec.option("ticket", float, DEFAULT_TICKET), baud=spec.option("baud", int),
         ramp_delay=spec.option("ramp_delay", float, 0.1), poll_interval=spec.option("poll", float, 1.0),
         stall_timeout=spec.option("stall", float), job_interval=spec.option("job_interval", float),

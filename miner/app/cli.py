@@ -16,6 +16,7 @@ from miner.app.settings import MINE, SOLO, Settings, command_parser, resolve, sh
 
 log = logging.getLogger("miner")
 
+SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo", "serve")
 SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo", "systemd-unit")
 
 
@@ -30,13 +31,22 @@ def mining_parser() -> argparse.ArgumentParser:
 
 
 def solo_parser() -> argparse.ArgumentParser:
-    return command_parser(SOLO, "miner solo", SOLO_DESCRIPTION)
+    parser = command_parser(SOLO, "miner solo", SOLO_DESCRIPTION)
+    parser.add_argument("--blocks", type=positive_int, metavar="N", help="exit after N blocks the node accepted and "
+                        "print their hashes, one a line (on regtest: a `generate` that goes through real mining)")
+    return parser
+
+
+def blocks_wanted(argv: list[str]) -> int | None:
+    """`miner solo --blocks N`: how many accepted blocks end the run (None: until stopped)."""
+    return vars(solo_parser().parse_args(argv)).get("blocks")
 
 
 def parse_settings(command: str, argv: list[str]) -> Settings:
     """The settings for `miner` (MINE) or `miner solo` (SOLO); exits with usage and one line on an error."""
     parser = mining_parser() if command == MINE else solo_parser()
     given = vars(parser.parse_args(argv))
+    given.pop("blocks", None)  # `miner solo --blocks`: when the run ends, not a setting
     try:
         return resolve(command, given)
     except (cfg.ConfigError, ValueError) as exc:
@@ -63,16 +73,72 @@ def run_benchmark(argv: list[str]) -> int:
     return 0
 
 
+SHARED_EMULATOR_FLAGS = ("-h", "--help", "--rate", "--difficulty", "--link")
+
+
+def emulator_help(name: str, driver) -> str | None:
+    """The emulator's own --help text, or None when `name` cannot be emulated (the driver says so:
+    no emulator, or a device that is not a serial port, such as a USB HID nano 2.0)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = driver.emulator_main(name, ["--help"])
+    except SystemExit as exc:
+        code = exc.code
+    return out.getvalue() if code in (0, None) else None
+
+
+def emulate_usage(drivers: dict) -> str:
+    """`miner emulate --help`: the devices that can be emulated, each family's own options, and the
+    options every emulator takes (from the emulators' own parsers)."""
+    import re
+
+    families: dict[str, tuple[list[str], list[str]]] = {}
+    shared: list[str] = []
+    for name in sorted(drivers):
+        driver = drivers[name]
+        if driver.name == "cpu":
+            continue
+        text = emulator_help(name, driver)
+        if text is None:
+            continue
+        names, flags = families.setdefault(driver.name, ([], []))
+        names.append(name)
+        for match in re.finditer(r"^  (--[\w-]+)(?: (\{[^}]*\}|[^\s,]+))?", text, re.M):
+            value = match.group(2) or ""
+            if value.startswith("{"):
+                value = "|".join(value.strip("{}").split(","))
+            flag = f"{match.group(1)} {value}".strip()
+            if flag.split()[0] in SHARED_EMULATOR_FLAGS:
+                if flag not in shared:
+                    shared.append(flag)
+            elif flag not in flags:
+                flags.append(flag)
+    lines = ["usage: miner emulate DEVICE [options]", "",
+             "Run a device emulator on a pseudo-terminal; the first line printed is its path, for "
+             "miner --device DEVICE:PATH.", "",
+             "every emulator takes: " + " ".join(f"[{f}]" for f in shared),
+             "  --difficulty D makes nonces come faster; the miner must be told the same: "
+             "--device DEVICE:PATH,difficulty=D (without it every nonce is a hardware error)", "",
+             "devices (miner emulate DEVICE --help for the details):"]
+    for _family, (names, flags) in sorted(families.items()):
+        lines.append(f"  {', '.join(names)}" + (f": {' '.join(f'[{f}]' for f in flags)}" if flags else ""))
+    if not families:
+        lines.append("  none installed")
+    return "\n".join(lines)
+
+
 def run_emulator(argv: list[str]) -> int:
     from miner.devices.manager import load_drivers
 
     drivers = load_drivers()
-    emulated = sorted(n for n, d in drivers.items() if d.name != "cpu")
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: miner emulate DEVICE [options]\n\nRun a device emulator on a pseudo-terminal; the "
-              "first line printed is its path, for miner --device DEVICE:PATH.\ndevices: "
-              + (", ".join(emulated) or "none installed"))
+        print(emulate_usage(drivers))
         return 0 if argv else 2
+    emulated = sorted(n for n, d in drivers.items() if d.name != "cpu")
     name = argv[0].lower()
     if name not in drivers or drivers[name].name == "cpu":
         print(f"miner emulate: no emulator for {argv[0]!r} (have: {', '.join(emulated) or 'none'})", file=sys.stderr)
@@ -107,7 +173,37 @@ def run_solo(argv: list[str]) -> int:
     except ValueError as exc:
         solo_parser().error(str(exc))
     try:
-        return compose.main(settings, compose.NODE, ["solo", *argv])
+        return compose.main(settings, compose.NODE, ["solo", *argv], max_blocks=blocks_wanted(argv))
+    except (AddressError, DeviceError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
+def run_serve(argv: list[str]) -> int:
+    """`miner serve`: a Stratum server beside the devices, fed by the pools (proxy) or the node (solo pool)."""
+    from miner.app.serve import serve_parser, split_arguments
+    from miner.devices.base import DeviceError
+    from miner.sources.node.address import AddressError
+
+    options, rest, solo = split_arguments(argv)
+    if "--help" in rest:
+        serve_parser().print_help()
+        print()
+    command = SOLO if solo else MINE
+    settings = parse_settings(command, rest)
+    setup_logging(settings.run.quiet, settings.run.debug, settings.notes)
+    parser = solo_parser() if solo else mining_parser()
+    try:
+        if solo:
+            compose.check_node_settings(settings)
+        kind = compose.NODE if solo else compose.POOLS
+        if not solo and compose.source_kind(settings) != compose.POOLS:
+            parser.error("miner serve needs pools (-o URL -u USER -p PASS) or a node (--rpc-url ... --address ...)")
+        return compose.main(settings, kind, ["serve", *argv], serving=options,
+                            max_blocks=blocks_wanted(rest) if solo else None)
     except (AddressError, DeviceError, ValueError) as exc:
         log.error("%s", exc)
         return 2
@@ -187,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_config(argv[1:])
     if argv and argv[0] == "solo":
         return run_solo(argv[1:])
+    if argv and argv[0] == "serve":
+        return run_serve(argv[1:])
     if argv and argv[0] == "systemd-unit":
         return run_systemd_unit(argv[1:])
     return run_mining(argv)

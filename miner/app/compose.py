@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -26,6 +27,7 @@ from miner import USER_AGENT
 from miner.app.settings import Settings, pool_configs
 
 if TYPE_CHECKING:
+    from miner.app.serve import ServeOptions
     from miner.core.engine import Miner
     from miner.core.source import JobSource
     from miner.devices.manager import DeviceManager
@@ -39,14 +41,21 @@ STATS_SAVE_INTERVAL = 60.0
 
 
 def setup_logging(quiet: bool = False, debug: bool = False, notes: tuple[str, ...] = ()) -> None:
+    from miner.app.logformat import LineFormatter
+
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter())  # the live view's handler prints the same format (live_status)
+    logging.basicConfig(level=level, handlers=[handler])
     for note in notes:
         log.info("%s", note)
 
 
 def source_kind(settings: Settings) -> str:
-    """`miner` mines its pools (command line or file), or the sandbox when it has none."""
+    """`miner` mines its pools (command line or file), a node when -o named one the cgminer way
+    (`-o http://NODE:PORT --btc-address ADDR`), or the sandbox when it has none."""
+    if settings.node.rpc_url and settings.pools_from == "node":
+        return NODE
     return POOLS if pool_configs(settings) else SANDBOX
 
 
@@ -54,12 +63,14 @@ def source_kind(settings: Settings) -> str:
 class Outcome:
     source: Any  # the job source, with its counts
     restart: bool = False
+    all_dead: bool = False  # it stopped because every device was Dead
 
 
 # ------------------------------------------------------------------------------------ building
 def make_device_manager(settings: Settings, work: WorkSource, on_nonce: Callable,
                         cpu_chunk: int | None = None) -> DeviceManager:
     """Devices from --device, USB detection and the CPU flags; one-line error on a bad spec."""
+    from miner.app.cgminer_flags import model_defaults, with_defaults
     from miner.app.config import configured_drivers
     from miner.devices.base import DeviceSpec
     from miner.devices.cpu import DEFAULT_CHUNK, CpuDevice
@@ -68,8 +79,11 @@ def make_device_manager(settings: Settings, work: WorkSource, on_nonce: Callable
     devices = settings.devices
     specs = [DeviceSpec.parse(text) for text in devices.specs]
     drivers = configured_drivers(load_drivers(), settings.file)  # the config file's per-driver options
+    # cgminer's per-driver flags (--gekko-compacf-freq ...) and bfgminer's --set-device
+    drivers = with_defaults(drivers, model_defaults(settings.cgminer.driver_flags, settings.cgminer.set_device))
     return DeviceManager(work, on_nonce, specs, drivers=drivers, hotplug=devices.hotplug or 5.0,
-                         scan_usb=True, cpu=devices.cpu,
+                         scan_usb="noauto" not in (s.lower() for s in settings.cgminer.scan_serial),
+                         cpu=devices.cpu,
                          cpu_factory=lambda: CpuDevice(work, on_nonce, devices.threads, devices.engine,
                                                        chunk=cpu_chunk or DEFAULT_CHUNK))
 
@@ -95,7 +109,11 @@ def make_source(settings: Settings, kind: str) -> JobSource:
     if kind == POOLS:
         from miner.sources.stratum.failover import PoolManager
 
-        return PoolManager(pool_configs(settings), switch_delay=settings.pools.failover_switch_delay)
+        configs = pool_configs(settings)
+        if settings.cgminer.expiry is not None:
+            configs = [dataclasses.replace(c, expiry=settings.cgminer.expiry) for c in configs]
+        return PoolManager(configs, switch_delay=settings.pools.failover_switch_delay,
+                           picker=make_picker(settings, configs), slice_seconds=settings.cgminer.slice_seconds)
     if kind == SANDBOX:
         from miner.sources.sandbox import DEFAULT_SANDBOX_DIFFICULTY, SandboxSource
 
@@ -110,6 +128,17 @@ def make_source(settings: Settings, kind: str) -> JobSource:
         return GbtSource(rpc, payout, node.coinbase_tag.encode(), refresh_interval=node.refresh_interval,
                          poll_interval=node.poll_interval, retry_cap=node.retry_cap)
     raise ValueError(f"unknown job source kind {kind!r}")
+
+
+def make_picker(settings: Settings, configs: list) -> Any:
+    """cgminer's pool strategy (docs/cli.md §3); None for failover, which PoolManager does itself."""
+    from miner.sources.stratum.strategy import PoolPicker, Strategy
+
+    strategy = Strategy(settings.cgminer.strategy)
+    if strategy is Strategy.FAILOVER:
+        return None
+    return PoolPicker(strategy, [c.quota for c in configs], rotate_seconds=60.0 * (settings.cgminer.rotate or 0),
+                      failover_only=settings.cgminer.failover_only)
 
 
 async def prepare_node(source: GbtSource) -> int:
@@ -136,17 +165,19 @@ def announce(kind: str, source: Any, miner: Miner, settings: Settings) -> None:
 
 # ------------------------------------------------------------------------------------ running
 async def run(settings: Settings, kind: str, max_blocks: int | None = None,
-              on_source: Callable[[Any], object] | None = None) -> Outcome:
+              on_source: Callable[[Any], object] | None = None, serving: ServeOptions | None = None) -> Outcome:
     """Build everything for `kind` and mine until the time limit, a stop or cancellation.
 
     Raises ValueError for bad settings, DeviceError when no device can mine, AddressError when the
     payout address is not for the node's chain; node and pool trouble is retried, not raised.
     on_source(source) is called once the source exists (to watch it while it runs); max_blocks
-    stops a node source after that many accepted blocks (tests, scripted use).
+    stops a node source after that many accepted blocks (tests, scripted use). serving: `miner
+    serve`'s options; the engine then mines the source through a Stratum server (served_source).
     """
     from miner.core.dispatch import Dispatcher
     from miner.core.engine import Miner
     from miner.core.work import Nonce
+    from miner.devices.base import DeviceError
     from miner.devices.work_source import DispatcherWorkSource
 
     source = make_source(settings, kind)
@@ -175,10 +206,17 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
         miner.on_nonce(nonce)
 
     manager = make_device_manager(settings, DispatcherWorkSource(dispatcher), on_nonce, chunk)
-    devices = manager.setup()  # DeviceError (one line) when nothing can mine
+    try:
+        devices = manager.setup()  # DeviceError (one line) when nothing can mine
+    except DeviceError:
+        if serving is None:
+            raise
+        devices = []  # `miner serve --no-cpu` with no board: a proxy (or pool) for the LAN only
+        log.info("no local devices: serving downstream miners only")
     if not settings.devices.hotplug:
         manager.scan_usb = False
-    miner = Miner(source, devices, dispatcher, settings.run.status_interval, manager=manager)
+    engine_source = source if serving is None else served_source(source, serving)
+    miner = Miner(engine_source, devices, dispatcher, settings.run.status_interval, manager=manager)
     if max_blocks is not None and kind == NODE:
         def enough(share: object, accepted: bool, reason: str | None) -> None:
             if accepted and source.stats.accepted >= max_blocks:
@@ -186,8 +224,17 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
         source.result_listeners.append(enough)
     announce(kind, source, miner, settings)
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
-    restart = await serve(miner, settings, remaining, payout)
-    return Outcome(source, restart)
+    restart = await serve(miner, settings, remaining, downstream=serving is not None, payout=payout)
+    return Outcome(source, restart, all_dead=every_device_dead(miner.devices))
+
+
+def served_source(source: JobSource, serve: ServeOptions) -> JobSource:
+    """`miner serve`: the source with a Stratum server beside it (miner/server/served.py)."""
+    from miner.server.served import ServedSource
+
+    return ServedSource(source, serve.host, serve.port, password=serve.password,
+                        shares_per_minute=serve.shares_per_minute, start_difficulty=serve.start_difficulty,
+                        min_difficulty=serve.min_difficulty, max_connections=serve.max_connections)
 
 
 def api_host_and_allow(settings: Settings) -> tuple[str, list]:
@@ -207,8 +254,51 @@ async def save_periodically(store, view) -> None:
         await asyncio.to_thread(store.save)
 
 
-async def serve(miner: Miner, settings: Settings, time_limit: float | None = None, payout=None) -> bool:
-    """Run the miner with its front ends until it stops; True when a restart was asked for."""
+def every_device_dead(devices: list) -> bool:
+    from miner.devices.bookkeeping import DeviceState
+
+    return bool(devices) and all(d.stats.state is DeviceState.DEAD for d in devices)
+
+
+async def stop_when_all_dead(miner: Miner, interval: float = 1.0) -> None:
+    """A miner whose every device is Dead (not this hardware, failed identification) cannot mine:
+    say so once and stop, so `main` exits non-zero instead of sitting at 0 H/s."""
+    while True:
+        await asyncio.sleep(interval)
+        if every_device_dead(miner.devices):
+            why = "; ".join(f"{d.name}: {d.stats.last_error or 'dead'}" for d in miner.devices)
+            log.error("every device is Dead (%s); nothing can mine, stopping. Check --device DRIVER:PORT "
+                      "(miner devices lists the ports)", why)
+            miner.request_stop()
+            return
+
+
+async def listen_or_carry_on(server: Any, what: str, attempts: int = 3, wait: float = 30.0) -> None:
+    """Start one front end; if its port is busy, say so in one line and keep mining without it,
+    trying again for a minute as cgminer's api.c does (bind fails: "API bind to port %d failed -
+    trying again in 30sec", then gives up after 61 s and mining goes on)."""
+    for attempt in range(attempts):
+        try:
+            await server.start()
+            if attempt:
+                log.warning("%s now listening on port %s", what, server.port)
+            return
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            await server.stop()  # whatever the failed start had set up
+            if attempt + 1 < attempts:
+                log.error("cannot listen for the %s on port %s: %s (another miner running?); mining goes on "
+                          "without it, trying again in %.0f s", what, server.port, reason, wait)
+                await asyncio.sleep(wait)
+            else:
+                log.error("cannot listen for the %s on port %s: %s; given up, mining goes on without it "
+                          "(choose another port)", what, server.port, reason)
+
+
+async def serve(miner: Miner, settings: Settings, time_limit: float | None = None, downstream: bool = False,
+                payout=None) -> bool:
+    """Run the miner with its front ends until it stops; True when a restart was asked for.
+    downstream: `miner serve`, which goes on serving when its own devices are all Dead."""
     from miner.frontends.persist import StatsStore, default_stats_path, observe_view
     from miner.frontends.view import MinerView
 
@@ -224,24 +314,21 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
     await asyncio.to_thread(store.load)
     shown = {"API Listen": bool(operating.api_listen), "API Port": operating.api_port, "HTTP": operating.http or ""}
     view = MinerView(miner, store, on_restart=ask_restart, config=shown, payout=payout)
-    servers = []
+    if settings.cgminer.api_description:
+        view.api_description = settings.cgminer.api_description
+    servers: list[tuple[Any, str]] = []
     if operating.api_listen:
         from miner.frontends.cgminer import ApiServer
 
         host, allow = api_host_and_allow(settings)
-        servers.append(ApiServer(view, host, operating.api_port, allow))
+        servers.append((ApiServer(view, host, operating.api_port, allow), "cgminer API"))
     if operating.http:
         from miner.frontends.http import HttpServer, parse_listen
 
         host, port = parse_listen(operating.http)
-        servers.append(HttpServer(view, host, port, operating.http_token))
-    for server in servers:
-        try:
-            await server.start()
-        except OSError as exc:
-            log.error("cannot listen for %s on port %s: %s (another miner running? choose another port)",
-                      type(server).__name__, server.port, exc.strerror or exc)
-            miner.request_stop()
+        servers.append((HttpServer(view, host, port, operating.http_token), "HTTP API"))
+    listeners = [asyncio.create_task(listen_or_carry_on(server, what)) for server, what in servers]
+    await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
     interrupted = 0
     alerts: AlertRuntime | None = None
@@ -263,6 +350,8 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
             loop.add_signal_handler(signum, on_signal, signum)
     saver = asyncio.create_task(save_periodically(store, view))
     alerts = await start_alerts(settings, miner, view, payout)
+    # `miner serve` goes on for its downstream miners when its own devices are all Dead
+    watchers = [*([] if downstream else [asyncio.create_task(stop_when_all_dead(miner))]), *listeners]
     live = live_status(view, settings)
     try:
         with live if live is not None else contextlib.nullcontext():
@@ -270,8 +359,10 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
     finally:
         await alerts.stop()
         saver.cancel()
-        await asyncio.gather(saver, return_exceptions=True)
-        for server in servers:
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(saver, *watchers, return_exceptions=True)
+        for server, _ in servers:
             await server.stop()
         observe_view(store, view)
         await asyncio.to_thread(store.save)
@@ -287,33 +378,50 @@ def live_status(view, settings: Settings):
     if settings.operating.no_tui or settings.run.quiet or not sys.stderr.isatty():
         return None
     from rich.console import Console
-    from rich.logging import RichHandler
 
-    from miner.frontends.status import LiveStatus
+    from miner.app.logformat import LineFormatter
+    from miner.frontends.status import ConsoleHandler, LiveStatus
 
     console = Console(stderr=True)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if type(handler) is logging.StreamHandler:  # stderr lines only: --log-file and --syslog stay
             root.removeHandler(handler)
-    root.addHandler(RichHandler(console=console, show_path=False))
+    handler = ConsoleHandler(console)  # above the live table, in the format of the plain lines
+    handler.setFormatter(LineFormatter())
+    root.addHandler(handler)
     view.miner.status_interval = 0  # the table replaces the periodic status lines
     return LiveStatus(view, console)
 
 
-def main(settings: Settings, kind: str, argv: list[str]) -> int:
-    """Run in this process until the miner stops; a restart re-executes `miner ARGV`."""
+def main(settings: Settings, kind: str, argv: list[str], serving: ServeOptions | None = None,
+         max_blocks: int | None = None) -> int:
+    """Run in this process until the miner stops; a restart re-executes `miner ARGV`. With
+    max_blocks (`miner solo --blocks N`), the accepted blocks' hashes are printed, one a line, and
+    the exit status is 1 when fewer were accepted before the run ended."""
     from miner.frontends.persist import check_stats_path, default_stats_path
 
     if settings.operating.protocol_log:
         logging.getLogger("miner.protocol").setLevel(logging.INFO)
     check_stats_path(settings.operating.stats_file or default_stats_path())  # before anything starts
     check_alert_settings(settings)
-    outcome = asyncio.run(run(settings, kind))
+    outcome = asyncio.run(run(settings, kind, max_blocks, serving=serving))
     if outcome.restart:
         log.warning("restarting")
-        os.execv(sys.executable, [sys.executable, "-m", "miner", *argv])
-    return 0
+        os.execv(sys.executable, restart_command(argv))
+    if max_blocks is not None:
+        hashes = outcome.source.accepted_hashes
+        sys.stdout.write("".join(f"{h}\n" for h in hashes))
+        if len(hashes) < max_blocks:
+            log.error("only %d of %d blocks accepted before the run ended", len(hashes), max_blocks)
+            return 1
+    return 2 if outcome.all_dead else 0
+
+
+def restart_command(argv: list[str]) -> list[str]:
+    """The same miner again, whatever the working directory holds: `-P` keeps the working directory
+    off sys.path, so a folder named `miner` there cannot stand in for the package."""
+    return [sys.executable, "-P", "-m", "miner", *argv]
 
 
 async def run_solo(settings: Settings, max_blocks: int | None = None,

@@ -32,6 +32,7 @@ with one line naming the file, the line and the key.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import tomllib
@@ -51,6 +52,11 @@ def default_config_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_config_dir("miner")) / "miner.toml"
+
+
+def cgminer_config_path() -> Path:
+    """Where cgminer looks when it is given no -c (cgminer.c load_default_config)."""
+    return Path.home() / ".cgminer" / "cgminer.conf"
 
 
 def _bool(value: Any) -> bool:
@@ -122,6 +128,7 @@ class PoolEntry:
     suggest_difficulty: float | None = None
     xnsub: bool = False
     version_rolling: bool | None = None
+    quota: int = 1  # cgminer.conf "quota": "N;URL" (cgminer write_config writes it for quota != 1)
 
 
 @dataclass
@@ -204,8 +211,11 @@ def _load_toml(path: Path, text: str) -> FileConfig:
                 line = _toml_line(text, table, key)
                 setting = SETTINGS.get((table, key))
                 if setting is None:
-                    known = ", ".join(k for t, k in SETTINGS if t == table)
-                    raise ConfigError(f"{_where(path, line)}: unknown key '{table}.{key}' (known: {known})")
+                    names = [k for t, k in SETTINGS if t == table]
+                    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                    hint = f"did you mean '{table}.{close[0]}'? " if close else ""
+                    raise ConfigError(f"{_where(path, line)}: unknown key '{table}.{key}' ({hint}known: "
+                                      f"{', '.join(names)})")
                 dest, convert = setting
                 try:
                     config.options[dest] = convert(item)
@@ -306,7 +316,20 @@ CGMINER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "failover-switch-delay": ("failover_switch_delay", _number(float)),
     "quiet": ("quiet", _bool),
     "debug": ("debug", _bool),
+    # cgminer's own options as its write_config saves them (docs/cli.md §2): "name" : "value" for
+    # options with an argument, "name" : true for the others
+    "text-only": ("no_tui", _bool),
+    "protocol-dump": ("protocol_log", _bool),
+    "api-description": ("api_description", _text),
+    "failover-only": ("failover_only", _bool),
+    "no-submit-stale": ("no_submit_stale", _bool),
+    "expiry": ("expiry", _number(float)),
+    "scan-time": ("scan_time", _number(float)),
+    "rotate": ("rotate", _number(float)),
+    "btc-address": ("btc_address", _text),
 }
+# write_config saves the pool strategy as one of these keys set to true (failover: "failover-only")
+STRATEGY_KEYS = ("load-balance", "balance", "round-robin")
 
 
 def _load_cgminer(path: Path, text: str) -> FileConfig:
@@ -329,13 +352,37 @@ def _load_cgminer(path: Path, text: str) -> FileConfig:
                 def fail(k: str, why: str, index: int = index, near: int | None = line) -> ConfigError:
                     where = _where(path, _json_line(text, k, _nth_pool_key(data["pools"], index, k)) or near)
                     return ConfigError(f"{where}: key 'pools[{index}].{k}': {why}")
-                if "url" not in entry:
-                    raise fail("url", "missing")
-                values = {k: entry[k] for k in ("url", "user", "pass") if k in entry}
+                if "url" not in entry and "quota" not in entry:
+                    raise fail("url", "missing (a pool has \"url\" or \"quota\": \"N;URL\")")
+                values = {k: entry[k] for k in ("url", "user", "pass", "quota") if k in entry}
                 for k, v in values.items():
                     if not isinstance(v, str):
                         raise fail(k, f"expected a string, got {v!r}")
-                config.pools.append(_pool_entry(values, fail))
+                quota = 1
+                if "quota" in values:  # cgminer write_config: "quota" : "N;URL" instead of "url"
+                    from miner.sources.stratum.strategy import parse_quota
+
+                    try:
+                        quota, values["url"] = parse_quota(values.pop("quota"))
+                    except ValueError as exc:
+                        raise fail("quota", str(exc).split(": ", 1)[-1]) from None
+                pool = _pool_entry(values, fail)
+                pool.quota = quota
+                if entry.get("extranonce-subscribe") is True:  # write_config's key for #xnsub
+                    pool.xnsub = True
+                config.pools.append(pool)
+        elif key in STRATEGY_KEYS:
+            try:
+                if _bool(value):
+                    config.options["strategy"] = key
+            except ValueError as exc:
+                raise ConfigError(f"{_where(path, line)}: key '{key}': {exc}") from None
+        elif key in _driver_keys() and _driver_keys()[key].ignored:
+            config.ignored.append(key)  # e.g. icarus-timing: nothing here to set (docs/cli.md §4)
+        elif key in _driver_keys():
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ConfigError(f"{_where(path, line)}: key '{key}': expected a value like \"200\", got {value!r}")
+            config.options.setdefault("driver_flags", []).append(f"--{key}={value}")
         elif key == "api-network":
             # cgminer: any address may read; privileged commands still need an --api-allow W: entry
             if _bool(value) and "api_allow" not in config.options:
@@ -349,6 +396,12 @@ def _load_cgminer(path: Path, text: str) -> FileConfig:
         else:
             config.ignored.append(key)
     return config
+
+
+def _driver_keys() -> dict:
+    from miner.app.cgminer_flags import CONFIG_KEYS
+
+    return CONFIG_KEYS
 
 
 def _nth_pool_key(pools: list, index: int, key: str) -> int:

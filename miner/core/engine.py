@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from miner.core.dispatch import Dispatcher
 from miner.core.lograte import LogLimiter
 from miner.core.nonce_queue import NonceQueue
+from miner.core.recent_shares import RecentShares
 from miner.core.shares import CheckedNonce, Verdict, check_reported
 from miner.core.source import JobSource, ResultSink
 from miner.core.stats import ShareStats, format_difficulty, format_hashrate
@@ -55,6 +56,7 @@ class Miner:
         self.totals = ShareStats()
         # Share results per source name: kept when a pool is removed, so totals never shrink.
         self.by_source: dict[str, ShareStats] = {}
+        self.recent = RecentShares()  # the last answered shares, for the dashboard's share log
         self.started = time.monotonic()
         self.nonces = NonceQueue()
         self._log_limit = LogLimiter(log)
@@ -76,6 +78,7 @@ class Miner:
         job = share.work.job
         when = time.time()
         self.source_results(job.source).note_result(accepted, reason, job.share_difficulty, share.difficulty, when)
+        self.recent.add(when, share.nonce.device, job.source, job.share_difficulty, share.difficulty, accepted, reason)
         for listener in self.share_listeners:
             listener(share, accepted, reason)
         device = self.device_named(share.nonce.device)

@@ -14,8 +14,11 @@ work_available, set_frequency, nominal_hashrate or job_interval, and `details()`
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import difflib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -30,8 +33,13 @@ log = logging.getLogger(__name__)
 
 NonceSink = Callable[[Nonce], None]  # the engine's on_nonce: queues the nonce for the share path
 
-__all__ = ["Device", "DeviceError", "DeviceSpec", "DeviceState", "DeviceStats", "Driver", "DriverInfo",
-           "NonceSink", "NotThisDevice", "UsbId", "WorkSource"]
+__all__ = ["Device", "DeviceError", "DeviceSpec", "DeviceState", "DeviceStats", "Driver", "DriverInfo", "check_options",
+           "NonceSink", "NotThisDevice", "UsbId", "WorkSource", "options_read"]
+
+
+# The option names drivers ask a spec for while a device is created (`options_read`): whatever a
+# spec holds beyond them is a typo, reported with the known names (`check_options`).
+_asked: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("asked", default=None)
 
 
 class DeviceError(Exception):
@@ -68,6 +76,9 @@ class DeviceSpec:
 
     def option(self, name: str, convert: Callable[[str], Any], default: Any = None) -> Any:
         """An option converted to its type; a bad value is a one-line error naming the option."""
+        asked = _asked.get()
+        if asked is not None:
+            asked.add(name)
         if name not in self.options:
             return default
         try:
@@ -81,6 +92,32 @@ class DeviceSpec:
         if not value > 0:
             raise DeviceError(f"{self.driver}:{self.port}: difficulty must be positive, got {value}")
         return value
+
+
+@contextlib.contextmanager
+def options_read() -> Iterator[set[str]]:
+    """Collects the option names drivers ask for (through `DeviceSpec.option`) inside the block."""
+    asked: set[str] = set()
+    token = _asked.set(asked)
+    try:
+        yield asked
+    finally:
+        _asked.reset(token)
+
+
+def check_options(spec: DeviceSpec, known: set[str], given_as: str = "--device") -> None:
+    """DeviceError naming each option of `spec` its driver never asked for, the close known name
+    and the known names (`model` is set by USB detection and may go unread)."""
+    unknown = sorted(set(spec.options) - known - {"model"})
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]}?)" if close else ""))
+    where = f"{spec.driver}:{spec.port}" if spec.port else spec.driver
+    raise DeviceError(f"{given_as} {where}: unknown option {', '.join(hints)}; {spec.driver} takes: "
+                      f"{', '.join(sorted(known))}")
 
 
 class Device:

@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, Driver, NonceSink
+from miner.devices.base import (
+    Device,
+    DeviceError,
+    DeviceSpec,
+    DeviceState,
+    Driver,
+    NonceSink,
+    check_options,
+    options_read,
+)
 from miner.devices.work_source import WorkSource
 
 log = logging.getLogger(__name__)
@@ -125,7 +134,10 @@ class DeviceManager:
     def _create(self, driver: Driver, spec: DeviceSpec) -> Device:
         index = self._counts.get(driver.name, 0)
         self._counts[driver.name] = index + 1
-        return driver.create(spec, self._work, self._sink, index)
+        with options_read() as asked:
+            device = driver.create(spec, self._work, self._sink, index)
+        check_options(spec, asked)  # a typo such as frequncy=300 is not silently ignored
+        return device
 
     def setup(self) -> list[Device]:
         """Explicit devices, then detected ones, then the CPU if it is wanted."""
@@ -228,6 +240,10 @@ class DeviceManager:
             if silent or erring:
                 why = (f"no valid nonce for {now - last_good:.0f} s" if silent
                        else f"{hw_new} hardware errors and no valid nonce")
+                if erring and device.difficulty == 1.0 and (device.port or "").startswith("/dev/pts/"):
+                    # a pty is an emulator: one started with --difficulty D reports nonces no real chip would
+                    why += (f" (an emulator started with --difficulty D needs the same here: --device "
+                            f"{device.driver}:{device.port},difficulty=D)")
                 self._sick_since[device.name] = now
                 device.stats.set_state(DeviceState.SICK, why + "; re-initialising")
                 device.reinitialise()

@@ -22,14 +22,8 @@ from typing import Any
 from miner.frontends.view import DeviceSnapshot, MinerView, PoolSnapshot
 from miner.sources.stratum.url import parse_pool_url
 
-# The page pyasic's factory fetches at "/": it identifies AxeOS by that word in the page.
-INDEX_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{name} - AxeOS-compatible API</title></head>
-<body><h1>{name}</h1><p>This miner answers the AxeOS web API's read endpoints
-(<a href="/api/system/info">/api/system/info</a>, <a href="/api/system/asic">/api/system/asic</a>,
-<a href="/api/system/statistics">/api/system/statistics</a>), the REST API under /api/ and
-Prometheus metrics at <a href="/metrics">/metrics</a>.</p></body></html>
-"""
+# The page pyasic's factory fetches at "/" (it identifies AxeOS by that word in the page) is the
+# dashboard's, miner/frontends/dashboard/index.html.
 
 
 def _gh(rate: float) -> float:

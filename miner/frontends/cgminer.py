@@ -304,7 +304,22 @@ def cmd_estats(view: MinerView, param: str) -> Reply:
                     item[f"MM ID{n}"] = mm_id(d, module)
         item.update({k: _flat(v) for k, v in d.details.items() if k not in item and k != "Modules"})
         items.append(item)
+    items.extend(worker_stats_items(view, len(items)))
     return Reply("S", 70, "CGMiner stats", "STATS", items)
+
+
+def worker_stats_items(view: MinerView, first: int) -> list[Item]:
+    """`miner serve`'s downstream workers as extra estats rows, `ID` "SRV<n>" (docs/serve.md §5)."""
+    items: list[Item] = []
+    for n, w in enumerate(view.worker_snapshots()):
+        items.append({"STATS": first + n, "ID": f"SRV{n}", "Worker": w["name"], "User Agent": w["user_agent"],
+                      "Connections": w["connections"], "MHS av": w["hashrate"] / 1e6, "Difficulty": w["difficulty"],
+                      "Accepted": w["accepted"], "Rejected": sum(w["rejected"].values()),
+                      "Reject Reasons": ",".join(f"{r}:{c}" for r, c in sorted(w["rejected"].items())),
+                      "Forwarded": w["forwarded"], "Upstream Accepted": w["upstream_accepted"],
+                      "Upstream Rejected": w["upstream_rejected"], "Blocks": w["blocks"],
+                      "Best Share": w["best_difficulty"], "Last Share Time": int(w["last_share"] or 0)})
+    return items
 
 
 def cmd_pgacount(view: MinerView, param: str) -> Reply:
@@ -648,7 +663,7 @@ def _safe_run(name: str, param: str, view: MinerView, group: str) -> Reply:
 def handle_request(data: bytes, view: MinerView, group: str = "R", now: float | None = None) -> bytes:
     """One request in, one NUL-terminated reply out. `group` is "W" for privileged callers."""
     when = int(time.time() if now is None else now)
-    description = view.description
+    description = view.api_description or view.description  # cgminer --api-description (api.c opt_api_description)
     if len(data) > MAX_REQUEST:
         return _encode(Reply("E", 14, "Invalid command"), data.lstrip().startswith(b"{"), description, when)
     try:

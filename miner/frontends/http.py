@@ -22,6 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from miner.frontends import axeos
+from miner.frontends.dashboard.server import Dashboard, same_origin_writes
 from miner.frontends.view import CommandError, MinerView
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,12 @@ class MinerCollector(Collector):
                                           labels=["pool", "url", "result"])
         latency = GaugeMetricFamily("miner_pool_submit_latency_seconds", "Last submit round trip",
                                     labels=["pool", "url"])
+        # the protocol as an info metric, so the other families keep their label sets (docs/sv2.md §6)
+        pool_info = GaugeMetricFamily("miner_pool_info", "Always 1: the pool's protocol (stratum1 or stratum2)",
+                                      labels=["pool", "url", "protocol"])
         for p in pools:
             labels = [p.name, p.url]
+            pool_info.add_metric([*labels, p.protocol], 1.0)
             pool_up.add_metric(labels, 1.0 if p.alive else 0.0)
             for name in POOL_STATES:
                 pool_state.add_metric([*labels, name], 1.0 if p.state == name else 0.0)
@@ -187,8 +192,34 @@ class MinerCollector(Collector):
                 pool_shares.add_metric([*labels, result], count)
             if p.latency is not None:
                 latency.add_metric(labels, p.latency)
-        yield from (pool_up, pool_state, pool_active, pool_diff, pool_shares, latency)
+        yield from (pool_info, pool_up, pool_state, pool_active, pool_diff, pool_shares, latency)
+        yield from worker_metrics(view.worker_snapshots())
         yield from payout_metrics(pools)
+
+
+def worker_metrics(workers: list[dict[str, Any]]) -> Iterator[Any]:
+    """`miner serve`'s downstream workers (docs/serve.md §5): none when not serving."""
+    if not workers:
+        return
+    rate = GaugeMetricFamily("miner_serve_worker_hashrate_hertz", "Downstream worker hash rate from its shares",
+                             labels=["worker"])
+    diff = GaugeMetricFamily("miner_serve_worker_difficulty", "Downstream worker's current difficulty",
+                             labels=["worker"])
+    shares = CounterMetricFamily("miner_serve_worker_shares", "Downstream shares by result",
+                                 labels=["worker", "result"])
+    best = GaugeMetricFamily("miner_serve_worker_best_share", "Best share difficulty", labels=["worker"])
+    conns = GaugeMetricFamily("miner_serve_worker_connections", "Open connections", labels=["worker"])
+    for w in workers:
+        name = [w["name"]]
+        rate.add_metric(name, w["hashrate"])
+        diff.add_metric(name, w["difficulty"])
+        shares.add_metric([*name, "accepted"], w["accepted"])
+        for reason, n in w["rejected"].items():
+            shares.add_metric([*name, f"rejected: {reason}"], n)
+        shares.add_metric([*name, "forwarded"], w["forwarded"])
+        best.add_metric(name, w["best_difficulty"])
+        conns.add_metric(name, w["connections"])
+    yield from (rate, diff, shares, best, conns)
 
 
 def metrics_registry(view: MinerView) -> CollectorRegistry:
@@ -217,18 +248,22 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        # every write passes the same-origin check before its token check (docs/dashboard.md §4)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[same_origin_writes(self.host)])
         app.add_routes([
             web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
             web.get("/api/pools", self._pools), web.get("/api/history", self._history),
+            web.get("/api/workers", self._workers),
             web.get("/metrics", self._metrics),
             # the AxeOS read endpoints fleet tools identify a miner by (miner/frontends/axeos.py says why)
-            web.get("/", self._home), web.get("/api/system/info", self._axeos(axeos.system_info)),
+            web.get("/api/system/info", self._axeos(axeos.system_info)),
             web.get("/api/system/asic", self._axeos(axeos.system_asic)),
             web.get("/api/system/statistics", self._axeos(axeos.system_statistics)),
             web.post("/api/pools/{index}/{action}", self._pool_action),
             web.post("/api/devices/{index}/{action}", self._device_action),
         ])
+        # GET / is the dashboard page (it names AxeOS, which pyasic's factory identifies the API by)
+        Dashboard(self.view, self.token).install(app)
         return app
 
     async def start(self) -> int:
@@ -256,6 +291,10 @@ class HttpServer:
     async def _pools(self, request: web.Request) -> web.Response:
         return _json(_plain(self.view.pool_snapshots()))
 
+    async def _workers(self, request: web.Request) -> web.Response:
+        """`miner serve`'s downstream workers (docs/serve.md §5); [] when not serving."""
+        return _json(self.view.worker_snapshots())
+
     async def _history(self, request: web.Request) -> web.Response:
         """The persisted hash-rate rings ([unix time, H/s] per point), best shares and rejects."""
         store = self.view.store
@@ -268,10 +307,6 @@ class HttpServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = metrics_for(self.view, request.headers.get("Accept"))
         return web.Response(body=body, headers={"Content-Type": content_type})
-
-    async def _home(self, request: web.Request) -> web.Response:
-        name = self.view.description.partition("/")[0]
-        return web.Response(text=axeos.INDEX_HTML.format(name=name), content_type="text/html")
 
     def _axeos(self, build: Callable[[MinerView], dict[str, Any]]) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from miner import USER_AGENT, __version__
 from miner.core.stats import ShareStats
 from miner.core.targets import target_to_difficulty
 from miner.devices.base import Device, DeviceError, DeviceState
+from miner.server.served import ServedSource
 from miner.sources.stratum.failover import PoolManager
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class PoolSnapshot:
     getworks: int = 0  # jobs this pool sent
     block_height: int = 0  # of the pool's current job (BIP34 coinbase height), 0 unknown
     block_version: int = 0
+    protocol: str = "stratum1"  # "stratum2" for a stratum2+tcp:// pool (docs/sv2.md §6)
     # the payout check of its newest job (docs/payout.md §2): "pays 98.00% of ... to ADDR"
     payout: str = ""
     payout_percent: float = 0.0
@@ -213,10 +215,10 @@ class MinerView:
         self._on_restart = on_restart
         self.config = config or {}  # api/http settings shown by the `config` command
         self.description = USER_AGENT
+        self.api_description: str | None = None  # cgminer --api-description: the STATUS Description
         self.version = __version__
         self._stopping: dict[str, asyncio.Future] = {}  # device name -> its stop running in a thread
         self.retired = ShareStats()  # removed pools' results: `removepool` must not shrink the totals
-        self._quotas: dict[str, int] = {}  # pool URL -> quota given through the API
         self._debug = dict.fromkeys(("Silent", "Quiet", "Verbose", "Debug", "RPCProto", "PerDevice", "WorkTime"),
                                     False)
         self._log_levels: dict[str, int] | None = None  # as they were before the first `debug` command
@@ -230,7 +232,23 @@ class MinerView:
     def pool_manager(self) -> PoolManager | None:
         """The pools, when that is what the miner mines (pool commands answer "no pools" otherwise)."""
         source = self.miner.source
+        if isinstance(source, ServedSource):  # `miner serve`: the pools behind the Stratum server
+            source = source.inner
         return source if isinstance(source, PoolManager) else None
+
+    @property
+    def served(self) -> ServedSource | None:
+        """The Stratum server's source when `miner serve` runs (docs/serve.md §5)."""
+        source = self.miner.source
+        return source if isinstance(source, ServedSource) else None
+
+    def worker_snapshots(self) -> list[dict[str, Any]]:
+        """Per downstream worker: rate, difficulty, accepted/rejected by reason, best share, last share."""
+        served = self.served
+        if served is None:
+            return []
+        now = time.monotonic()
+        return [w.as_dict(now) for w in served.workers.all()]
 
     @property
     def devices(self) -> list[Device]:
@@ -302,7 +320,7 @@ class MinerView:
             diff1=results.diff1, last_share_at=results.last_share_at,
             last_share_difficulty=results.last_share_difficulty, getworks=self.network.getworks[pool.name],
             block_height=(coinbase_height(job) or 0) if job is not None else 0,
-            block_version=job.version if job is not None else 0,
+            block_version=job.version if job is not None else 0, protocol=pool.protocol,
             payout=verdict.summary if verdict else "", payout_percent=verdict.percent if verdict else 0.0,
             payout_address=verdict.address if verdict else "", payout_checked=bool(verdict and verdict.checked),
             payout_ok=verdict.ok if verdict else True,
@@ -439,19 +457,18 @@ class MinerView:
         manager = self.pool_manager
         if manager is None or not 0 <= index < len(manager.pools):
             return 1
-        return self._quotas.get(manager.pools[index].config.url, 1)
+        return manager.pools[index].config.quota  # --quota N;URL, cgminer.conf or poolquota
 
     def set_quota(self, index: int, quota: int) -> str:
         pool = self._pool_index(index)
-        self._quotas[pool.config.url] = quota
+        self._manager().set_quota(index, quota)  # it steers --load-balance at once (docs/cli.md §3)
         return pool.config.url
 
     def save_config(self, path: str) -> None:
         """The pools and API settings as a cgminer.conf (JSON keys as cgminer's write_config names them)."""
         manager = self.pool_manager
         pools = [{"url": p.config.url, "user": p.config.user, "pass": p.config.password,
-                  **({"quota": f"{self._quotas[p.config.url]};{p.config.url}"} if p.config.url in self._quotas
-                     else {})}
+                  **({"quota": f"{p.config.quota};{p.config.url}"} if p.config.quota != 1 else {})}
                  for p in (manager.pools if manager is not None else [])]
         data: dict[str, Any] = {"pools": pools}
         data.update({k.lower().replace(" ", "-"): v for k, v in self.config.items()})

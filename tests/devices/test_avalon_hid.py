@@ -126,7 +126,7 @@ def test_missing_hid_library_is_one_clear_line(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_hid)
-    with pytest.raises(DeviceError, match=r"pip install 'miner\[hid\]'"):
+    with pytest.raises(DeviceError, match=r"pip install '\.\[hid\]'"):
         import_hid()
     dev = DRIVER.create(DeviceSpec.parse("nano2"), NoWork(), lambda n: None, 0)
     assert isinstance(dev, AvalonMDevice)
@@ -136,6 +136,6 @@ def test_missing_hid_library_is_one_clear_line(monkeypatch):
         deadline = time.monotonic() + 3
         while dev.stats.state is not DeviceState.NO_DEVICE and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert "pip install 'miner[hid]'" in dev.stats.last_error
+        assert "pip install '.[hid]'" in dev.stats.last_error
     finally:
         dev.stop()

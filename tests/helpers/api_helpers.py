@@ -16,15 +16,17 @@ from miner.frontends.view import MinerView
 from miner.sources.stratum.failover import PoolManager
 from miner.sources.stratum.url import PoolConfig, Timeouts
 from tests.helpers.stratum_pool import StratumTestPool
+from tests.helpers.sv2_pool import Sv2TestPool
 
 FAST = Timeouts(connect=2, reply=2, silence=30, work=60, backoff_base=0.2, backoff_cap=1.0)
 
 
 @contextlib.asynccontextmanager
-async def running_miner(pools: list[StratumTestPool], allow: str = "W:127.0.0.1", store=None):
+async def running_miner(pools: list[StratumTestPool | Sv2TestPool], allow: str = "W:127.0.0.1", store=None):
     """A mining miner on `pools` with the cgminer API on a free port: yields (miner, view, server)."""
     dispatcher = Dispatcher()
-    configs = [PoolConfig(f"stratum+tcp://127.0.0.1:{p.port}", "worker.1", "secret-pw") for p in pools]
+    configs = [PoolConfig(p.url() if isinstance(p, Sv2TestPool) else f"stratum+tcp://127.0.0.1:{p.port}", "worker.1",
+                          "secret-pw") for p in pools]
     manager = PoolManager(configs, FAST)
     miner: Miner
     device = CpuDevice(DispatcherWorkSource(dispatcher), lambda n: miner.on_nonce(n), threads=1, chunk=1 << 16,

@@ -109,7 +109,12 @@ async def test_miner_mines_a_pool_from_the_command_line():
 def test_bad_pool_url_is_one_clear_error():
     proc = run_miner("-o", "http://pool.example:3333", "-u", "me")
     assert proc.returncode == 2
-    assert "unknown scheme 'http'" in proc.stderr and "Traceback" not in proc.stderr
+    # http:// is a node the cgminer way (docs/cli.md §1): the line says what is missing and what a pool looks like
+    assert "needs --btc-address ADDR" in proc.stderr and "stratum+tcp://HOST:PORT" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_miner("-o", "ftp://pool.example:3333", "-u", "me")
+    assert proc.returncode == 2
+    assert "unknown scheme 'ftp'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unknown_device_driver_is_one_clear_error():

@@ -109,7 +109,8 @@ def test_cgminer_conf_import(tmp_path):
     api = e.operating
     assert api.api_listen is True and api.api_port == 4030 and api.api_allow == "W:127.0.0.1,R:192.168.1/24"
     assert e.devices.hotplug == 10.0 and e.run.status_interval == 15.0
-    assert e.file.ignored == ["icarus-options", "failover-only"]
+    assert e.file.ignored == ["icarus-options"]  # failover-only is cgminer's, and means something here now
+    assert e.cgminer.failover_only is True
     pools = st.pool_configs(e)
     assert [(p.url, p.user, p.password) for p in pools] == [
         ("stratum+tcp://pool.example:3333", "w1", "p1"), ("stratum+tcp://backup.example:3333", "w2", "p2")]

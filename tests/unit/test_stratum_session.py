@@ -747,3 +747,17 @@ def test_answers_are_logged_one_a_second_at_most(caplog):
     session.receive_data(reply(9), 1.5)
     lines = [r.getMessage() for r in caplog.records if "accepted" in r.getMessage()]
     assert len(lines) == 2 and lines[1].endswith("(and 4 more like it in the last 1 s)")
+
+
+def test_expiry_counts_a_share_on_an_old_job_stale_and_sends_nothing():
+    # cgminer --expiry (cgminer.c stale_work): a share found on work older than opt_expiry is stale
+    session, job = mining(now=0.0, expiry=120.0)
+    fresh = share(job, 7)
+    assert kinds(session.offer(fresh, 119.0)) == ["ShareSent"]
+    session.data_to_send()
+    old = share(job, 8)
+    assert kinds(session.offer(old, 121.0)) == ["ShareStale"]
+    assert session.data_to_send() == b""
+    # without --expiry only the pool ends a job
+    session, job = mining(now=0.0)
+    assert kinds(session.offer(share(job, 8), 10_000.0)) == ["ShareSent"]

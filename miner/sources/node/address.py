@@ -24,6 +24,11 @@ HRP = {"main": "bc", "test": "tb", "regtest": "bcrt"}
 P2PKH_VERSION = {"main": 0x00, "test": 0x6F, "regtest": 0x6F}
 P2SH_VERSION = {"main": 0x05, "test": 0xC4, "regtest": 0xC4}
 
+# bcoin's own regtest prefixes, the forms `bcoin` hands out on regtest (its lib/protocol/networks.js,
+# regtest.addressPrefix: pubkeyhash 0x3c, scripthash 0x26, bech32 "rb"); the same output scripts.
+BCOIN_REGTEST_HRP = "rb"
+BCOIN_REGTEST_P2PKH, BCOIN_REGTEST_P2SH = 0x3C, 0x26
+
 # getblockchaininfo's "chain" -> family. Core: main/test/testnet4/signet/regtest; bcoin: testnet.
 CHAIN_FAMILY = {"main": "main", "test": "test", "testnet": "test", "testnet3": "test", "testnet4": "test",
                 "signet": "test", "regtest": "regtest"}
@@ -194,10 +199,16 @@ def decode_address(text: str) -> PayoutAddress:
     for family, hrp in sorted(HRP.items(), key=lambda item: -len(item[1])):  # bcrt before bc
         if lower.startswith(hrp + "1"):
             return _decode_segwit(text, family)
+    if lower.startswith(BCOIN_REGTEST_HRP + "1"):
+        return _decode_segwit(text, "regtest", BCOIN_REGTEST_HRP)
     payload = base58check_decode(text)
     if len(payload) != 21:
         raise AddressError(f"address {text}: {len(payload)}-byte payload, not a P2PKH or P2SH address")
     version, hash160 = payload[0], payload[1:]
+    if version == BCOIN_REGTEST_P2PKH:
+        return PayoutAddress(text, "p2pkh", p2pkh_script(hash160), frozenset({"regtest"}))
+    if version == BCOIN_REGTEST_P2SH:
+        return PayoutAddress(text, "p2sh", p2sh_script(hash160), frozenset({"regtest"}))
     if version in P2PKH_VERSION.values():
         families = frozenset(f for f, v in P2PKH_VERSION.items() if v == version)
         return PayoutAddress(text, "p2pkh", p2pkh_script(hash160), families)
@@ -207,9 +218,9 @@ def decode_address(text: str) -> PayoutAddress:
     raise AddressError(f"address {text}: unknown Base58 version byte 0x{version:02x} (not a Bitcoin address?)")
 
 
-def _decode_segwit(text: str, family: str) -> PayoutAddress:
+def _decode_segwit(text: str, family: str, expected_hrp: str | None = None) -> PayoutAddress:
     hrp, data, const = bech32_decode(text)
-    if hrp != HRP[family]:  # the prefix matched but the separator is elsewhere
+    if hrp != (expected_hrp or HRP[family]):  # the prefix matched but the separator is elsewhere
         raise AddressError(f"address {text}: unknown prefix {hrp!r}")
     if not data:
         raise AddressError(f"address {text}: no witness version")

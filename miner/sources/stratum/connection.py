@@ -73,7 +73,7 @@ class PoolConnection:
                  on_job: Callable[[PoolConnection, Job], None],
                  on_state: Callable[[PoolConnection], None],
                  timeouts: Timeouts | None = None, user_agent: str = USER_AGENT):
-        self.session = ss.StratumSession(config, name, timeouts, user_agent)
+        self.session = self.make_session(config, name, timeouts, user_agent)
         self.config = config
         self.name = name
         self.url = self.session.url
@@ -97,6 +97,13 @@ class PoolConnection:
         self._redirect_wait: float | None = None  # set by client.reconnect: wait this, not the backoff
         self._all_answered = asyncio.Event()  # set when the last submit in flight was answered
         self._faults_logged: set[tuple[str, str]] = set()  # unexpected errors already logged in full
+
+    protocol = "stratum1"  # as the API, REST and /metrics show it per pool
+
+    def make_session(self, config: PoolConfig, name: str, timeouts: Timeouts | None,
+                     user_agent: str) -> ss.StratumSession:
+        """The sans-I/O session this shell drives; the Stratum V2 shell gives its own (sv2/connection.py)."""
+        return ss.StratumSession(config, name, timeouts, user_agent)
 
     # -------------------------------------------------------------------- public
     @property

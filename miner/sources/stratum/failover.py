@@ -19,12 +19,25 @@ from miner.core.source import JobSink, ResultSink
 from miner.core.stats import ShareStats, format_difficulty
 from miner.core.work import Job
 from miner.sources.stratum.connection import PoolConnection
+from miner.sources.stratum.strategy import PoolPicker
 from miner.sources.stratum.url import PoolConfig, Timeouts, parse_pool_url
+from miner.sources.sv2.connection import Sv2Connection
 
 log = logging.getLogger(__name__)
 
 # May this pool's job be mined, and its shares sent? (the payout check's enforce mode, docs/payout.md §2)
 JobCheck = Callable[[PoolConnection, Job], bool]
+
+
+def connection_class(url: str) -> type[PoolConnection]:
+    """The shell for a pool's URL scheme, so V1 and V2 pools share one priority list (docs/sv2.md §6)."""
+    try:
+        parsed = parse_pool_url(url)
+    except ValueError:
+        return PoolConnection  # it reports the bad URL itself, as before
+    if parsed.protocol == "stratum2":
+        return Sv2Connection
+    return PoolConnection
 
 
 class PoolManager:
@@ -33,12 +46,13 @@ class PoolManager:
     name = "pools"
 
     def __init__(self, configs: list[PoolConfig], timeouts: Timeouts | None = None,
-                 switch_delay: float = 0.0, user_agent: str = USER_AGENT):
+                 switch_delay: float = 0.0, user_agent: str = USER_AGENT, picker: PoolPicker | None = None,
+                 slice_seconds: float = 2.0):
         if not configs:
             raise ValueError("no pools configured")
         self._sink: JobSink = lambda job: None  # the engine's, once bound
         self.switch_delay = switch_delay
-        self.pools = [PoolConnection(c, f"pool{i}", self._on_job, self._on_state, timeouts, user_agent)
+        self.pools = [connection_class(c.url)(c, f"pool{i}", self._on_job, self._on_state, timeouts, user_agent)
                       for i, c in enumerate(configs)]
         self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
         for pool in self.pools:
@@ -52,6 +66,11 @@ class PoolManager:
         self._next_id = len(self.pools)
         self._started = False
         self._stopping: set[asyncio.Task] = set()
+        # cgminer's other strategies (--load-balance, --quota, --balance, --round-robin, --rotate):
+        # the picker decides, once per slice of work; None is failover (docs/cli.md §3).
+        self.picker = picker
+        self.slice_seconds = slice_seconds
+        self._slicer: asyncio.TimerHandle | None = None
         self.job_check: JobCheck = lambda pool, job: True
 
     @property
@@ -76,10 +95,14 @@ class PoolManager:
         self._started = True
         for pool in self.pools:
             pool.start()
+        if self.picker is not None:
+            self._slicer = asyncio.get_running_loop().call_later(self.slice_seconds, self._next_slice)
 
     async def stop(self) -> None:
         if self._switch_timer:
             self._switch_timer.cancel()
+        if self._slicer:
+            self._slicer.cancel()
         await asyncio.gather(*(p.stop() for p in self.pools), *self._stopping)
 
     # ------------------------------------------------------------ control (the APIs call these)
@@ -91,12 +114,14 @@ class PoolManager:
     def add_pool(self, config: PoolConfig) -> PoolConnection:
         """A new pool at the lowest priority; connects at once when the manager runs."""
         parse_pool_url(config.url)  # a bad URL raises ValueError with its reason
-        pool = PoolConnection(config, f"pool{self._next_id}", self._on_job, self._on_state, self._timeouts,
-                              self._user_agent)
+        pool = connection_class(config.url)(config, f"pool{self._next_id}", self._on_job, self._on_state,
+                                            self._timeouts, self._user_agent)
         self._next_id += 1
         pool.result_listeners = self.result_listeners
         self.pools.append(pool)
         self.order.append(pool)
+        if self.picker is not None:
+            self.picker.resize(len(self.pools))
         if self._started:
             pool.start()
         return pool
@@ -109,6 +134,8 @@ class PoolManager:
             raise ValueError("cannot remove the last pool")
         self.pools.remove(pool)
         self.order.remove(pool)
+        if self.picker is not None:
+            self.picker.resize(len(self.pools))
         task = asyncio.get_running_loop().create_task(pool.stop())
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
@@ -135,6 +162,9 @@ class PoolManager:
         pool.enabled = True
         self.order.remove(pool)
         self.order.insert(0, pool)
+        if self.picker is not None and self._usable(pool):
+            self._mine_on(pool)  # switch_pools(selected): round robin and rotate go on from it
+            return pool
         self._choose(immediate=True)
         return pool
 
@@ -145,6 +175,15 @@ class PoolManager:
             raise ValueError("a pool is listed twice")
         self.order = chosen + [p for p in self.order if p not in chosen]
         self._choose()
+
+    def set_quota(self, index: int, quota: int) -> PoolConnection:
+        """cgminer's poolquota (api.c poolquota, adjust_quota_gcd): the pool's share of the work
+        under --load-balance; kept in its config, so `save` writes it."""
+        pool = self._pool_at(index)
+        pool.config.quota = quota
+        if self.picker is not None:
+            self.picker.set_quotas([p.config.quota for p in self.pools])
+        return pool
 
     def priority_of(self, pool: PoolConnection) -> int:
         return self.order.index(pool)
@@ -180,6 +219,9 @@ class PoolManager:
 
     def _choose(self, immediate: bool = False) -> None:
         """Mine on the first alive enabled pool; go back up the list only after switch_delay of life."""
+        if self.picker is not None:
+            self._mine_on(self._picked(slice_done=False))
+            return
         now = time.monotonic()
         candidate = None
         active_ok = self.active is not None and self.active.alive and self.active.enabled and self.active in self.order
@@ -201,6 +243,9 @@ class PoolManager:
             break
         if candidate is None and active_ok:
             candidate = self.active
+        self._mine_on(candidate)
+
+    def _mine_on(self, candidate: PoolConnection | None) -> None:
         if candidate is not self.active:
             old, self.active = self.active, candidate
             if candidate is None:
@@ -211,10 +256,33 @@ class PoolManager:
                 log.warning("no pool is alive; devices keep hashing the last job and shares are held")
                 return
             self.switches += 1
-            log.warning("mining on %s (%s)%s", candidate.name, candidate.host,
-                        f", was {old.name}" if old is not None else "")
+            # cgminer switch_pools says nothing when balancing moves work between pools; otherwise the
+            # first pick is news and a switch from another pool a warning ("Switching to pool" is
+            # LOG_WARNING only when the pool changes)
+            quiet = self.picker is not None and self.picker.balances
+            level = logging.DEBUG if quiet else logging.WARNING if old is not None else logging.INFO
+            log.log(level, "mining on %s (%s)%s", candidate.name,
+                    candidate.host, f", was {old.name}" if old is not None else "")
             assert candidate.current_job is not None
             self._sink(replace(candidate.current_job, clean=True))
+
+    def _usable(self, pool: PoolConnection) -> bool:
+        return pool.alive and pool.enabled and pool.current_job is not None and pool in self.order
+
+    def _picked(self, slice_done: bool) -> PoolConnection | None:
+        assert self.picker is not None
+        usable = [self._usable(p) for p in self.pools]
+        priority = [self.pools.index(p) for p in self.order]
+        current = self.pools.index(self.active) if self.active in self.pools else None
+        if slice_done:
+            index = self.picker.on_slice(time.monotonic(), current, usable, priority)
+        else:
+            index = self.picker.on_change(current, usable, priority)
+        return None if index is None else self.pools[index]
+
+    def _next_slice(self) -> None:
+        self._slicer = asyncio.get_running_loop().call_later(self.slice_seconds, self._next_slice)
+        self._mine_on(self._picked(slice_done=True))
 
     def _switch_due(self) -> None:
         self._switch_timer = None

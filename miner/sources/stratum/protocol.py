@@ -130,6 +130,9 @@ class _Bad(Exception):
     """A field failed validation; its text names the field."""
 
 
+BadField = _Bad  # the public name, for the server side (miner/server/session.py) that parses the same fields
+
+
 def _hex_bytes(value: Any, name: str, size: int | None = None) -> bytes:
     if not isinstance(value, str) or len(value) % 2 or not HEX_RE.fullmatch(value):
         raise _Bad(f"{name} is not a hex string: {_short(value)}")
@@ -513,3 +516,68 @@ class StratumProtocol:
         # public-pool answers 1fffe000 whatever was asked: never roll more than we asked for
         mask = granted & self.version_mask_wanted
         return Configured(mask != 0, mask)
+
+
+# ------------------------------------------------------------------------------------ server side
+# `miner serve` speaks the same wire format from the other end (docs/serve.md §1): these are the
+# inverse of the parsers above, so one module owns the format both ways.
+def notify_message(job_id: str, prevhash: bytes, coinb1: bytes, coinb2: bytes, merkle_branch: tuple[bytes, ...],
+                   version: int, nbits: int, ntime: int, clean: bool) -> bytes:
+    """A mining.notify line; prevhash in header order (sent word-swapped, as _parse_notify reads it)."""
+    return encode({"id": None, "method": "mining.notify",
+                   "params": [job_id, swap_words(prevhash).hex(), coinb1.hex(), coinb2.hex(),
+                              [b.hex() for b in merkle_branch], f"{version:08x}", f"{nbits:08x}",
+                              f"{ntime:08x}", clean]})
+
+
+def call_message(method: str, params: list, call_id: Any = None) -> bytes:
+    return encode({"id": call_id, "method": method, "params": params})
+
+
+def reply_message(call_id: Any, result: Any, error: Any = None) -> bytes:
+    if result is True and error is None and type(call_id) is int:  # an accepted share: the common answer, no json
+        return b'{"id":%d,"result":true,"error":null}\n' % call_id
+    return encode({"id": call_id, "result": result, "error": error})
+
+
+class LineReader:
+    """Splits a byte stream into lines of at most max_line bytes; an over-long line is dropped up to
+    its end and reported once (as StratumProtocol.receive_data frames the client's side)."""
+
+    def __init__(self, max_line: int = MAX_LINE):
+        self.max_line = max_line
+        self._buffer = bytearray()
+        self._discarding = False
+
+    @property
+    def partial(self) -> bool:
+        return bool(self._buffer) or self._discarding
+
+    def feed(self, data: bytes) -> tuple[list[bytes], int]:
+        """(complete stripped non-empty lines, how many over-long lines were dropped)."""
+        lines: list[bytes] = []
+        dropped = 0
+        self._buffer += data
+        while True:
+            newline = self._buffer.find(b"\n")
+            if self._discarding:
+                if newline < 0:
+                    self._buffer.clear()
+                    return lines, dropped
+                del self._buffer[: newline + 1]
+                self._discarding = False
+                continue
+            if newline < 0:
+                if len(self._buffer) > self.max_line:
+                    self._buffer.clear()
+                    self._discarding = True
+                    dropped += 1
+                return lines, dropped
+            line = bytes(self._buffer[:newline])
+            del self._buffer[: newline + 1]
+            if len(line) > self.max_line:
+                dropped += 1
+                continue
+            line = line.strip()
+            if line:
+                lines.append(line)

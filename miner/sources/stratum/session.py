@@ -183,6 +183,7 @@ class StratumSession:
         self.session_id: str | None = None
         self.current_job: Job | None = None
         self.live_jobs: OrderedDict[str, Job] = OrderedDict()
+        self._job_arrived: dict[str, float] = {}  # job id -> when it came (for --expiry)
         self.held: list[CheckedNonce] = []
         self.connections = 0
         self.authorized = False  # the authorize reply said yes (on this connection)
@@ -386,8 +387,10 @@ class StratumSession:
 
     def _drop_jobs(self, why: str) -> None:
         if self.live_jobs:
-            log.info("%s: %d old job(s) no longer valid: %s", self.name, len(self.live_jobs), why)
+            # routine at every clean job: detail for --debug, not news
+            log.debug("%s: %d old job(s) no longer valid: %s", self.name, len(self.live_jobs), why)
         self.live_jobs.clear()
+        self._job_arrived.clear()
         self._sent_keys.clear()  # shares of dead jobs cannot be sent again anyway; keeps the set small
 
     def _new_job(self, event: sp.NewJob, now: float, out: list[SessionEvent]) -> None:
@@ -422,6 +425,7 @@ class StratumSession:
             log.info("%s: job %s version %08x has bits inside the rolling mask %08x; rolling the others only",
                      self.name, job.job_id, event.version, self.version_mask)
         self._job_this_connection = True
+        self._job_arrived[job.job_id] = now
         self._publish(job, out)
         if self._alive:
             self._send_held(now, out)
@@ -441,7 +445,7 @@ class StratumSession:
         self.live_jobs[job.job_id] = job
         self.live_jobs.move_to_end(job.job_id)
         while len(self.live_jobs) > MAX_LIVE_JOBS:
-            self.live_jobs.popitem(last=False)
+            self._job_arrived.pop(self.live_jobs.popitem(last=False)[0], None)
         self.current_job = job
         out.append(PublishJob(job))
 
@@ -465,9 +469,15 @@ class StratumSession:
         new_target = difficulty_to_target(self._pending_difficulty)
         return new_target >= share.work.job.share_target or hash_to_int(share.digest) <= new_target
 
+    def _expired(self, share: CheckedNonce, now: float) -> bool:
+        """cgminer --expiry (cgminer.c stale_work): the job is older than the user allows."""
+        expiry = self.config.expiry
+        arrived = self._job_arrived.get(share.work.job.job_id)
+        return expiry is not None and arrived is not None and now - arrived > expiry
+
     def _offer(self, share: CheckedNonce, now: float, out: list[SessionEvent]) -> None:
         job = share.work.job
-        if not self._is_live(share):
+        if not self._is_live(share) or self._expired(share, now):
             self._log_limit.log(now, logging.INFO, "stale", "%s: stale share for job %s (the pool has moved on), "
                                 "not sent", self.name, job.job_id)
             out.append(ShareStale(share))

@@ -12,6 +12,7 @@ from publicsuffixlist import PublicSuffixList
 
 TLS_SCHEMES = {"stratum+ssl", "stratum+tls", "stratum+tcps", "ssl", "tls"}
 TCP_SCHEMES = {"stratum+tcp", "stratum", "tcp"}
+SV2_SCHEMES = {"stratum2+tcp"}  # Stratum V2 over Noise: stratum2+tcp://HOST:PORT/AUTHORITY_KEY (docs/sv2.md §1)
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,25 @@ class PoolUrl:
     xnsub: bool
     user: str | None = None  # stratum+tcp://user:pass@host:port, as cpuminer users write it
     password: str | None = None
+    authority_key: bytes | None = None  # Stratum V2 only: the pool's 32-byte x-only authority key
+
+    @property
+    def protocol(self) -> str:
+        """"stratum1" or "stratum2", as the API, REST and /metrics show it per pool."""
+        return "stratum2" if self.authority_key is not None else "stratum1"
 
     def __str__(self) -> str:
+        if self.authority_key is not None:
+            from miner.sources.sv2.noise import encode_authority_key
+
+            return f"stratum2+tcp://{self.host}:{self.port}/{encode_authority_key(self.authority_key)}"
         scheme = "stratum+ssl" if self.tls else "stratum+tcp"
         return f"{scheme}://{self.host}:{self.port}"
 
 
 def parse_pool_url(url: str) -> PoolUrl:
-    """stratum+tcp://[user[:pass]@]host:port, stratum+ssl|tls|tcps://..., or host:port; '#xnsub' may follow."""
+    """stratum+tcp://[user[:pass]@]host:port, stratum+ssl|tls|tcps://..., or host:port; '#xnsub' may follow;
+    stratum2+tcp://[user[:pass]@]host:port/AUTHORITY_KEY for Stratum V2."""
     text = url.strip()
     xnsub = False
     if "#" in text:
@@ -39,8 +51,9 @@ def parse_pool_url(url: str) -> PoolUrl:
         text = "stratum+tcp://" + text
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
-    if scheme not in TLS_SCHEMES | TCP_SCHEMES:
-        raise ValueError(f"pool url {url!r}: unknown scheme {scheme!r} (use stratum+tcp:// or stratum+ssl://)")
+    if scheme not in TLS_SCHEMES | TCP_SCHEMES | SV2_SCHEMES:
+        raise ValueError(f"pool url {url!r}: unknown scheme {scheme!r} (use stratum+tcp://, stratum+ssl:// "
+                         "or stratum2+tcp://)")
     try:
         port = parts.port
     except ValueError:
@@ -49,7 +62,24 @@ def parse_pool_url(url: str) -> PoolUrl:
         raise ValueError(f"pool url {url!r}: needs a host and a port, like stratum+tcp://pool.example:3333")
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
+    if scheme in SV2_SCHEMES:
+        return PoolUrl(parts.hostname, port, False, False, user, password, _authority_key(url, parts.path))
     return PoolUrl(parts.hostname, port, scheme in TLS_SCHEMES, xnsub, user, password)
+
+
+def _authority_key(url: str, path: str) -> bytes:
+    """sv2-spec 04-Protocol-Security.md §4.7: the pool's authority key is the URL's path."""
+    from miner.sources.sv2.noise import decode_authority_key
+
+    text = path.strip("/")
+    if not text:
+        raise ValueError(f"pool url {url!r}: a stratum2+tcp:// URL ends with the pool's authority key, like "
+                         "stratum2+tcp://pool.example:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh")
+    try:
+        return decode_authority_key(text)
+    except ValueError as exc:
+        raise ValueError(f"pool url {url!r}: the authority key {text!r} is not valid: {exc}; copy it again "
+                         "from the pool's website") from None
 
 
 @cache
@@ -96,6 +126,10 @@ class PoolConfig:
     tls_verify: bool = True
     ca_file: str | None = None
     allow_redirect_anywhere: bool = False  # client.reconnect to another domain (off: same domain only)
+    # cgminer --expiry: a share found on a job older than this many seconds is stale, not sent
+    # (cgminer.c stale_work, opt_expiry); None: only the pool's clean jobs end a job.
+    expiry: float | None = None
+    quota: int = 1  # cgminer --quota N;URL: this pool's share of the work under --load-balance
 
     def __post_init__(self) -> None:
         # Credentials in the URL stand in for a user/password not given otherwise.
