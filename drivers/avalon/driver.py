@@ -38,6 +38,7 @@ XFER_TIMEOUT = 0.25  # seconds for one AUC reply (cgminer waits ~5 ms plus USB l
 POLLING_DELAY = 0.02  # cgminer's --avalon*-polling-delay: 20 ms before each module's poll
 NONCE2_RESERVATION = 1 << 20  # extranonce2 values one job send may use
 RESEND_AFTER = 60.0  # re-send (with a fresh reservation) a job older than this
+ADDRESS_TIMEOUT = 3.2  # the firmware's 3 s address timeout (docs/avalon.md §B6.2), and a margin
 REDETECT_EVERY = 30.0  # look for modules plugged in (or reset to address 0) since, as cgminer does
 MAX_FAILURES = {p.Family.AVALON4: 4, p.Family.AVALON7: 10, p.Family.AVALON8: 10}
 JOBS_KEPT = 4  # the current job and the three before it, as cgminer keeps
@@ -140,6 +141,14 @@ class AvalonDevice(SerialDevice):
         self._next_detect = time.monotonic() + REDETECT_EVERY
         self.auc_version = self._auc_init(port)
         self._detect(port)
+        if not self.modules:
+            # Modules still addressed by a previous host run (this program's, or cgminer's) ignore
+            # DETECT until they have heard nothing for 3 s (docs/avalon.md §B6.2); cgminer gets past
+            # this by probing again on its next hot-plug scan, we by waiting it out once, here.
+            log.info("%s: no module answered DETECT; waiting %.1f s for modules of a previous run to "
+                     "release their addresses", self.name, ADDRESS_TIMEOUT)
+            if not self.pause(ADDRESS_TIMEOUT):
+                self._detect(port)
         if not self.modules:
             raise DeviceError(f"{self.port}: the AUC answers ({self.auc_version}) but no Avalon module does "
                               "(powered? I2C cable seated?)")

@@ -42,6 +42,10 @@ MODELS = {
     "avalon4": ("4115070", 1000.0),  # an MM41 module: N + 0x4000 and little-endian reply CRCs
 }
 NONCE_FIFO = 64
+# MM firmware rule (docs/avalon.md §B6.2): a module that gets no packet of its own for 3 s forgets
+# its I2C address and idles until a DETECT addresses it again. So a host run that starts while the
+# modules still hold the previous run's addresses finds none until that time has passed.
+ADDRESS_TIMEOUT = 3.0
 
 
 class Module:
@@ -56,6 +60,7 @@ class Module:
         self.rate = rate
         self.report_target = report_target
         self.address = 0  # unaddressed until a DETECT gives it an id
+        self.last_heard = 0.0  # when a packet for this module (its address) last arrived
         self.powered = True
         self.assembler = p.JobAssembler(self.family)
         self.job: p.DeviceJob | None = None
@@ -82,6 +87,13 @@ class Module:
     @property
     def crc_le(self) -> bool:
         return self.family.reply_crc_little_endian
+
+    def expire(self, now: float) -> None:
+        """The firmware's 3 s rule: no packet of its own for ADDRESS_TIMEOUT -> unaddressed and idle."""
+        if self.address and now - self.last_heard > ADDRESS_TIMEOUT:
+            log.debug("emulator: module %d heard nothing for %.1f s; forgets address %d", self.number,
+                      now - self.last_heard, self.address)
+            self.reset()
 
     def reset(self) -> None:
         """Power cycle (a re-plugged controller): no address, no job."""
@@ -329,11 +341,15 @@ class AvalonEmulator:
             return p.auc_reply(b"", p.AUC_SLAVE_NAK if request.rx else p.AUC_OK)
         answer: p.Packet | None = None
         module: Module | None = None
+        now = time.monotonic()
+        for m in self.modules:
+            m.expire(now)
         if request.address == p.BROADCAST:
             if packet.type == p.DETECT:
                 module = next((m for m in self.modules if m.address == 0 and m.powered), None)
                 if module is not None:
                     module.address = p.detect_module_id(packet)
+                    module.last_heard = now
                     asics = module.model.miners * module.model.asics
                     answer = p.DetectAck(module.dna, module.version, asics).to_packet()
             else:
@@ -344,6 +360,7 @@ class AvalonEmulator:
             module = next((m for m in self.modules if m.address == request.address and m.powered), None)
             if module is None:
                 return p.auc_reply(b"", p.AUC_SLAVE_NAK if request.rx else p.AUC_OK)
+            module.last_heard = now
             answer = module.addressed(packet)
         if not request.rx:
             return p.auc_reply()

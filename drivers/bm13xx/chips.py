@@ -57,11 +57,18 @@ class ChipInfo:
     per_chip_init: tuple[tuple[int, int], ...] = ()
     # Registers the emulator wants written before it hashes (the core set-up of §3).
     required: frozenset[int] = field(default_factory=frozenset)
+    # The chip's nonce counter runs over N, the big-endian reading of header bytes 76..80, as the
+    # Icarus-family sticks' do (docs/bm13xx.md §2.4): the golden nonce is 100 258 hashes in.
+    counts_big_endian: bool = False
     # The wire format (§2): FRAMING_55AA (BM1397+), FRAMING_BM1387 or FRAMING_BM1384 (legacy, no preamble).
     framing: Framing = FRAMING_55AA
     pll_reg: int = REG_PLL0  # the register holding the clock (BM1387 0x0C, BM1384 its "set PLL" 4)
     job_ids: tuple[int, int] = (0, 128)  # the range job ids cycle through
     midstates: int = 4  # most midstates per job (host-rolled versions; BM1384 takes one)
+    # Hash domains with their own difficulty-1 counters, 0x88..0x8B next to the total in 0x8C and the
+    # error count in 0x4C (counters.py; ESP-Miner device_config.h hash_domains = 4 on BM1366/68/70).
+    # 0: no counters the driver reads (the BM1397's hashrate register has no confirmed unit).
+    hash_domains: int = 0
 
     @property
     def long_replies(self) -> bool:
@@ -153,7 +160,7 @@ def chip_index(wire_value: int, chips: int) -> int:
 
 
 _BM1366_LIKE = dict(header_jobs=True, baud_register=REG_FAST_UART,
-                    fast_baud_value=0x11300200, fast_baud=1_000_000, core_bits=3)
+                    fast_baud_value=0x11300200, fast_baud=1_000_000, core_bits=3, hash_domains=4)
 _VR = version_mask_register(0x1FFFE000)
 _REQUIRED_NEW = frozenset({REG_A8, REG_MISC, REG_CORE_CTRL, REG_PLL0, REG_VERSION_MASK})
 
@@ -202,10 +209,11 @@ CHIPS: dict[str, ChipInfo] = {
         "bm1387", 0x1387, 0x13870000, 114, 114, 100.0, 4, 2, False, Bm1387Clocks(),
         REG_BM1387_BAUD, 0x00200100, 1_500_000, None, framing=FRAMING_BM1387, pll_reg=REG_BM1387_PLL,
         job_ids=(0x10, 0x80), required=frozenset({REG_BM1387_PLL})),
-    # BM1384: Compac / 2Pac / Terminus; one midstate per 64-byte job, job ids 0x10..0x1F, ticket
-    # mask in the job, UART stays at 115 200 (§1.1, §2.4).
+    # BM1384: Compac / 2Pac / Terminus; one midstate per 64-byte job, job ids 0..30 (cgminer's gekko
+    # ring, see framing_bm1384), ticket mask in the job, UART stays at 115 200 (§1.1, §2.4). It
+    # hashes from power-on: bfgminer's compac driver sends no clock before its golden test (§2.4).
     "bm1384": ChipInfo(
         "bm1384", 0x1384, 0x13840000, 55, 55, 150.0, 1, 0, False, Bm1384Clocks(),
-        -1, 0, 115_200, None, framing=FRAMING_BM1384, pll_reg=REG_BM1384_PLL, job_ids=(0x10, 0x20), midstates=1,
-        required=frozenset({REG_BM1384_PLL})),
+        -1, 0, 115_200, None, framing=FRAMING_BM1384, pll_reg=REG_BM1384_PLL, job_ids=(0, 31), midstates=1,
+        counts_big_endian=True),
 }

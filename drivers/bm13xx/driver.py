@@ -24,6 +24,7 @@ from typing import Any
 
 import serial
 from miner.drivers.bm13xx import protocol as p
+from miner.drivers.bm13xx.counters import COUNTER_REGISTERS, HASHES_PER_COUNT, REG_ERROR_COUNT, ChainCounters
 
 from miner.core import hashing
 from miner.core.shares import CheckedNonce, Verdict
@@ -38,6 +39,7 @@ BOOT_BAUD = 115_200
 DEFAULT_TICKET = 256  # ESP-Miner's ticket mask; lowered to the pool's difficulty when that is lower
 MIDSTATES = 4  # BM1397 AsicBoost: four versions per job
 MISSED_POLLS = 2
+COUNTER_INTERVAL = 5.0  # seconds between counter reads: ESP-Miner's hashrate monitor POLL_RATE (5000 ms)
 
 
 @dataclass
@@ -66,7 +68,8 @@ class Bm13xxDevice(SerialDevice):
                  scale: float = 1.0, chips: int | None = None, frequency: float | None = None,
                  ticket: float = DEFAULT_TICKET, baud: int | None = None, ramp_delay: float = 0.1,
                  poll_interval: float = 1.0, stall_timeout: float | None = None,
-                 job_interval: float | None = None, enumerate_timeout: float = 0.5):
+                 job_interval: float | None = None, enumerate_timeout: float = 0.5,
+                 counter_interval: float = COUNTER_INTERVAL):
         super().__init__(work, sink, name, port, difficulty=scale)
         self.info = chip
         self.model = chip.name.upper()
@@ -82,6 +85,9 @@ class Bm13xxDevice(SerialDevice):
         self.stall_timeout = stall_timeout or max(3.0, 3 * poll_interval)
         self.fixed_job_interval = job_interval
         self.enumerate_timeout = enumerate_timeout
+        # The chips' own hash and error counters (counters.py), read every counter_interval s (0: off).
+        self.counter_interval = counter_interval if chip.hash_domains else 0.0
+        self.counters = ChainCounters(0, HASHES_PER_COUNT * scale)
         self.chip_count = 0
         self.chip_stats: list[ChipStats] = []
         self.ticket = self.configured_ticket
@@ -155,8 +161,18 @@ class Bm13xxDevice(SerialDevice):
             # None of these chips reports a temperature over its UART (bm13xx.md §7).
             "Temperature": self.stats.temperature,
             "Per Chip": [{"Address": c.address, "Present": c.present, "Nonces": c.nonces, "HW Errors": c.hw_errors,
-                          "Hashrate": c.hashes.rate(60.0)} for c in self.chip_stats],
+                          "Hashrate": c.hashes.rate(60.0), **self._counter_details(i)}
+                         for i, c in enumerate(self.chip_stats)],
+            **self._chain_counter_details(),
         }
+
+    def _chain_counter_details(self) -> dict[str, Any]:
+        """The chain's counter rate and error % (flat, so estats and devs carry them as cgminer does)."""
+        if not self.info.hash_domains:
+            return {}
+        rate, error = self.counters.chain_rate(), self.counters.error_percent()
+        return {"Counter Hashrate": None if rate is None else round(rate),
+                "Counter Error %": None if error is None else round(error, 3)}
 
     # ------------------------------------------------------------ SerialDevice
     def open_port(self) -> serial.Serial:
@@ -202,6 +218,7 @@ class Bm13xxDevice(SerialDevice):
             self.chip_stats = [ChipStats(a) for a in addresses]
         for stats in self.chip_stats:
             stats.present, stats.missed = True, 0
+        self.counters = ChainCounters(count, HASHES_PER_COUNT * self.scale)
         self._set_ticket(self.configured_ticket)
         if not info.ticket_in_job:
             self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(self.ticket)))
@@ -232,6 +249,7 @@ class Bm13xxDevice(SerialDevice):
     def mine(self, port: serial.Serial) -> None:
         next_job = 0.0
         next_poll = time.monotonic() + self.poll_interval
+        next_counters = time.monotonic() if self.counter_interval else float("inf")
         polled: set[int] | None = None
         self._last_rx = time.monotonic()
         while not self.stopping() and not self.reinit_requested():
@@ -257,6 +275,11 @@ class Bm13xxDevice(SerialDevice):
                 polled = set()
                 self._send(port, p.read_register(p.REG_CHIP_ID))
                 next_poll = now + self.poll_interval
+            if now >= next_counters:
+                for reg in COUNTER_REGISTERS[: 1 + self.info.hash_domains] + (REG_ERROR_COUNT,):
+                    self._send(port, p.read_register(reg))
+                next_counters = now + self.counter_interval
+            self.between_reads()
             data = port.read(max(1, port.in_waiting or 1))
             if data:
                 self._last_rx = time.monotonic()
@@ -264,11 +287,17 @@ class Bm13xxDevice(SerialDevice):
                     if isinstance(item, p.RegisterReply):
                         if polled is not None and item.reg == p.REG_CHIP_ID:
                             polled.add(item.chip)
+                        elif item.reg in COUNTER_REGISTERS:
+                            self._on_counter(item)
                     else:
                         self._on_item(item)
             elif time.monotonic() - self._last_rx > self.stall_timeout:
                 self.stalls += 1
                 raise DeviceError(f"no reply from the chain for {self.stall_timeout:.1f}s (stalled); resetting it")
+
+    def between_reads(self) -> None:
+        """Called in the mining loop between reads of the chain: a board with more than the chain
+        (bitaxe_raw: its control port) watches it here; raise DeviceError to leave the loop."""
 
     # ------------------------------------------------------------ helpers
     def _set_ticket(self, ticket: int) -> None:
@@ -303,6 +332,7 @@ class Bm13xxDevice(SerialDevice):
             if self.ramp_delay:
                 time.sleep(self.ramp_delay)
         self.stats.frequency = self.info.actual_mhz(target)
+        self.counters.reset()  # counts at the old clock say nothing about the new rate (ESP-Miner too)
         log.info("%s: clock %.2f MHz", self.name, self.stats.frequency)
 
     def _send_work(self, port: serial.Serial, work: Work) -> None:
@@ -386,6 +416,22 @@ class Bm13xxDevice(SerialDevice):
         else:
             self.garbage_bytes += len(item.data)
 
+    def _on_counter(self, item: p.RegisterReply) -> None:
+        index = next((i for i, c in enumerate(self.chip_stats) if c.address == item.chip), None)
+        if index is not None:
+            self.counters.feed(index, item.reg, item.value, time.monotonic())
+
+    def _counter_details(self, index: int) -> dict[str, Any]:
+        """One chip's counter figures for details(): H/s over the last WINDOW s, per domain, error %."""
+        if not self.info.hash_domains or index >= len(self.counters.chips):
+            return {}
+        rate = self.counters.chip_rate(index)
+        domains = self.counters.domain_rates(index)[: self.info.hash_domains]
+        error = self.counters.error_percent(index)
+        return {"Counter Hashrate": None if rate is None else round(rate),
+                "Domain Hashrates": [None if r is None else round(r) for r in domains],
+                "Error %": None if error is None else round(error, 3)}
+
     def _note_presence(self, answered: set[int]) -> None:
         """After each poll: a chip missing from MISSED_POLLS polls in a row has dropped out (one
         missed reply is more likely a line error)."""
@@ -423,4 +469,5 @@ def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> B
         ticket=spec.option("ticket", float, DEFAULT_TICKET), baud=spec.option("baud", int),
         ramp_delay=spec.option("ramp_delay", float, 0.1), poll_interval=spec.option("poll", float, 1.0),
         stall_timeout=spec.option("stall", float), job_interval=spec.option("job_interval", float),
-        enumerate_timeout=spec.option("enumerate", float, 0.5))
+        enumerate_timeout=spec.option("enumerate", float, 0.5),
+        counter_interval=spec.option("counters", float, COUNTER_INTERVAL))

@@ -10,7 +10,8 @@ from each work block.
 A nonce belongs to the chip whose address range holds the nonce's chip field (§5.2), so a chip
 that drops out of the chain takes its share of the nonces with it.
 
-Faults for tests: corrupted CRCs, garbage, a chip dropping out, a stall, an unplug.
+Faults for tests: corrupted CRCs, garbage, a wrong chip id under a good CRC, a chip dropping out, a
+stall, an unplug.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 
 from miner.drivers.bm13xx import protocol as p
+from miner.drivers.bm13xx.counters import REG_DOMAIN_COUNT, REG_ERROR_COUNT, REG_TOTAL_COUNT
+from miner.drivers.kit.bits import bswap32
 from miner.drivers.kit.emulation import (
     PtyPort,
     Unplugged,
@@ -40,7 +43,9 @@ from miner.core.work import spread_bits
 log = logging.getLogger(__name__)
 
 NONCE_WINDOW = 1 << 16  # nonces one lane (midstate or rolled version) scans before the next lane's turn
-PLL0_RESET = {"bm1397": 0xC0600161}
+# Power-on PLL values. BM1384: no source gives its reset clock; 100 MHz (word 0x0783) is where
+# cgminer's compac_shutdown leaves it and the bottom of cgminer's Compac table [decision].
+PLL0_RESET = {"bm1397": 0xC0600161, "bm1384": 0x0783}
 
 
 @dataclass
@@ -68,6 +73,19 @@ class EmulatedChip:
     def write(self, reg: int, value: int) -> None:
         self.registers[reg] = value
         self.written.add(reg)
+
+    def count_result(self, domain: int, error_rate: float, rng: random.Random) -> bool:
+        """One difficulty-1 result (at the emulator's scale): the total and its domain's counter
+        count it, or, with probability `error_rate`, the error counter does (False). uint32, wrapping."""
+        if error_rate and rng.random() < error_rate:
+            self._bump(REG_ERROR_COUNT)
+            return False
+        self._bump(REG_TOTAL_COUNT)
+        self._bump(REG_DOMAIN_COUNT[domain])
+        return True
+
+    def _bump(self, reg: int) -> None:
+        self.registers[reg] = (self.registers.get(reg, 0) + 1) & 0xFFFFFFFF
 
     @property
     def initialised(self) -> bool:
@@ -104,7 +122,11 @@ class Bm13xxEmulator:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stalled_until = 0.0
+        self._held = False  # reset line low or no core power (a board's control port decides)
         self._corrupt = 0
+        self._wrong_ids = 0
+        self._error_rate = 0.0
+        self._rng = random.Random(1366)
         self.baud = 115_740
         # what happened, for tests and the log
         self.jobs = 0
@@ -136,6 +158,12 @@ class Bm13xxEmulator:
             thread.join(5.0)
         self._threads.clear()
         self.port.close()
+
+    def __enter__(self) -> Bm13xxEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def run(self, stop: threading.Event) -> None:
         """For serve_until_stopped."""
@@ -179,6 +207,18 @@ class Bm13xxEmulator:
         """The next `count` replies go out with a wrong CRC."""
         self._corrupt += count
 
+    def inject_error_rate(self, rate: float) -> None:
+        """From now on each counted result is a chip error with probability `rate` (0..1): counted in
+        register 0x4C instead of 0x8C and its domain's, and not sent (BM1366/68/70)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"error rate must be 0..1, got {rate}")
+        self._error_rate = rate
+
+    def wrong_chip_ids(self, count: int = 1) -> None:
+        """The next `count` chip-id answers carry another chip's id under a good CRC: line noise that
+        the 5-bit CRC lets through (1 corrupted frame in 32 passes it)."""
+        self._wrong_ids += count
+
     def send_garbage(self, size: int = 37) -> None:
         self._send(bytes(random.getrandbits(8) for _ in range(size)))
 
@@ -191,6 +231,21 @@ class Bm13xxEmulator:
     def stall(self, seconds: float) -> None:
         """Answer nothing and hash nothing for a while; what arrives meanwhile is lost."""
         self._stalled_until = time.monotonic() + seconds
+
+    def hold(self, held: bool) -> None:
+        """The chain's reset line (or its core power), as a board drives it: held, the chips neither
+        listen nor hash; released, they start from their power-on state."""
+        if held and not self._held:
+            self._held = True
+            self.reset()
+            self._job_event.set()
+        elif not held and self._held:
+            self.reset()
+            self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def unplug(self) -> None:
         self.port.unplug()
@@ -226,7 +281,7 @@ class Bm13xxEmulator:
             except Unplugged:
                 self._stop.wait(0.05)
                 continue
-            if not data or self._stalled():
+            if not data or self._stalled() or self._held:
                 continue
             for item in self._parser.feed(data):
                 if isinstance(item, p.BadFrame):
@@ -252,7 +307,11 @@ class Bm13xxEmulator:
             targets = present if cmd.broadcast else [c for c in present if c.address == cmd.chip]
             for chip in targets:
                 if cmd.cmd == p.CMD_READ:
-                    self._reply(p.RegisterReply(chip.read(cmd.reg), chip.address, cmd.reg))
+                    value = chip.read(cmd.reg)
+                    if cmd.reg == p.REG_CHIP_ID and self._wrong_ids > 0:
+                        self._wrong_ids -= 1
+                        value ^= 0x00100000  # 1366 -> 1376 and the like: a chip that is not there
+                    self._reply(p.RegisterReply(value, chip.address, cmd.reg))
                 else:
                     assert cmd.value is not None
                     chip.write(cmd.reg, cmd.value)
@@ -287,15 +346,20 @@ class Bm13xxEmulator:
             self._job_event.clear()
             with self._job_lock:
                 job, generation = self._job, self._generation
-            if job is None or not self.initialised:
+            if job is None or not self.initialised or self._held:
                 continue
             self._mine(job, generation)
 
     def _mine(self, job: p.MidstateJob | p.HeaderJob | p.Bm1384Job, generation: int) -> None:
         def stop() -> bool:
-            return self._stop.is_set() or self._generation != generation or not self.port.plugged
+            return self._stop.is_set() or self._generation != generation or not self.port.plugged or self._held
 
         target = p.report_target(self.ticket_difficulty * self.scale)
+        # Chips with hash counters count every result at difficulty 1 (here: at the emulator's scale),
+        # whatever the ticket mask lets through to the host; so the scan runs at the counting
+        # target and the ticket decides what is sent (docs/bm13xx.md §7.1).
+        counting = self.info.hash_domains > 0
+        scan_target = p.report_target(self.scale) if counting else target
         freq = self.frequency
         rate = self.rate * (freq / self.info.default_mhz if freq else 1.0)
         chips = len(self.chips)
@@ -303,7 +367,7 @@ class Bm13xxEmulator:
         # cores work on them side by side.
         job_began, done = time.monotonic(), 0
         for window in range(0, 1 << 32, NONCE_WINDOW):
-            for index, scan, vbits in self._lanes(job, target):
+            for index, scan, vbits in self._lanes(job, scan_target):
                 # Keep the chain's pace: this lane's window starts when the device would reach it.
                 if not wait_until(job_began + done / rate, stop):
                     return
@@ -317,28 +381,48 @@ class Bm13xxEmulator:
                     return found
 
                 began = time.monotonic()
-                for found in paced_scan(b"", target, rate, window, NONCE_WINDOW, stop, chunk=NONCE_WINDOW,
+                over = False  # the job ended inside this chunk (a new job, a clock change, a stop)
+                for found in paced_scan(b"", scan_target, rate, window, NONCE_WINDOW, stop, chunk=NONCE_WINDOW,
                                         scanner=counted):
-                    if not wait_until(found.due, stop):
-                        break
-                    if self._stalled():
-                        continue  # a stalled chain loses what it finds
-                    wire = int.from_bytes(found.nonce.to_bytes(4, "little"), "big")
-                    if not self.chips[p.chip_index(wire, chips)].present:
+                    if not over and not wait_until(found.due, stop):
+                        over = True
+                    if over and found.due > time.monotonic():
+                        continue  # the emulated chip never got this far
+                    if self.info.counts_big_endian:  # the scan gave N; the reply carries header order
+                        wire, nonce = found.nonce, bswap32(found.nonce)
+                    else:
+                        wire, nonce = int.from_bytes(found.nonce.to_bytes(4, "little"), "big"), found.nonce
+                    chip = self.chips[p.chip_index(wire, chips)]
+                    if not chip.present:
                         continue
+                    if counting:
+                        if not chip.count_result(index % self.info.hash_domains, self._error_rate, self._rng):
+                            continue  # an error: counted in 0x4C, never sent
+                        if scan_target != target and not self._meets(job, found.nonce, vbits, target):
+                            continue  # under the ticket mask: counted, not sent
+                    if over or self._stalled():
+                        continue  # counted by the chip, but its job is over / the link is stalled
                     self.nonces_sent += 1
-                    self._reply(p.NonceReply(found.nonce, self.info.job_byte(job.job_id, index), vbits))
+                    self._reply(p.NonceReply(nonce, self.info.job_byte(job.job_id, index), vbits))
                 if stop():
                     # Hashes count as far as the emulated device got: nonces due later were never sent.
                     self.hashes_done += min(scanned, int((time.monotonic() - began) * rate))
                     return
                 self.hashes_done += scanned
 
+    def _meets(self, job, nonce: int, vbits: int | None, target: int) -> bool:
+        """Whether a found nonce (header order) also meets `target` (the ticket mask's)."""
+        assert isinstance(job, p.HeaderJob)
+        header = job.header(p.rolled_version(job.version, vbits or 0))
+        return bool(hashing.scan(header, nonce, 1, target, self.engine))
+
     def _lanes(self, job, target):
         """(index, scan(start, count), version bits) for each header the chain hashes."""
         if not isinstance(job, p.HeaderJob):
+            be = self.info.counts_big_endian
             for i, ms in enumerate(job.midstates):
-                yield i, (lambda s, c, ms=ms: hashing.scan_midstate(ms, job.tail, s, c, target, self.engine)), None
+                yield i, (lambda s, c, ms=ms: hashing.scan_midstate(ms, job.tail, s, c, target, self.engine,
+                                                                    nonce_be=be)), None
             return
         mask16 = self.version_mask >> 13
         core_mask = (1 << self.info.core_bits) - 1

@@ -30,6 +30,11 @@ BM1384_REPLY = 5
 BM1384_JOB = 64
 BM1384_CODES = {CMD_SET_ADDRESS: 1, CMD_WRITE: 2, CMD_READ: 4, CMD_INACTIVE: 5}
 BM1384_BROADCAST = 0x80
+# Work ids: cgminer's gekko driver cycles job_id = (job_id + 1) % 0x1F, i.e. 0..30 including 0
+# (driver-gekko.c, compac_scanwork; max_job_id 0x1f in compac_detect_one), the same ring as the
+# Antminer sticks in driver-icarus.c; bfgminer's compac driver (driver-antminer.c, the Icarus code)
+# sends 0. The reply echoes the id in its low 5 bits (cgminer: rx[4] ^ 0x80). docs/bm13xx.md §2.4.
+BM1384_JOB_ID_MASK = 0x1F
 
 
 def encode_bm1384_command(command: Command) -> bytes:
@@ -76,8 +81,8 @@ class Bm1384Job:
     def __post_init__(self) -> None:
         if len(self.midstate) != 32 or len(self.merkle_tail) != 4:
             raise ValueError("bm1384 job: midstate is 32 bytes, merkle tail 4")
-        if not 0x10 <= self.job_id <= 0x1F or not 0 <= self.ticket <= 0xFF:
-            raise ValueError("bm1384 job: job id is 0x10..0x1F, ticket one byte")
+        if not 0 <= self.job_id <= BM1384_JOB_ID_MASK or not 0 <= self.ticket <= 0xFF:
+            raise ValueError("bm1384 job: job id is 0..31, ticket one byte")
 
     @property
     def midstates(self) -> tuple[bytes, ...]:
@@ -108,7 +113,7 @@ def decode_bm1384_job(frame: bytes) -> Bm1384Job:
 def looks_like_bm1384_job(frame: bytes) -> bool:
     """The work block has no header or CRC; its zero bytes and job id range tell it from commands."""
     return (len(frame) == BM1384_JOB and not any(frame[32:39]) and not any(frame[44:51])
-            and 0x10 <= frame[51] <= 0x1F)
+            and frame[51] <= BM1384_JOB_ID_MASK)
 
 
 def bm1384_ticket(difficulty: int) -> int:
@@ -130,8 +135,8 @@ def decode_bm1384_reply(frame: bytes) -> Reply:
         raise ValueError(f"bm1384 reply: 5 bytes, got {len(frame)}")
     last = frame[4]
     if last & 0x80:
-        if not 0x10 <= last & 0x7F <= 0x1F:
-            raise ValueError(f"bm1384 reply: job id {last & 0x7F:#x} outside 0x10..0x1F")
+        if last & 0x7F > BM1384_JOB_ID_MASK:
+            raise ValueError(f"bm1384 reply: job id {last & 0x7F:#x} outside 0..31")
         return NonceReply(struct.unpack_from("<I", frame)[0], last & 0x7F)
     if last & 0xE0 or crc5(frame, 35) != last:
         raise ValueError(f"bm1384 reply: CRC-5 mismatch in {frame.hex(' ')}")

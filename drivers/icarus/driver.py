@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 BAUD = 115200
 GOLDEN_TIMEOUT = 1.0  # cgminer waits 300 ms; an emulator on a busy CPU needs more
 EXTRA_BYTE_WAIT = 0.05  # after 4 golden bytes: is a fifth (the Antminer work id) coming?
+DRAIN_QUIET = 0.05  # before identifying: the line counts as quiet after this long without a byte
+DRAIN_LIMIT = 0.5  # ... and draining a stick that never stops talking gives up after this long
 COMMAND_PAUSE = 0.05  # silence after a 4-byte command, so the stick sees it as one
 PARTIAL_REPLY_TIMEOUT = 0.02  # a partial reply with nothing more after this long is dropped
 LATE_WINDOW = 1.0  # seconds after new work during which an Erupter reply may still be for the old job
@@ -127,7 +129,7 @@ class IcarusDevice(SerialDevice):
         model = self._given_model or (self.chip_model if self._identified else None)
         if model is not None:
             outcome = self._golden(port, model, send_setup=True)
-            if outcome is None:
+            if outcome is None or outcome.n != expected:
                 outcome = self._golden(port, model, send_setup=True)  # two tries, as cgminer
         else:
             model, outcome = self._probe(port)
@@ -160,18 +162,22 @@ class IcarusDevice(SerialDevice):
 
     def _probe(self, port: serial.Serial) -> tuple[p.Model | None, _Golden | None]:
         """Bare first (Erupter: 4 bytes; U1/U2: 5), then as a U3 (voltage and clock first)."""
-        outcome = self._golden(port, None, send_setup=False)
-        if outcome is not None:
-            return (p.MODELS["u1"] if outcome.size == p.ANT_REPLY_SIZE else p.MODELS["erupter"]), outcome
+        expected = expected_golden(self.nonce_target)
+        outcome = None
+        for _ in range(2):  # two tries per pass, as cgminer (noise on the line spoils one)
+            outcome = self._golden(port, None, send_setup=False)
+            if outcome is not None and outcome.n == expected:
+                return (p.MODELS["u1"] if outcome.size == p.ANT_REPLY_SIZE else p.MODELS["erupter"]), outcome
         u3 = p.MODELS["u3"]
         for _ in range(2):
-            outcome = self._golden(port, u3, send_setup=True)
-            if outcome is not None:
-                return u3, outcome
-        return None, None
+            answer = self._golden(port, u3, send_setup=True)
+            if answer is not None and answer.n == expected:
+                return u3, answer
+            outcome = answer or outcome
+        return None, outcome
 
     def _golden(self, port: serial.Serial, model: p.Model | None, send_setup: bool) -> _Golden | None:
-        port.reset_input_buffer()
+        self._drain(port)
         if send_setup and model is not None and model.has_clock:
             if model.default_millivolts:
                 self._command(port, p.voltage_command(model.default_millivolts))
@@ -180,12 +186,48 @@ class IcarusDevice(SerialDevice):
                 self._command(port, model.frequency_setting(mhz)[1])
         port.write(p.GOLDEN_WORK)
         port.flush()
-        raw = read_exactly(port, p.REPLY_SIZE, GOLDEN_TIMEOUT)
-        if not raw:
-            return None
-        if len(raw) == p.REPLY_SIZE:
-            raw += read_exactly(port, 8, EXTRA_BYTE_WAIT)
-        return _Golden(raw)
+        return self._read_golden(port, expected_golden(self.nonce_target))
+
+    def _drain(self, port: serial.Serial) -> None:
+        """Forget what a stick that was mining before (a previous run, a re-init) still says: read
+        until the line has been quiet for DRAIN_QUIET, for at most DRAIN_LIMIT. A stick keeps
+        hashing its last job across host runs, so without this the next run's golden answer comes
+        behind a stale reply (docs/icarus.md §A7.1)."""
+        port.reset_input_buffer()
+        deadline = time.monotonic() + DRAIN_LIMIT
+        dropped = 0
+        while time.monotonic() < deadline:
+            chunk = _read_some(port, DRAIN_QUIET)
+            if not chunk:
+                break
+            dropped += len(chunk)
+        if dropped:
+            self.comm_errors["Stale bytes"] += dropped
+            log.info("%s: %d stale bytes from the stick's previous job dropped before identifying", self.name, dropped)
+
+    def _read_golden(self, port: serial.Serial, expected: int | None) -> _Golden | None:
+        """Collect the answer to the golden packet. A reply for the stick's previous job may still
+        come first (it was in flight when the packet arrived), so the golden reply is looked for at
+        every offset, and what precedes it is dropped; the bytes that follow it within
+        EXTRA_BYTE_WAIT tell a 5-byte (Antminer) stick from a 4-byte one."""
+        wanted = expected.to_bytes(4, "big") if expected is not None else None
+        deadline = time.monotonic() + GOLDEN_TIMEOUT
+        data = bytearray()
+        while time.monotonic() < deadline:
+            data += read_exactly(port, p.REPLY_SIZE, min(0.1, max(0.0, deadline - time.monotonic())))
+            at = data.find(wanted) if wanted is not None else -1
+            if at >= 0:
+                tail = data[at:]
+                while more := _read_some(port, EXTRA_BYTE_WAIT):
+                    tail += more
+                    if len(tail) > 64:
+                        break
+                if at:
+                    self.comm_errors["Stale bytes"] += at
+                    log.info("%s: %d stale bytes before the golden answer dropped (%s)", self.name, at,
+                             bytes(data[:at]).hex())
+                return _Golden(bytes(tail), golden_reply_size(bytes(tail), self.nonce_target))
+        return _Golden(bytes(data)) if data else None
 
     def _command(self, port: serial.Serial, command: bytes) -> None:
         time.sleep(COMMAND_PAUSE)
@@ -317,10 +359,25 @@ class IcarusDevice(SerialDevice):
 class _Golden:
     """What a stick answered to the golden packet."""
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes, size: int | None = None):
         self.raw = raw
-        self.size = len(raw)
+        self.size = len(raw) if size is None else size
         self.n = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+
+
+def golden_reply_size(answer: bytes, target: int) -> int:
+    """The reply size of a stick whose answer to the golden packet starts with the golden nonce.
+    Usually the answer is that one reply (4 bytes, or 5 with the Antminer work id), but at a report
+    difficulty below 1 (an emulator) or with two engines, more golden-job nonces can follow within
+    the wait; the size is the one (5 first) whose every further reply is a valid golden-job nonce."""
+    packet = p.WorkPacket.decode(p.GOLDEN_WORK)
+    for size in (p.ANT_REPLY_SIZE, p.REPLY_SIZE):
+        if len(answer) % size:
+            continue
+        more = [int.from_bytes(answer[i:i + 4], "big") for i in range(size, len(answer), size)]
+        if all(hashing.scan_midstate(packet.midstate, packet.tail, n, 1, target, nonce_be=True) for n in more):
+            return size
+    return len(answer)
 
 
 def _read_some(port: serial.Serial, timeout: float) -> bytes:

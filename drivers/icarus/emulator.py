@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 
 COMMAND_GAP = 0.010  # a 4-byte command is a burst followed by this much silence (docs/icarus.md Part C)
 PARTIAL_PACKET_TIMEOUT = 0.2  # an incomplete packet with no more bytes for this long is dropped
+# A U3 at its power-on voltage: ~5 GH/s of the ~63 GH/s it makes once set up (luke-jr/bfgminer #628).
+POWER_ON_FRACTION = 5.0 / 63.0
+# The first nonces of a job are hashed in small chunks that grow to a full one, so the golden nonce
+# (100 258 hashes in) comes back within milliseconds even on a loaded CPU (docs/icarus.md §A7.1).
+FIRST_CHUNK = 1 << 12
+# ... and no chunk is larger than this, so an abandoned job's thread notices within a few ms and
+# stops taking CPU from the new job's (the scan checks for a new job between chunks).
+LAST_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class IcarusEmulator:
         # Hashes really done, so tests can expect nonces from the work done, not from the clock: a loaded
         # CPU hashes slower than the emulated rate.
         self.hashes_scanned = 0
+        self.hashes_at_first_reply: int | None = None  # hashes done when the first reply went out
         self.dropped_partial = 0
         # faults
         self._wrong_nonces = 0
@@ -79,11 +88,15 @@ class IcarusEmulator:
 
     def _power_on(self) -> None:
         self.frequency = self.model.default_mhz
-        # A U3 is given its core voltage before anything else (cgminer and bfgminer both send it
-        # first); we model a stick that hashes nothing until then. docs/icarus.md does not say so; users
-        # report a U3 that gives "no response to detect" until the voltage/clock options are passed
-        # (luke-jr/bfgminer issue #580), and it is what cgminer's "U1 first, then U3" probe implies.
-        self.powered = self.model.default_millivolts is None
+        # A U3 hashes from power-on, before any voltage or clock command: bfgminer sends the golden
+        # packet first and applies voltage and clock only after detection (driver-antminer.c,
+        # antminer_detect_one_with_drv -> icarus_detect_custom; the settings are set-device options
+        # applied later by deviceapi.c cgpu_set_defaults), and an owner's log (luke-jr/bfgminer issue
+        # #628) shows U3s found that way and hashing "only up to 5 GH/s" until voltage and clock were
+        # set. So the emulated U3 answers the golden packet at once and hashes at POWER_ON_FRACTION of
+        # its rate until its first voltage command (docs/icarus.md §A8.3). A 0 mV command still stops it.
+        self.powered = True
+        self.voltage_set = self.model.default_millivolts is None
 
     # ------------------------------------------------------------ life
     @property
@@ -92,10 +105,12 @@ class IcarusEmulator:
 
     @property
     def rate(self) -> float:
-        """Hashes per second now: the base rate scaled by the clock."""
+        """Hashes per second now: the base rate scaled by the clock (and, for a U3 not yet given its
+        voltage, by the power-on fraction)."""
+        rate = self.base_rate if self.voltage_set else self.base_rate * POWER_ON_FRACTION
         if self.model.default_mhz and self.frequency:
-            return self.base_rate * self.frequency / self.model.default_mhz
-        return self.base_rate
+            return rate * self.frequency / self.model.default_mhz
+        return rate
 
     def start(self) -> IcarusEmulator:
         if self._thread is not None and self._thread.is_alive():
@@ -118,6 +133,13 @@ class IcarusEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def set_difficulty(self, difficulty: float) -> None:
+        """Report nonces at `difficulty` from the next job on (the `--difficulty` knob, at run time)."""
+        if not difficulty > 0:
+            raise ValueError(f"difficulty must be positive, got {difficulty}")
+        self.difficulty = difficulty
+        self.target = p.nonce_target(difficulty)
 
     # ------------------------------------------------------------ faults
     def inject_garbage(self, data: bytes | None = None) -> None:
@@ -188,9 +210,13 @@ class IcarusEmulator:
             return
         self.commands.append(command)
         if isinstance(command, p.FrequencyCommand):
-            self.frequency = self.model.frequency_of(command)
+            try:
+                self.frequency = self.model.frequency_of(command)
+            except ValueError as exc:  # a word for another chip's PLL (a U1 command sent to a U3)
+                log.debug("emulator: PLL word %#06x ignored: %s", command.reg, exc)
         elif isinstance(command, p.VoltageCommand):
             self.powered = command.millivolts > 0
+            self.voltage_set = True
         # Register reads (0x84): what a BM1380 answers is not known (docs/icarus.md, uncertainty 2);
         # cgminer discards whatever comes, so the emulator stays silent.
 
@@ -221,7 +247,8 @@ class IcarusEmulator:
                 self.hashes_scanned += size
             return found
 
-        for found in paced_scan(b"", self.target, rate, start, count, stale, scanner=scanner):
+        for found in paced_scan(b"", self.target, rate, start, count, stale, chunk=LAST_CHUNK, scanner=scanner,
+                                first_chunk=FIRST_CHUNK):
             if not wait_until(found.due, stale, step=0.005):
                 return
             reply = p.Reply(found.nonce, packet.work_id & p.WORK_ID_MASK if self.model.work_ids else None)
@@ -241,6 +268,8 @@ class IcarusEmulator:
             with contextlib.suppress(Unplugged, OSError):
                 self.port.write(reply.encode())
                 self.sent.append(Sent(packet, reply, valid))
+                if self.hashes_at_first_reply is None:
+                    self.hashes_at_first_reply = self.hashes_scanned
 
     def _bad_nonce(self, packet: p.WorkPacket, n: int) -> int:
         """A nonce near `n` that does not meet the target (checked, so the fault is certain)."""

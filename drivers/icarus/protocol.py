@@ -361,6 +361,11 @@ MODELS: dict[str, Model] = {
 # Icarus over CDC-ACM (docs/icarus.md §A11).
 USB_IDS: tuple[UsbId, ...] = (
     UsbId(*CP2102, "Erupter", "erupter"),
+    # A U3 answers the bare golden packet at power-on just as a U1 does (5 bytes), so behaviour
+    # cannot tell them apart; bfgminer takes the chip from the product string when it names a BM1382
+    # (driver-antminer.c, antminer_chip_has_bm1382_freq_register) and otherwise needs chip=BM1382.
+    UsbId(*CP2102, "BM1382", "u3"),
+    UsbId(*CP2102, "Antminer U3", "u3"),
     UsbId(*CP2102, "Antminer", None),
     UsbId(*CP2102, None, None),
     UsbId(*PL2303, None, "icarus"),

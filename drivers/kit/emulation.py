@@ -185,7 +185,8 @@ class FoundNonce:
 def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: int = NONCE_SPACE,
                stop: Callable[[], bool] = lambda: False, chunk: int = 1 << 18,
                engine: str | None = None,
-               scanner: Callable[[int, int], list[int]] | None = None) -> Iterator[FoundNonce]:
+               scanner: Callable[[int, int], list[int]] | None = None,
+               first_chunk: int | None = None) -> Iterator[FoundNonce]:
     """Scan [start, start+count) of `header` with the C core, yielding every nonce at or under
     `target` together with the moment a device hashing `rate` H/s would have reached it.
 
@@ -193,11 +194,15 @@ def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: i
     caller waits until `due` before answering; when the CPU is slower, nonces come as found.
     `stop()` is polled between chunks (a new job, an unplug). `scanner(start, count)` replaces the
     header scan for devices that hash from what their chip is given (a midstate, say).
+    `first_chunk` makes the scan adaptive: the first chunk is that small and each next one twice
+    the last, up to `chunk`, so an early nonce (a golden test's) is answered after a few ms of
+    hashing instead of a whole chunk's.
     """
     began = time.monotonic()
     pos, end = start, start + count
+    step = min(first_chunk, chunk) if first_chunk else chunk
     while pos < end and not stop():
-        size = min(chunk, end - pos)
+        size = min(step, end - pos)
         # Don't hash far ahead of the emulated device: a restart would waste the work.
         lead = began + (pos - start) / rate - time.monotonic()
         if lead > 0.25:
@@ -207,6 +212,7 @@ def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: i
         for nonce in found:
             yield FoundNonce(nonce, began + (nonce - start) / rate)
         pos += size
+        step = min(step * 2, chunk)
 
 
 def wait_until(moment: float, stop: Callable[[], bool], step: float = 0.02) -> bool:

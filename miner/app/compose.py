@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from miner.app.serve import ServeOptions
     from miner.core.engine import Miner
     from miner.core.source import JobSource
+    from miner.devices.base import DeviceSpec
     from miner.devices.manager import DeviceManager
     from miner.devices.work_source import WorkSource
     from miner.sources.node.gbt import GbtSource
@@ -77,15 +78,25 @@ def make_device_manager(settings: Settings, work: WorkSource, on_nonce: Callable
     from miner.devices.manager import DeviceManager, load_drivers
 
     devices = settings.devices
-    specs = [DeviceSpec.parse(text) for text in devices.specs]
     drivers = configured_drivers(load_drivers(), settings.file)  # the config file's per-driver options
     # cgminer's per-driver flags (--gekko-compacf-freq ...) and bfgminer's --set-device
     drivers = with_defaults(drivers, model_defaults(settings.cgminer.driver_flags, settings.cgminer.set_device))
+    specs = [with_temp_cutoff(DeviceSpec.parse(text), devices.temp_cutoff, drivers) for text in devices.specs]
     return DeviceManager(work, on_nonce, specs, drivers=drivers, hotplug=devices.hotplug or 5.0,
                          scan_usb="noauto" not in (s.lower() for s in settings.cgminer.scan_serial),
                          cpu=devices.cpu,
                          cpu_factory=lambda: CpuDevice(work, on_nonce, devices.threads, devices.engine,
                                                        chunk=cpu_chunk or DEFAULT_CHUNK))
+
+
+def with_temp_cutoff(spec: DeviceSpec, cutoff: float | None, drivers: dict) -> DeviceSpec:
+    """--temp-cutoff as the default of the per-device temp_cutoff= of drivers that have one."""
+    from miner.devices.base import DeviceSpec
+
+    driver = drivers.get(spec.driver)
+    if cutoff is None or driver is None or driver.name != "bitaxe_raw" or "temp_cutoff" in spec.options:
+        return spec
+    return DeviceSpec(spec.driver, spec.port, {**spec.options, "temp_cutoff": str(cutoff)})
 
 
 def check_node_settings(settings: Settings):

@@ -46,6 +46,7 @@ class DeviceSettings:
     cpu: bool | None = None  # None: the CPU mines only when no board is found
     threads: int | None = None
     engine: str | None = None
+    temp_cutoff: float | None = None  # --temp-cutoff: boards with a thermal cut-off (bitaxe-raw) idle above it
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,9 @@ OPTIONS: tuple[Option, ...] = (
           "specs", group="devices", action="append", metavar="SPEC"),
     _flag("hotplug", ("--hotplug",), "devices", "seconds between scans for plugged/unplugged devices (0: scan once "
           "at start)", group="devices", type=non_negative_float, metavar="S"),
+    _flag("temp_cutoff", ("--temp-cutoff",), "devices", "idle a board's chain when its ASIC reaches this "
+          "temperature (default 75; bitaxe-raw boards; per device: temp_cutoff=C)", group="devices",
+          type=positive_float, metavar="C"),
     _flag("cpu", ("--cpu",), "devices", "mine with the CPU too (default: only when no board is found)",
           group="devices", action="store_true"),
     _flag("cpu", ("--no-cpu",), "devices", "never mine with the CPU", group="devices", action="store_false"),

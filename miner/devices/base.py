@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 NonceSink = Callable[[Nonce], None]  # the engine's on_nonce: queues the nonce for the share path
 
 __all__ = ["Device", "DeviceError", "DeviceSpec", "DeviceState", "DeviceStats", "Driver", "DriverInfo", "check_options",
-           "NonceSink", "NotThisDevice", "UsbId", "WorkSource", "options_read"]
+           "NonceSink", "NotThisDevice", "DeviceIdled", "UsbId", "WorkSource", "options_read"]
 
 
 # The option names drivers ask a spec for while a device is created (`options_read`): whatever a
@@ -48,6 +48,11 @@ class DeviceError(Exception):
 
 class NotThisDevice(DeviceError):
     """The port answers, but not as this driver's hardware does: never mine with it."""
+
+
+class DeviceIdled(DeviceError):
+    """The device idled itself for the reason given (a thermal cut-off): it is Initialising, not
+    gone, and is tried again until the reason passes."""
 
 
 @dataclass(frozen=True)
@@ -246,3 +251,6 @@ class DriverInfo:
     # `miner emulate NAME ...` (NAME is the driver name or the alias used): run the device
     # emulator; its first stdout line is the pty path.
     emulator_main: Callable[[str, list[str]], int] = no_emulator
+    # A board behind two serial ports of one USB device (bitaxe-raw: control, then data): detection
+    # creates one device for the first interface and passes the next one's path as this option.
+    companion_option: str = ""

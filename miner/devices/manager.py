@@ -57,13 +57,39 @@ class PortInfo:
     product: str | None = None
     serial_number: str | None = None
     description: str = ""
+    location: str = ""  # USB "BUS-PORT[.PORT]:CONFIG.INTERFACE" (pyserial's location), "" when unknown
 
 
 def list_serial_ports() -> list[PortInfo]:
     from serial.tools import list_ports
 
-    return [PortInfo(p.device, p.vid, p.pid, p.product, p.serial_number, p.description or "")
+    return [PortInfo(p.device, p.vid, p.pid, p.product, p.serial_number, p.description or "", p.location or "")
             for p in list_ports.comports()]
+
+
+def companion_port(port: PortInfo, ports: Iterable[PortInfo]) -> PortInfo | None:
+    """The next serial interface of the same USB device as `port` (a board with a control port and a
+    data port, such as bitaxe-raw's: the first interface controls, the next carries the chain)."""
+    if ":" not in port.location:
+        return None
+    device, interface = port.location.rsplit(":", 1)
+    later = [p for p in ports if p.location.startswith(device + ":") and _interface_key(p.location) >
+             _interface_key(port.location)]
+    return min(later, key=lambda p: _interface_key(p.location)) if later else None
+
+
+def first_interface(port: PortInfo, ports: Iterable[PortInfo]) -> bool:
+    """Whether `port` is the lowest-numbered serial interface of its USB device."""
+    if ":" not in port.location:
+        return True
+    device = port.location.rsplit(":", 1)[0]
+    return all(_interface_key(p.location) >= _interface_key(port.location) for p in ports
+               if p.location.startswith(device + ":"))
+
+
+def _interface_key(location: str) -> tuple[int, ...]:
+    tail = location.rsplit(":", 1)[-1]
+    return tuple(int(x) for x in tail.split(".") if x.isdigit())
 
 
 def claim(port: PortInfo, drivers: Iterable[Driver]) -> tuple[Driver, str | None] | None:
@@ -193,6 +219,12 @@ class DeviceManager:
                 continue
             driver, model = claimed
             options = {"model": model} if model else {}
+            if driver.companion_option:
+                # Two ports, one device: created for the first interface, with the next as an option.
+                companion = companion_port(port, ports)
+                if not first_interface(port, ports) or companion is None:
+                    continue
+                options[driver.companion_option] = companion.device
             device = self._create(driver, DeviceSpec(driver.name, port.device, options))
             if port.serial_number:
                 device.serial_number = port.serial_number
@@ -224,7 +256,9 @@ class DeviceManager:
                 if (stats.last_valid_at or 0) > sick_since and hw_new < policy.hw_burst:
                     self._sick_since.pop(device.name)
                     device.stats.set_state(DeviceState.ALIVE, "recovered")
-                elif now - sick_since > policy.grace:
+                elif now - max(sick_since, stats.alive_since) > policy.grace:
+                    # The grace runs from the re-init's success: a device that took a while to
+                    # answer its identification again (serialport retries it) gets its full grace.
                     log.error("%s: still sick %.0f s after re-init; disabled. Re-enable it with the API "
                               "(ascenable|N) or restart the miner", device.name, now - sick_since)
                     self._sick_since.pop(device.name)

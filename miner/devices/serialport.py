@@ -4,7 +4,8 @@ one device going through unplugs, re-inits and faults.
 A `SerialDevice` subclass implements `open_port` (baud rate and timeouts), `initialise` (identify
 and set the hardware up; raise `NotThisDevice` when it answers wrongly) and `mine` (send work,
 read results until told to stop or restart). This class turns a vanished port into NoDevice and
-reopens it when it comes back, and a failed identification into Dead.
+reopens it when it comes back, and a failed identification into Dead (for a device that never
+identified; one that did is retried with backoff until it answers right again).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import serial
 
 from miner.core.work import Work
-from miner.devices.base import Device, DeviceError, DeviceState, NotThisDevice
+from miner.devices.base import Device, DeviceError, DeviceIdled, DeviceState, NotThisDevice
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ class SerialDevice(Device):
     serial driver; `open_port` may return any transport with `close()` (the Avalon nano's HID)."""
 
     reopen_interval = 1.0  # seconds between attempts to reopen a port that vanished
+    # A device that identified itself once and then answers wrongly (noise during a re-init, one
+    # corrupted reply whose 5-bit CRC passed) is the same hardware having a bad moment, not another
+    # device: it is retried with this backoff, doubling from the first to the longest, for as long
+    # as it takes (issue 14 fault 9). Only a device never identified is given up on (Dead).
+    identify_retry_first = 1.0
+    identify_retry_longest = 30.0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,6 +83,8 @@ class SerialDevice(Device):
         self._wake = threading.Event()  # work is available again
         self._reinit = threading.Event()
         self.serial: serial.Serial | None = None
+        self.identified_once = False  # initialise() has succeeded at least once on this device
+        self.identify_failures = 0  # wrong answers in a row since it last identified
 
     # ------------------------------------------------------------ for subclasses
     def open_port(self) -> serial.Serial:
@@ -158,13 +167,33 @@ class SerialDevice(Device):
             try:
                 self._reinit.clear()
                 self.initialise(port)
+                self.identified_once = True
+                self.identify_failures = 0
                 self.stats.set_state(DeviceState.ALIVE, "initialised")
                 self.mine(port)
             except NotThisDevice as exc:
-                self.stats.set_state(DeviceState.DEAD, str(exc))
-                log.error("%s: %s; not mining with it", self.name, exc)
                 self._close(port)
-                return
+                if not self.identified_once:
+                    self.stats.set_state(DeviceState.DEAD, str(exc))
+                    log.error("%s: %s; not mining with it", self.name, exc)
+                    return
+                delay = self.identify_retry_delay()
+                self.identify_failures += 1
+                why = f"{exc}; it identified before, retrying in {delay:g} s"
+                if self.stats.state is DeviceState.INIT:  # already Initialising (a re-init): say why
+                    self.stats.last_error = why
+                    log.warning("%s: %s", self.name, why)
+                else:
+                    self.stats.set_state(DeviceState.INIT, why)  # logs it
+                self._stop.wait(delay)
+                continue
+            except DeviceIdled as exc:
+                self._close(port)
+                if self.stats.state is DeviceState.INIT:
+                    self.stats.last_error = str(exc)
+                self.stats.set_state(DeviceState.INIT, str(exc))
+                self._stop.wait(self.reopen_interval)
+                continue
             except (serial.SerialException, OSError, DeviceError) as exc:
                 self.stats.set_state(DeviceState.NO_DEVICE, f"{self.port}: {_one_line(exc)}")
                 self._close(port)
@@ -178,10 +207,18 @@ class SerialDevice(Device):
                     self.idle(port)
             self._close(port)
 
+    def identify_retry_delay(self) -> float:
+        """Seconds before the next identification attempt after `identify_failures` wrong answers."""
+        return min(self.identify_retry_longest, self.identify_retry_first * 2 ** self.identify_failures)
+
     def _close(self, port: serial.Serial) -> None:
         self.serial = None
         with contextlib.suppress(serial.SerialException, OSError):
             port.close()
+        self.port_closed()
+
+    def port_closed(self) -> None:
+        """After the port closed (any reason): a device with a second port closes that one here."""
 
 
 def _one_line(exc: BaseException) -> str:

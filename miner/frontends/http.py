@@ -132,6 +132,7 @@ class MinerCollector(Collector):
             if d.voltage is not None:
                 voltage.add_metric([d.name], d.voltage)
         yield from (hashes, hw, up, state, temperature, frequency, voltage, device_shares, diff1)
+        yield from chip_counter_metrics(devices)
 
         shares = CounterMetricFamily("miner_shares", "Shares by result", labels=["result"])
         shares.add_metric(["accepted"], summary.accepted)
@@ -220,6 +221,32 @@ def worker_metrics(workers: list[dict[str, Any]]) -> Iterator[Any]:
         best.add_metric(name, w["best_difficulty"])
         conns.add_metric(name, w["connections"])
     yield from (rate, diff, shares, best, conns)
+
+
+def chip_counter_metrics(devices: list[Any]) -> Iterator[Any]:
+    """Per-chip figures from the chips' own hash and error counters (BM1366/68/70: details()'s
+    "Per Chip" entries, drivers/bm13xx/counters.py), where a driver reports them."""
+    rate = GaugeMetricFamily("miner_chip_counter_hashrate_hertz", "Hash rate from the chip's own counters",
+                             labels=["device", "chip"])
+    domain = GaugeMetricFamily("miner_chip_domain_hashrate_hertz", "Hash rate of one hash domain, from its counter",
+                               labels=["device", "chip", "domain"])
+    errors = GaugeMetricFamily("miner_chip_error_percent", "The chip's errors as a share of its results",
+                               labels=["device", "chip"])
+    for d in devices:
+        chips = d.details.get("Per Chip")
+        if not isinstance(chips, list):
+            continue
+        for n, chip in enumerate(chips):
+            if not isinstance(chip, dict):
+                continue
+            if isinstance(chip.get("Counter Hashrate"), int | float):
+                rate.add_metric([d.name, str(n)], chip["Counter Hashrate"])
+            for k, value in enumerate(chip.get("Domain Hashrates") or []):
+                if isinstance(value, int | float):
+                    domain.add_metric([d.name, str(n), str(k)], value)
+            if isinstance(chip.get("Error %"), int | float):
+                errors.add_metric([d.name, str(n)], chip["Error %"])
+    yield from (rate, domain, errors)
 
 
 def metrics_registry(view: MinerView) -> CollectorRegistry:

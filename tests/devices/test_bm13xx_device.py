@@ -112,7 +112,9 @@ def test_init_of_a_chain(chip, chips):
         assert device.details()["Chips"] == chips and device.details()["Temperature"] is None
 
 
-@pytest.mark.parametrize("chip", CHIPS)
+# The BM1384 hashes from power-on: bfgminer's compac driver sends its golden work before any
+# command (tests/devices/test_foreign_hosts.py plays it).
+@pytest.mark.parametrize("chip", [c for c in CHIPS if c != "bm1384"])
 def test_chain_refuses_work_until_initialised(chip):
     chips = chain_size(chip, 2)
     emulator = Bm13xxEmulator(chip, chips=chips, rate=RATE, difficulty=SCALE).start()

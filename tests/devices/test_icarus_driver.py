@@ -61,16 +61,38 @@ def test_emulator_answers_golden_and_real_work_as_hardware(tmp_path):
     assert [r.n for r in replies] == sorted(r.n for r in replies)  # counted upward
 
 
-def test_u3_emulator_needs_its_voltage_and_echoes_work_ids():
+def test_u3_emulator_hashes_at_power_on_and_echoes_work_ids():
+    # A U3 answers before any voltage command, at its power-on rate (luke-jr/bfgminer #628); the
+    # voltage command brings the full rate, and 0 mV stops it (docs/icarus.md §A8.3).
     with IcarusEmulator("u3", rate_ghs=0.01, difficulty=0.001) as emu, \
-            serial.Serial(emu.device_path, 115200, timeout=0.5) as port:
-        port.write(p.GOLDEN_WORK)
-        assert port.read(5) == b""  # unpowered
+            serial.Serial(emu.device_path, 115200, timeout=2) as port:
+        assert not emu.voltage_set and emu.rate == pytest.approx(0.01e9 * 5 / 63)
+        port.write(p.GOLDEN_WORK[:51] + b"\x03" + p.GOLDEN_WORK[52:])
+        assert port.read(5) == p.GOLDEN_REPLY + b"\x03"
         port.write(p.voltage_command(775))
         time.sleep(0.05)
+        assert emu.voltage_set and emu.rate == pytest.approx(0.01e9)
+        port.reset_input_buffer()
         port.write(p.GOLDEN_WORK[:51] + b"\x07" + p.GOLDEN_WORK[52:])
         assert port.read(5) == p.GOLDEN_REPLY + b"\x07"
+        port.write(p.voltage_command(0))
+        time.sleep(0.05)
+        port.reset_input_buffer()
+        port.write(p.GOLDEN_WORK)
+        assert port.read(5) == b""  # switched off
     assert p.VoltageCommand(775) in emu.commands
+
+
+def test_an_unnamed_u3_is_taken_for_a_u1_as_cgminer_and_bfgminer_do(harness):
+    # A U3 answers the bare golden packet in 5 bytes at power-on, as a U1/U2 does; nothing in its
+    # answer tells the chips apart, so without model=u3 (or a product string naming the BM1382) it is
+    # an Antminer U1/U2 to us, to cgminer (ANU) and to bfgminer (chip= option) alike.
+    with emulator("u3") as emu:
+        device = harness.device(emu.device_path)
+        device.start()
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="init")
+        assert device.model == p.MODELS["u1"].name
+        assert emu.commands and not any(isinstance(c, p.VoltageCommand) for c in emu.commands)
 
 
 def test_frequency_command_scales_the_rate():
@@ -98,10 +120,10 @@ def test_frequency_command_scales_the_rate():
 
 
 # ------------------------------------------------------------------------------------ driver <-> emulator
-@pytest.mark.parametrize("model", ["u1", "erupter", "u3"])
-def test_init_identifies_the_model_and_mining_finds_the_expected_nonces(harness, model):
+@pytest.mark.parametrize("model, options", [("u1", ""), ("erupter", ""), ("u3", "model=u3")])
+def test_init_identifies_the_model_and_mining_finds_the_expected_nonces(harness, model, options):
     with emulator(model) as emu:
-        device = harness.device(emu.device_path)
+        device = harness.device(emu.device_path, options)
         device.start()
         wait_for(lambda: device.stats.state is DeviceState.ALIVE, what="init")
         assert device.model == p.MODELS[model].name
@@ -252,7 +274,7 @@ def test_wrong_golden_nonce_is_dead_and_never_mined(harness):
         assert "not an Icarus-family stick" in device.stats.last_error
         assert "instead of 000187a2" in device.stats.last_error
         time.sleep(0.3)
-        assert harness.nonces == [] and len(emu.jobs) <= 2  # golden packets only
+        assert harness.nonces == [] and len(emu.jobs) <= 4  # golden packets only (2 bare tries, 2 as a U3)
 
 
 def test_silent_port_is_not_an_icarus(harness):

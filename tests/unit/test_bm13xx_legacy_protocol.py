@@ -122,11 +122,13 @@ def test_job_ids_cycle_in_their_ranges():
         ids.append(j)
         j = BM1387.next_job_id(j)
     assert set(ids) == set(range(0x10, 0x80, 4))
-    j, ids = 0x10, []
-    for _ in range(20):
+    # BM1384: cgminer's gekko ring job_id = (job_id + 1) % 0x1F, 0..30 including 0 (driver-gekko.c,
+    # compac_scanwork), the ring of the Antminer sticks too (docs/bm13xx.md §2.4).
+    j, ids = 0, []
+    for _ in range(40):
         ids.append(j)
         j = BM1384.next_job_id(j)
-    assert set(ids) == set(range(0x10, 0x20))
+    assert ids[:32] == [*range(31), 0]
 
 
 # ------------------------------------------------------------------------------------ round trips
