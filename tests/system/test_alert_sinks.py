@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -188,6 +189,7 @@ async def test_a_miner_run_alerts_logs_shares_and_speaks_sd_notify(tmp_path):
         collector.cancel()
         await asyncio.gather(collector, return_exceptions=True)
         notify.close()
+        shutil.rmtree(short, ignore_errors=True)
         await receiver.stop()
         if proc.returncode is None:
             proc.kill()

@@ -65,7 +65,11 @@ async def start_miner(broker: Mosquitto, seconds: float) -> asyncio.subprocess.P
 
 async def test_discovery_states_events_availability_and_reconnect():
     broker = Mosquitto()
-    broker.start()
+    try:
+        broker.start()
+    except RuntimeError:
+        broker.close()
+        raise
     node = default_node()
     base = f"miner/{node}"
     seen: list = []
