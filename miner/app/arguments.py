@@ -47,3 +47,26 @@ def engine(text: str) -> str:
         return hashing.check_engine(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def percent(text: str) -> float:
+    value = float(text.rstrip("%"))
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage in (0, 100], got {text}")
+    return value
+
+
+RATE_SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
+
+
+def hash_rate(text: str) -> float:
+    """A hash rate in H/s: 500, 1.2G, 10T, 500GH/s."""
+    body = text.strip().lower().removesuffix("/s").removesuffix("h")
+    suffix = body[-1:] if body[-1:] in RATE_SUFFIXES else ""
+    try:
+        value = float(body[: len(body) - len(suffix)]) * RATE_SUFFIXES[suffix]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hash rate: {text} (e.g. 500G or 1.2T)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value

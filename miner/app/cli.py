@@ -17,6 +17,7 @@ from miner.app.settings import MINE, SOLO, Settings, command_parser, resolve, sh
 log = logging.getLogger("miner")
 
 SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo", "serve")
+SUBCOMMANDS = ("benchmark", "emulate", "devices", "udev-rules", "config", "solo", "systemd-unit")
 
 
 MINING_DESCRIPTION = ("SHA-256d miner. With no pool it mines a local sandbox job to show what the devices do. "
@@ -249,6 +250,25 @@ def run_config(argv: list[str]) -> int:
     return 0
 
 
+def run_systemd_unit(argv: list[str]) -> int:
+    """`miner systemd-unit [--user] [miner options]`: a Type=notify unit with a watchdog, on stdout."""
+    from miner.app.service import systemd_unit
+
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: miner systemd-unit [--user] [miner options...] > miner.service\n\nPrints a systemd unit "
+              "(Type=notify, WatchdogSec) that runs `miner` with these options; --user for a user unit.")
+        return 0
+    user = bool(argv) and argv[0] == "--user"
+    options = argv[1:] if user else argv
+    try:
+        resolve(MINE, vars(mining_parser().parse_args(options)))  # the options must be ones `miner` takes
+    except (cfg.ConfigError, ValueError) as exc:
+        print(f"miner systemd-unit: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(systemd_unit(options, user=user))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "benchmark":
@@ -265,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_solo(argv[1:])
     if argv and argv[0] == "serve":
         return run_serve(argv[1:])
+    if argv and argv[0] == "systemd-unit":
+        return run_systemd_unit(argv[1:])
     return run_mining(argv)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -191,6 +192,7 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     from miner.devices.work_source import DispatcherWorkSource
 
     source = make_source(settings, kind)
+    payout = attach_payout(settings, source)
     if on_source is not None:
         on_source(source)
     loop = asyncio.get_running_loop()
@@ -233,7 +235,7 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
         source.result_listeners.append(enough)
     announce(kind, source, miner, settings)
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
-    restart = await serve(miner, settings, remaining, downstream=serving is not None)
+    restart = await serve(miner, settings, remaining, downstream=serving is not None, payout=payout)
     return Outcome(source, restart, all_dead=every_device_dead(miner.devices))
 
 
@@ -304,7 +306,8 @@ async def listen_or_carry_on(server: Any, what: str, attempts: int = 3, wait: fl
                           "(choose another port)", what, server.port, reason)
 
 
-async def serve(miner: Miner, settings: Settings, time_limit: float | None = None, downstream: bool = False) -> bool:
+async def serve(miner: Miner, settings: Settings, time_limit: float | None = None, downstream: bool = False,
+                payout=None) -> bool:
     """Run the miner with its front ends until it stops; True when a restart was asked for.
     downstream: `miner serve`, which goes on serving when its own devices are all Dead."""
     from miner.frontends.persist import StatsStore, default_stats_path, observe_view
@@ -321,7 +324,7 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
     store = StatsStore(operating.stats_file or default_stats_path())
     await asyncio.to_thread(store.load)
     shown = {"API Listen": bool(operating.api_listen), "API Port": operating.api_port, "HTTP": operating.http or ""}
-    view = MinerView(miner, store, on_restart=ask_restart, config=shown)
+    view = MinerView(miner, store, on_restart=ask_restart, config=shown, payout=payout)
     if settings.cgminer.api_description:
         view.api_description = settings.cgminer.api_description
     servers: list[tuple[Any, str]] = []
@@ -339,6 +342,7 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
     await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
     interrupted = 0
+    alerts: AlertRuntime | None = None
 
     def on_signal(signum: int) -> None:
         nonlocal interrupted
@@ -348,12 +352,15 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
             os._exit(130)
         log.warning("%s: stopping devices, sending pending shares, saving statistics (again to exit now)",
                     signal.Signals(signum).name)
+        if alerts is not None:
+            alerts.stopping()  # sd_notify STOPPING=1 as the stop begins
         miner.request_stop()
 
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
     saver = asyncio.create_task(save_periodically(store, view))
+    alerts = await start_alerts(settings, miner, view, payout)
     # `miner serve` goes on for its downstream miners when its own devices are all Dead
     watchers = [*([] if downstream else [asyncio.create_task(stop_when_all_dead(miner))]), *listeners]
     live = live_status(view, settings)
@@ -361,6 +368,7 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
         with live if live is not None else contextlib.nullcontext():
             await miner.run(time_limit if time_limit is not None else settings.run.time_limit)
     finally:
+        await alerts.stop()
         saver.cancel()
         for task in watchers:
             task.cancel()
@@ -388,7 +396,8 @@ def live_status(view, settings: Settings):
     console = Console(stderr=True)
     root = logging.getLogger()
     for handler in list(root.handlers):
-        root.removeHandler(handler)
+        if type(handler) is logging.StreamHandler:  # stderr lines only: --log-file and --syslog stay
+            root.removeHandler(handler)
     handler = ConsoleHandler(console)  # above the live table, in the format of the plain lines
     handler.setFormatter(LineFormatter())
     root.addHandler(handler)
@@ -406,6 +415,7 @@ def main(settings: Settings, kind: str, argv: list[str], serving: ServeOptions |
     if settings.operating.protocol_log:
         logging.getLogger("miner.protocol").setLevel(logging.INFO)
     check_stats_path(settings.operating.stats_file or default_stats_path())  # before anything starts
+    check_alert_settings(settings)
     outcome = asyncio.run(run(settings, kind, max_blocks, serving=serving))
     if outcome.restart:
         log.warning("restarting")
@@ -429,3 +439,151 @@ async def run_solo(settings: Settings, max_blocks: int | None = None,
                    on_source: Callable[[GbtSource], object] | None = None) -> GbtSource:
     """Solo mine through the root (the library's entry point); returns the source with its counts."""
     return (await run(settings, NODE, max_blocks, on_source)).source
+
+
+# ------------------------------------------------------------------------------------ payout, alerts, service
+def check_alert_settings(settings: Settings) -> None:
+    """Everything about alerts and the service that can be checked before mining; ValueError (one line).
+    Adds the --log-file / --syslog outputs."""
+    from miner.app.service import add_log_outputs
+    from miner.frontends.alerts import WebhookSink
+    from miner.frontends.mqtt import MqttTarget
+    from miner.sources.payout import PayoutPolicy
+
+    a = settings.alerts
+    PayoutPolicy.parse(a.payout_addresses, a.payout_min, a.payout_check)
+    for url in a.webhooks:
+        WebhookSink(url, a.webhook_format)
+    if a.mqtt:
+        MqttTarget.parse(a.mqtt, a.mqtt_user, a.mqtt_pass)
+    if a.sharelog and os.path.isdir(a.sharelog):
+        raise ValueError(f"--sharelog {a.sharelog}: is a directory")
+    for flag, path in (("--sharelog", a.sharelog), ("--log-file", a.log_file)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else ""
+        if path and not os.path.isdir(folder):
+            raise ValueError(f"{flag} {path}: the folder {folder} does not exist")
+    add_log_outputs(a.log_file, a.syslog)
+
+
+def attach_payout(settings: Settings, source: Any):
+    """The payout check on every pool's jobs (docs/payout.md §2): a PayoutMonitor, or None off pools."""
+    from miner.sources.payout import PayoutMonitor, PayoutPolicy
+    from miner.sources.stratum.failover import PoolManager
+
+    if not isinstance(source, PoolManager):
+        return None
+    a = settings.alerts
+    monitor = PayoutMonitor(PayoutPolicy.parse(a.payout_addresses, a.payout_min, a.payout_check))
+    source.job_check = monitor.allows
+    return monitor
+
+
+@dataclass
+class AlertRuntime:
+    tasks: list[asyncio.Task]
+    sinks: list[Any]
+    publisher: Any = None
+    sharelog: Any = None
+    notifier: Any = None
+    stopped: bool = False
+
+    def stopping(self) -> None:
+        if self.notifier is not None and not self.stopped:
+            self.notifier.notify(STOPPING=1, STATUS="stopping")
+        self.stopped = True
+
+    async def stop(self) -> None:
+        self.stopping()
+        if self.publisher is not None:
+            await self.publisher.goodbye()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        from miner.frontends.alerts import close_sink
+
+        for sink in self.sinks:
+            await close_sink(sink)
+        if self.sharelog is not None:
+            self.sharelog.close()
+
+
+def _supervised(coro_fn: Callable[[], Any], name: str) -> asyncio.Task:
+    """A long-lived alert task: a crash is logged and it starts again after a pause."""
+    async def loop() -> None:
+        while True:
+            try:
+                await coro_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; restarting it in 5 s", name)
+                await asyncio.sleep(5)
+    return asyncio.create_task(loop(), name=name)
+
+
+async def start_alerts(settings: Settings, miner: Miner, view: Any, payout: Any) -> AlertRuntime:
+    """The event bus, its watcher and every configured sink, the share log, and sd_notify."""
+    from miner.app.service import Notifier
+    from miner.core import events as ev
+    from miner.core.stats import format_hashrate
+    from miner.frontends.alerts import CommandSink, WebhookSink, run_sink
+    from miner.frontends.watch import EventWatcher, Thresholds, watch
+
+    a = settings.alerts
+    bus = ev.EventBus()
+    sinks: list[Any] = []
+    if a.alert_cmd:
+        sinks.append(CommandSink(a.alert_cmd, name="--alert-cmd"))
+    if a.cmd_sick:
+        sinks.append(CommandSink(a.cmd_sick, frozenset({ev.DEVICE_SICK}), name="--cmd-sick"))
+    if a.cmd_dead:
+        sinks.append(CommandSink(a.cmd_dead, frozenset({ev.DEVICE_DEAD}), name="--cmd-dead"))
+    sinks += [WebhookSink(url, a.webhook_format) for url in a.webhooks]
+    tasks = [_supervised(functools.partial(run_sink, sink, bus.subscribe()), f"alerts {sink.name}")
+             for sink in sinks]
+    runtime = AlertRuntime(tasks, sinks)
+    if a.mqtt:
+        from miner.frontends.mqtt import MqttPublisher, MqttTarget
+
+        runtime.publisher = MqttPublisher(MqttTarget.parse(a.mqtt, a.mqtt_user, a.mqtt_pass), view, bus.subscribe())
+        tasks.append(_supervised(runtime.publisher.run, "mqtt"))
+    if payout is not None and a.payout_check in ("alert", "enforce"):
+        def on_verdict(pool: str, verdict: Any) -> None:
+            kind = ev.PAYOUT_OK if verdict.ok else ev.PAYOUT_FAILED
+            if verdict.checked or not verdict.ok:
+                bus.publish(ev.Event(kind, f"{pool}: coinbase {verdict.summary}", pool,
+                                     {"percent": verdict.percent, "address": verdict.address,
+                                      "outputs": verdict.outputs, "mode": a.payout_check}))
+        payout.listeners.append(on_verdict)
+    if sinks or a.mqtt:
+        thresholds = Thresholds(a.hashrate_below, a.hashrate_minutes, a.temp_alert)
+        tasks.append(_supervised(lambda: watch(view, EventWatcher(thresholds), bus), "event watcher"))
+    if a.sharelog:
+        from miner.frontends.sharelog import ShareLog
+        from miner.sources.stratum.failover import PoolManager
+
+        sharelog = ShareLog(a.sharelog)
+        try:
+            sharelog.open()
+        except OSError as exc:
+            log.error("--sharelog %s: %s; mining without a share log", a.sharelog, exc.strerror or exc)
+        else:
+            runtime.sharelog = sharelog
+            source = miner.source
+
+            def pool_url(name: str) -> str:
+                pool = source.pool_named(name) if isinstance(source, PoolManager) else None
+                return pool.config.url if pool is not None else name
+
+            miner.share_listeners.append(
+                lambda share, ok, reason: sharelog.write(share, ok, reason, pool_url(share.work.job.source)))
+    notifier = Notifier()
+    if notifier.enabled:
+        runtime.notifier = notifier
+        notifier.notify(READY=1, STATUS="mining")
+        def status() -> str:
+            return f"mining at {format_hashrate(miner.hashrate())}"
+
+        tasks.append(_supervised(functools.partial(notifier.keep_alive, status), "sd_notify watchdog"))
+    return runtime

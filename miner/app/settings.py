@@ -20,7 +20,7 @@ from typing import Any
 
 from miner import USER_AGENT
 from miner.app import config as cfg
-from miner.app.arguments import engine, non_negative_float, port, positive_float, positive_int
+from miner.app.arguments import engine, hash_rate, non_negative_float, percent, port, positive_float, positive_int
 from miner.sources.node.template import MAX_TAG
 
 MINE, SOLO = "mine", "solo"
@@ -107,6 +107,29 @@ class CgminerSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """The payout check, alert sinks and running as a service (docs/payout.md, docs/alerts.md)."""
+
+    payout_addresses: tuple[str, ...] = ()
+    payout_min: float | None = None  # None: miner.sources.payout.DEFAULT_MIN_PERCENT
+    payout_check: str = "warn"
+    alert_cmd: str | None = None
+    cmd_sick: str | None = None
+    cmd_dead: str | None = None
+    webhooks: tuple[str, ...] = ()
+    webhook_format: str | None = None  # None: guessed from each URL
+    mqtt: str | None = None
+    mqtt_user: str | None = None
+    mqtt_pass: str | None = None
+    hashrate_below: float | None = None  # H/s
+    hashrate_minutes: float = 5.0
+    temp_alert: float | None = 85.0
+    log_file: str | None = None
+    syslog: bool = False
+    sharelog: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     pools: PoolSettings = PoolSettings()
     devices: DeviceSettings = DeviceSettings()
@@ -114,6 +137,7 @@ class Settings:
     node: NodeSettings = NodeSettings()
     run: RunSettings = RunSettings()
     cgminer: CgminerSettings = CgminerSettings()
+    alerts: AlertSettings = AlertSettings()
     origins: Mapping[str, str] = field(default_factory=dict)  # option dest -> "cli", "default" or "file PATH"
     file: cfg.FileConfig | None = None
     pools_from: str = "none"
@@ -121,7 +145,8 @@ class Settings:
 
 
 SECTIONS: dict[str, type] = {"pools": PoolSettings, "devices": DeviceSettings, "operating": OperatingSettings,
-                             "node": NodeSettings, "run": RunSettings, "cgminer": CgminerSettings}
+                             "node": NodeSettings, "run": RunSettings, "cgminer": CgminerSettings,
+                             "alerts": AlertSettings}
 
 
 @dataclass(frozen=True)
@@ -263,6 +288,43 @@ def _cgminer_options() -> tuple[Option, ...]:
 
 
 OPTIONS = OPTIONS + _cgminer_options()
+OPTIONS += (
+    _flag("payout_address", ("--payout-address",), "alerts", "the address pool coinbases must pay (repeatable; "
+          "default: the address in a solo pool's user name)", "payout_addresses", _POOL_ONLY, "alerts",
+          action="append", metavar="ADDR"),
+    _flag("payout_min", ("--payout-min",), "alerts", "percent of the reward that must go to it (default 95; "
+          "a pool fee or donation counts against it)", commands=_POOL_ONLY, group="alerts", type=percent,
+          metavar="PERCENT"),
+    _flag("payout_check", ("--payout-check",), "alerts", "warn: log it; alert: also send an alert; enforce: also "
+          "stop mining on and submitting to that pool until its jobs pay again", commands=_POOL_ONLY, group="alerts",
+          choices=("warn", "alert", "enforce")),
+    _flag("alert_cmd", ("--alert-cmd",), "alerts", "run this shell command on every alert (MINER_EVENT, "
+          "MINER_MESSAGE, ... in its environment)", group="alerts", metavar="CMD"),
+    _flag("cmd_sick", ("--cmd-sick",), "alerts", "run this when a device turns sick (bfgminer's option)",
+          group="alerts", metavar="CMD"),
+    _flag("cmd_dead", ("--cmd-dead",), "alerts", "run this when a device dies (bfgminer's option)", group="alerts",
+          metavar="CMD"),
+    _flag("webhook", ("--webhook",), "alerts", "POST each alert to this URL (repeatable; Discord and ntfy URLs get "
+          "their own format)", "webhooks", group="alerts", action="append", metavar="URL"),
+    _flag("webhook_format", ("--webhook-format",), "alerts", "json, ntfy or discord (default: from the URL)",
+          group="alerts", choices=("json", "ntfy", "discord")),
+    _flag("mqtt", ("--mqtt",), "alerts", "publish to this MQTT broker with Home Assistant discovery",
+          group="alerts", metavar="mqtt://HOST:PORT"),
+    _flag("mqtt_user", ("--mqtt-user",), "alerts", "MQTT user name", group="alerts", metavar="USER"),
+    _flag("mqtt_pass", ("--mqtt-pass",), "alerts", "MQTT password", group="alerts", metavar="PASS"),
+    _flag("hashrate_below", ("--alert-hashrate-below",), "alerts", "alert when the 1-minute hash rate stays below "
+          "this (H/s; k, M, G, T suffixes) ...", group="alerts", type=hash_rate, metavar="RATE"),
+    _flag("hashrate_minutes", ("--alert-hashrate-minutes",), "alerts", "... for this many minutes (default 5)",
+          group="alerts", type=positive_float, metavar="MIN"),
+    _flag("temp_alert", ("--alert-temp",), "alerts", "alert when a device reaches this temperature (°C, default 85 "
+          "as cgminer's --temp-overheat)", group="alerts", type=positive_float, metavar="C"),
+    _flag("log_file", ("--log-file",), "alerts", "also log to this file, rotated at 10 MB (5 kept)", group="alerts",
+          metavar="FILE"),
+    _flag("syslog", ("--syslog",), "alerts", "also log to the system log (/dev/log)", group="alerts",
+          action="store_true"),
+    _flag("sharelog", ("--sharelog",), "alerts", "append every share to FILE in cgminer's sharelog format",
+          group="alerts", metavar="FILE"),
+)
 GROUP_TITLES = {
     "pools": "pools (cgminer style: repeat -o/-u/-p for backups, in priority order)",
     "node": "node (getblocktemplate)",
@@ -270,8 +332,9 @@ GROUP_TITLES = {
     "operating": "operating (config file, APIs, status)",
     "cgminer": "cgminer / bfgminer options (docs/cli.md)",
     "drivers": "cgminer per-driver options (mapped onto --device options; docs/cli.md §4)",
+    "alerts": "payout check, alerts and running as a service",
 }
-SECRET_DESTS = {"http_token", "rpc_password"}
+SECRET_DESTS = {"http_token", "rpc_password", "mqtt_pass", "webhook"}  # a Discord webhook URL is its token
 
 
 def options_for(command: str) -> tuple[Option, ...]:
@@ -485,7 +548,8 @@ def values(settings: Settings) -> dict[str, dict[str, Any]]:
     """section -> field -> value (for `miner config show`)."""
     return {name: dataclasses.asdict(section) for name, section in (
         ("pools", settings.pools), ("devices", settings.devices), ("operating", settings.operating),
-        ("node", settings.node), ("run", settings.run), ("cgminer", settings.cgminer))}
+        ("node", settings.node), ("run", settings.run), ("cgminer", settings.cgminer),
+        ("alerts", settings.alerts))}
 
 
 # ------------------------------------------------------------------ pools

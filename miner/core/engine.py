@@ -14,7 +14,7 @@ from miner.core.lograte import LogLimiter
 from miner.core.nonce_queue import NonceQueue
 from miner.core.recent_shares import RecentShares
 from miner.core.shares import CheckedNonce, Verdict, check_reported
-from miner.core.source import JobSource
+from miner.core.source import JobSource, ResultSink
 from miner.core.stats import ShareStats, format_difficulty, format_hashrate
 from miner.core.targets import target_to_difficulty
 from miner.core.work import Job, Nonce
@@ -65,6 +65,8 @@ class Miner:
         self._faults_logged: set[tuple[str, str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
+        # Told of every answered share after the counters (the share log); must not block.
+        self.share_listeners: list[ResultSink] = []
         dispatcher.add_listener(self._on_job)
         # The engine is the only caller of dispatcher.set_job: sources hand their jobs here.
         source.bind(dispatcher.set_job, self._on_share_result)
@@ -77,6 +79,8 @@ class Miner:
         when = time.time()
         self.source_results(job.source).note_result(accepted, reason, job.share_difficulty, share.difficulty, when)
         self.recent.add(when, share.nonce.device, job.source, job.share_difficulty, share.difficulty, accepted, reason)
+        for listener in self.share_listeners:
+            listener(share, accepted, reason)
         device = self.device_named(share.nonce.device)
         if device is None:
             return

@@ -123,6 +123,9 @@ def pool_item(p: PoolSnapshot, quota: int = 1) -> Item:
         "Submit Latency": round(p.latency, 4) if p.latency is not None else 0.0,
         "Best Share All Time": float(p.best_all_time),
         "Protocol": p.protocol,  # stratum1 or stratum2 (docs/sv2.md §6)
+        # beyond poolstatus: who the pool's coinbase pays (docs/payout.md §2)
+        "Payout": p.payout, "Payout Percent": round(p.payout_percent, 4), "Payout Address": p.payout_address,
+        "Payout Checked": p.payout_checked, "Payout OK": p.payout_ok,
     }
 
 

@@ -195,6 +195,7 @@ class MinerCollector(Collector):
                 latency.add_metric(labels, p.latency)
         yield from (pool_info, pool_up, pool_state, pool_active, pool_diff, pool_shares, latency)
         yield from worker_metrics(view.worker_snapshots())
+        yield from payout_metrics(pools)
 
 
 def worker_metrics(workers: list[dict[str, Any]]) -> Iterator[Any]:
@@ -394,3 +395,19 @@ class HttpServer:
         except CommandError as exc:
             return _json({"error": str(exc)}, status=409)
         return _json({"ok": True, "device": _plain(self.view.device_snapshots()[index])})
+
+
+def payout_metrics(pools: list) -> list:
+    """Who each pool's coinbase pays (docs/payout.md §2): the percent to the expected address (or, when
+    unchecked, to the biggest output) and whether the check passes."""
+    percent = GaugeMetricFamily("miner_pool_payout_percent", "Percent of the coinbase paid to the payout address "
+                                "(unchecked pools: to the biggest output)",
+                                labels=["pool", "url", "address", "checked"])
+    ok = GaugeMetricFamily("miner_pool_payout_ok", "1 when the pool's newest job passes the payout check",
+                           labels=["pool", "url"])
+    for p in pools:
+        if not p.payout:
+            continue
+        percent.add_metric([p.name, p.url, p.payout_address, "1" if p.payout_checked else "0"], p.payout_percent)
+        ok.add_metric([p.name, p.url], 1.0 if p.payout_ok else 0.0)
+    return [percent, ok]

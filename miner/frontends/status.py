@@ -85,7 +85,9 @@ def _address(url: str) -> str:
 
 def pool_table(pools: Sequence[PoolSnapshot], total_rate: float, stopped: bool = False) -> Table:
     table = Table(box=None, title="pools", title_justify="left", pad_edge=False)
-    _columns(table, ("pool", "address", "state", "diff", "A", "R", "S", "latency", "share every"),
+    payout = any(p.payout for p in pools)  # the payout check's column (docs/payout.md §2), once there is one
+    _columns(table, ("pool", "address", "state", "diff", "A", "R", "S", "latency", "share every",
+                     *(("payout",) if payout else ())),
              {"diff", "A", "R", "S", "latency", "share every"}, shrink="address")
     for p in pools:
         # a pool that is not Alive has no difficulty now (a dead one never set one): "-", not a made-up 1
@@ -94,8 +96,17 @@ def pool_table(pools: Sequence[PoolSnapshot], total_rate: float, stopped: bool =
         every = _duration(p.difficulty * 2**32 / total_rate) if known and total_rate > 0 else "-"
         table.add_row(("*" if p.active else "") + str(p.index), _address(p.url), _state(p.state, stopped),
                       format_difficulty(p.difficulty) if known else "-", str(p.accepted), str(p.rejected_total),
-                      str(p.stale), f"{p.latency * 1000:.0f} ms" if p.latency is not None else "-", every)
+                      str(p.stale), f"{p.latency * 1000:.0f} ms" if p.latency is not None else "-", every,
+                      *((_payout(p),) if payout else ()))
     return table
+
+
+def _payout(p: PoolSnapshot) -> str:
+    if not p.payout:
+        return "-"
+    where = p.payout_address if len(p.payout_address) <= 20 else p.payout_address[:8] + "…" + p.payout_address[-6:]
+    mark = "" if not p.payout_checked else " ok" if p.payout_ok else " FAILED"
+    return f"{p.payout_percent:.1f}% {where}{mark}"
 
 
 def reject_lines(pools: Sequence[PoolSnapshot]) -> list[str]:

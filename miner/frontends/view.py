@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from miner.core.engine import Miner
     from miner.core.work import Job
     from miner.frontends.persist import StatsStore
+    from miner.sources.payout import PayoutMonitor
     from miner.sources.stratum.connection import PoolConnection
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,12 @@ class PoolSnapshot:
     block_height: int = 0  # of the pool's current job (BIP34 coinbase height), 0 unknown
     block_version: int = 0
     protocol: str = "stratum1"  # "stratum2" for a stratum2+tcp:// pool (docs/sv2.md §6)
+    # the payout check of its newest job (docs/payout.md §2): "pays 98.00% of ... to ADDR"
+    payout: str = ""
+    payout_percent: float = 0.0
+    payout_address: str = ""
+    payout_checked: bool = False
+    payout_ok: bool = True
 
     @property
     def rejected_total(self) -> int:
@@ -200,8 +207,9 @@ class NetworkWatch:
 class MinerView:
     def __init__(self, miner: Miner, store: StatsStore | None = None,
                  on_quit: Callable[[], None] | None = None, on_restart: Callable[[], None] | None = None,
-                 config: dict[str, Any] | None = None):
+                 config: dict[str, Any] | None = None, payout: PayoutMonitor | None = None):
         self.miner = miner
+        self.payout = payout  # the payout check's verdicts per pool, when pools are mined
         self.store = store
         self._on_quit = on_quit or miner.request_stop
         self._on_restart = on_restart
@@ -296,6 +304,7 @@ class MinerView:
         results = self.miner.by_source.get(pool.name, ShareStats())
         job = self.network.last_job.get(pool.name)
         state = "Disabled" if not pool.enabled else pool.state.value
+        verdict = self.payout.latest.get(pool.name) if self.payout is not None else None
         return PoolSnapshot(
             index=index, name=pool.name, url=pool.config.url, user=pool.config.user, state=state,
             active=pool is manager.active, priority=manager.priority_of(pool),
@@ -312,6 +321,9 @@ class MinerView:
             last_share_difficulty=results.last_share_difficulty, getworks=self.network.getworks[pool.name],
             block_height=(coinbase_height(job) or 0) if job is not None else 0,
             block_version=job.version if job is not None else 0, protocol=pool.protocol,
+            payout=verdict.summary if verdict else "", payout_percent=verdict.percent if verdict else 0.0,
+            payout_address=verdict.address if verdict else "", payout_checked=bool(verdict and verdict.checked),
+            payout_ok=verdict.ok if verdict else True,
         )
 
     def pool_snapshots(self) -> list[PoolSnapshot]:

@@ -10,7 +10,9 @@ client.reconnect, forced rejects. And it can follow a real pool's rules (docs/st
   (job & ~mask | bits & mask), "or" (ckpool share_diff), "xor" (public-pool MiningJob);
 - `job_version`: the version of every job (0x30000003: regtest signalling bit 28, inside the mask);
 - `enforce_at_once`: a share must meet the newest difficulty, not the one its job was sent at;
-- `coinbase_padding`, `extranonce2_size`: KB coinbases (DATUM sends ~16 KB), extranonce2 of 1-16 bytes.
+- `coinbase_padding`, `extranonce2_size`: KB coinbases (DATUM sends ~16 KB), extranonce2 of 1-16 bytes;
+- `coinb1`/`coinb2` may be set to serve a chosen coinbase (the payout tests); each job keeps the
+  halves it was sent with, so its shares are checked against them.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class PoolJob:
     ntime: int
     difficulty: float
     extranonce1: bytes
+    coinb1: bytes = COINB1
+    coinb2: bytes = COINB2
 
 
 @dataclass
@@ -82,6 +86,7 @@ class StratumTestPool:
         self.job_version = job_version
         self.enforce_at_once = enforce_at_once
         # padding inside the coinbase's output script area: the pool only hashes it
+        self.coinb1 = COINB1
         self.coinb2 = COINB2[:-4] + bytes(coinbase_padding) + COINB2[-4:]
         self.extranonce2_size = extranonce2_size
         self.difficulty = difficulty
@@ -265,9 +270,10 @@ class StratumTestPool:
 
     def _send_job(self, s: Session, job_id: str, clean: bool) -> None:
         self.jobs[job_id + "/" + s.extranonce1.hex()] = PoolJob(
-            job_id, self._prev, self.job_version, 0x1D00FFFF, 0x6553F100, self.difficulty, s.extranonce1)
+            job_id, self._prev, self.job_version, 0x1D00FFFF, 0x6553F100, self.difficulty, s.extranonce1,
+            self.coinb1, self.coinb2)
         self.send(s, {"id": None, "method": "mining.notify", "params": [
-            job_id, swap_words(self._prev).hex(), COINB1.hex(), self.coinb2.hex(), [b.hex() for b in BRANCH],
+            job_id, swap_words(self._prev).hex(), self.coinb1.hex(), self.coinb2.hex(), [b.hex() for b in BRANCH],
             f"{self.job_version:08x}", "1d00ffff", "6553f100", clean]})
 
     def _submit(self, s: Session, mid: object, params: list) -> None:
@@ -301,7 +307,7 @@ class StratumTestPool:
             answer(False, [22, "Duplicate share", None])
             return
         self._seen.add(key)
-        coinbase = COINB1 + job.extranonce1 + en2 + self.coinb2
+        coinbase = job.coinb1 + job.extranonce1 + en2 + job.coinb2
         root = merkle_root(dsha(coinbase), BRANCH)
         header = build_header(version, job.prevhash, root, int(ntime_hex, 16), job.nbits, int(nonce_hex, 16))
         value = int.from_bytes(dsha(header), "little")

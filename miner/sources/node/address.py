@@ -246,3 +246,41 @@ def _decode_segwit(text: str, family: str, expected_hrp: str | None = None) -> P
         raise AddressError(f"address {text}: witness v{version} ({len(prog)} bytes) is not a known "
                            "address type (P2PKH, P2SH, P2WPKH, P2WSH, P2TR)")
     return PayoutAddress(text, kind, witness_script(version, prog), frozenset({family}))
+
+
+# ------------------------------------------------------------------------------------ script -> address
+@dataclass(frozen=True, slots=True)
+class ScriptInfo:
+    """What an output script is: its kind, and its address on a network family when it has one."""
+
+    kind: str  # p2pkh, p2sh, p2wpkh, p2wsh, p2tr, op_return, p2pk, witness_unknown, nonstandard
+    address: str | None  # None for OP_RETURN, bare public keys and scripts with no address
+
+
+def classify_script(script: bytes, family: str = "main") -> ScriptInfo:
+    """The inverse of the script builders above (Bitcoin Core's script/solver.cpp Solver templates):
+    P2PKH, P2SH, witness v0 (P2WPKH/P2WSH), v1 (P2TR), OP_RETURN; P2PK is named but has no address."""
+    if family not in HRP:
+        raise ValueError(f"unknown network family {family!r}")
+    n = len(script)
+    if n == 25 and script[:3] == b"\x76\xa9\x14" and script[23:] == b"\x88\xac":
+        return ScriptInfo("p2pkh", encode_address("p2pkh", script[3:23], family))
+    if n == 23 and script[:2] == b"\xa9\x14" and script[22] == 0x87:
+        return ScriptInfo("p2sh", encode_address("p2sh", script[2:22], family))
+    if n >= 4 and (script[0] == 0 or 0x51 <= script[0] <= 0x60) and script[1] == n - 2 and 2 <= n - 2 <= 40:
+        version = 0 if script[0] == 0 else script[0] - 0x50
+        program = script[2:]
+        if version == 0 and len(program) == 20:
+            return ScriptInfo("p2wpkh", encode_address("p2wpkh", program, family))
+        if version == 0 and len(program) == 32:
+            return ScriptInfo("p2wsh", encode_address("p2wsh", program, family))
+        if version == 1 and len(program) == 32:
+            return ScriptInfo("p2tr", encode_address("p2tr", program, family))
+        if version != 0:  # BIP350: future witness versions have bech32m addresses too
+            return ScriptInfo("witness_unknown", encode_segwit(HRP[family], version, program))
+        return ScriptInfo("nonstandard", None)
+    if n >= 1 and script[0] == 0x6A:
+        return ScriptInfo("op_return", None)
+    if (n == 35 and script[0] == 33 and script[34] == 0xAC) or (n == 67 and script[0] == 65 and script[66] == 0xAC):
+        return ScriptInfo("p2pk", None)
+    return ScriptInfo("nonstandard", None)

@@ -25,6 +25,9 @@ from miner.sources.sv2.connection import Sv2Connection
 
 log = logging.getLogger(__name__)
 
+# May this pool's job be mined, and its shares sent? (the payout check's enforce mode, docs/payout.md §2)
+JobCheck = Callable[[PoolConnection, Job], bool]
+
 
 def connection_class(url: str) -> type[PoolConnection]:
     """The shell for a pool's URL scheme, so V1 and V2 pools share one priority list (docs/sv2.md §6)."""
@@ -68,6 +71,7 @@ class PoolManager:
         self.picker = picker
         self.slice_seconds = slice_seconds
         self._slicer: asyncio.TimerHandle | None = None
+        self.job_check: JobCheck = lambda pool, job: True
 
     @property
     def stats(self) -> ShareStats:
@@ -189,10 +193,18 @@ class PoolManager:
         if pool is None:
             log.warning("share for unknown source %r dropped", share.work.job.source)
             return
+        if not self.job_check(pool, share.work.job):
+            log.warning("%s: share for job %s not sent: the job failed the payout check", pool.name,
+                        share.work.job.job_id)
+            return
         await pool.submit(share)
 
     def _on_job(self, pool: PoolConnection, job: Job) -> None:
         if pool not in self.order:  # removed, still closing
+            return
+        if not self.job_check(pool, job):
+            if pool is self.active:
+                self._choose()
             return
         if pool is self.active:
             self._sink(job)
@@ -213,8 +225,13 @@ class PoolManager:
         now = time.monotonic()
         candidate = None
         active_ok = self.active is not None and self.active.alive and self.active.enabled and self.active in self.order
+        if active_ok and self.active.current_job is not None \
+                and not self.job_check(self.active, self.active.current_job):
+            active_ok = False  # its newest job failed the payout check
         for pool in self.order:
             if not pool.alive or pool.current_job is None or not pool.enabled:
+                continue
+            if not self.job_check(pool, pool.current_job):
                 continue
             if (not immediate and active_ok and self._rank(pool) < self._rank(self.active)
                     and now - pool.alive_since < self.switch_delay):
@@ -232,6 +249,10 @@ class PoolManager:
         if candidate is not self.active:
             old, self.active = self.active, candidate
             if candidate is None:
+                if old is not None and old.current_job is not None and not self.job_check(old, old.current_job):
+                    log.warning("no pool passes the payout check; devices wait for a job that pays")
+                    self._sink(None)
+                    return
                 log.warning("no pool is alive; devices keep hashing the last job and shares are held")
                 return
             self.switches += 1
