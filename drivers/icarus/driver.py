@@ -32,7 +32,7 @@ from miner.core.shares import CheckedNonce, Verdict
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, NonceSink, NotThisDevice, WorkSource
-from miner.devices.serialport import SerialDevice, open_serial, read_exactly
+from miner.devices.serialport import SerialDevice, open_serial, read_available, read_exactly
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class IcarusDevice(SerialDevice):
                 elif current is None:
                     continue
             wait = min(0.1, max(0.001, sent_at + self.range_time() - time.monotonic()))
-            data = _read_some(port, wait)
+            data = read_available(port, wait)
             now = time.monotonic()
             if data and framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
                 self._drop_partial(framer)  # a reply is written in one go: old bytes belong to no reply
@@ -321,16 +321,6 @@ class _Golden:
         self.raw = raw
         self.size = len(raw)
         self.n = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
-
-
-def _read_some(port: serial.Serial, timeout: float) -> bytes:
-    """Whatever arrives within `timeout` (at least one byte, or nothing), without waiting longer."""
-    port.timeout = timeout
-    first = port.read(1)
-    if not first:
-        return b""
-    waiting = port.in_waiting
-    return first + (port.read(waiting) if waiting else b"")
 
 
 def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> IcarusDevice:
