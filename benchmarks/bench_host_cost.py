@@ -242,8 +242,9 @@ def main() -> int:
     if args.serve:
         return serve_emulators(args.serve, args.rate, args.difficulty)
 
-    share = share_path_cost()
-    unit = work_unit_cost()
+    # CPU time per operation, best of five: other load only ever adds to it (cold caches, steal)
+    share = min((share_path_cost() for _ in range(5)), key=lambda r: r["us_per_nonce"])
+    unit = min((work_unit_cost() for _ in range(5)), key=lambda r: r["us_per_unit"])
     counts = [int(n) for n in args.sticks.split(",")]
     runs = [run_sticks(n, args.seconds, args.nonce_rate, args.warmup, args.profile if i == len(counts) - 1 else None)
             for i, n in enumerate(counts)]
@@ -262,12 +263,12 @@ def main() -> int:
               f"{split:>11} {r['percent_per_stick']:>11.3f} {r['us_per_nonce']:>9.0f} {r['threads']:>7}")
     print("(us/nonce: all of the miner's CPU time, work, polling and status included, over the nonces)")
     print()
-    print(f"{'operation':<44} {'figure':>10} {'target':>8} {'ratio':>7}")
-    print(f"{'share path (Miner._check), us/nonce':<44} {share['us_per_nonce']:>10.1f} {20:>8} "
+    print(f"{'operation':<48} {'figure':>10} {'target':>8} {'ratio':>7}")
+    print(f"{'share path (Miner._check), us/nonce, best of 5':<48} {share['us_per_nonce']:>10.1f} {20:>8} "
           f"{share['us_per_nonce'] / 20:>7.2f}")
-    print(f"{'work unit (cut + midstate + packet), us':<44} {unit['us_per_unit']:>10.1f} {'':>8} {'':>7}")
+    print(f"{'work unit (cut+midstate+packet), us, best of 5':<48} {unit['us_per_unit']:>10.1f} {'':>8} {'':>7}")
     worst = max(r["percent_per_stick"] for r in runs)
-    print(f"{'worst % of a core per stick':<44} {worst:>10.3f} {1:>8} {worst:>7.2f}")
+    print(f"{'worst % of a core per stick':<48} {worst:>10.3f} {1:>8} {worst:>7.2f}")
     return 0
 
 

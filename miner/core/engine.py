@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 256  # nonces checked between yields to the loop: stop, timers and sockets stay live in a flood
+# After the first nonce wakes the share path, it waits this long so the nonces of many devices come in
+# one batch: one loop wake (and one self-pipe write by a device thread) per window instead of one per
+# nonce. 50 U3 sticks give ~700 nonces/s; a share waits at most this much more (benchmarks/bench_host_cost.py).
+GATHER_SECONDS = 0.02
 DRAIN_SECONDS = 0.5  # at stop, queued nonces are checked for this long at most; the rest are shed
 
 
@@ -61,6 +65,7 @@ class Miner:
         self._reported_shed = 0
         self.share_path_faults = 0  # nonces whose check or submit raised unexpectedly (a bug or a bad job)
         self._faults_logged: set[tuple[str, str]] = set()
+        self._named: dict[str, Device] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         dispatcher.add_listener(self._on_job)
@@ -68,7 +73,10 @@ class Miner:
         source.bind(dispatcher.set_job, self._on_share_result)
 
     def source_results(self, source: str) -> ShareStats:
-        return self.by_source.setdefault(source, ShareStats())
+        results = self.by_source.get(source)  # not setdefault: that builds a ShareStats per nonce
+        if results is None:
+            results = self.by_source[source] = ShareStats()
+        return results
 
     def _on_share_result(self, share: CheckedNonce, accepted: bool, reason: str | None) -> None:
         job = share.work.job
@@ -96,10 +104,13 @@ class Miner:
     async def _share_path(self) -> None:
         while True:
             await self.nonces.wait()
-            for nonce in self.nonces.take(BATCH):
+            await asyncio.sleep(GATHER_SECONDS)  # puts meanwhile wake nothing: the wake is pending
+            batch = self.nonces.take(BATCH)
+            for nonce in batch:
                 await self._check_supervised(nonce)
             self._note_shed()
-            await asyncio.sleep(0)  # let stop, timers and the sockets in between batches
+            if len(batch) == BATCH:
+                await asyncio.sleep(0)  # a flood: let stop, timers and the sockets in between batches
 
     def _note_shed(self) -> None:
         shed = self.nonces.shed
@@ -173,8 +184,13 @@ class Miner:
             await self.source.submit(share)
 
     def device_named(self, name: str) -> Device | None:
+        # Looked up once per nonce: by a dict, checked against the live list (hot-plug changes it).
+        device = self._named.get(name)
+        if device is not None and device.name == name and device in self.devices:
+            return device
         for device in self.devices:
             if device.name == name:
+                self._named[name] = device
                 return device
         return None
 
