@@ -66,7 +66,7 @@ def serve_emulators(count: int, rate_ghs: float, difficulty: float) -> int:
     try:
         for line in sys.stdin:
             if line.strip() == "count":
-                print(" ".join(str(len(e.sent)) for e in emulators), sum(len(e.jobs) for e in emulators), flush=True)
+                print(" ".join(f"{len(e.sent)}/{len(e.jobs)}" for e in emulators), flush=True)
             elif line.strip() == "quit":
                 break
     finally:
@@ -102,10 +102,11 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
         if len(paths) != sticks:
             raise SystemExit(f"emulator host gave {len(paths)} ptys, expected {sticks}")
 
-        def sent() -> list[int]:
+        def sent() -> list[tuple[int, int]]:
+            """(replies sent, jobs received) per stick."""
             emu.stdin.write("count\n")
             emu.stdin.flush()
-            return [int(n) for n in emu.stdout.readline().split()]  # replies per stick, then jobs in all
+            return [(int(r), int(j)) for r, j in (item.split("/") for item in emu.stdout.readline().split())]
 
         with tempfile.TemporaryDirectory() as home:
             env.update(XDG_CONFIG_HOME=f"{home}/config", XDG_DATA_HOME=f"{home}/data", XDG_STATE_HOME=f"{home}/state")
@@ -117,18 +118,17 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
             log_path = Path(home) / "miner.log"
             log_file = log_path.open("w")
             miner = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
-            # Start-up (imports, golden-nonce tests) is over once every stick has answered real work.
-            deadline = time.monotonic() + 90
-            while min(sent()[:-1]) < 10:
+            # Start-up (imports, golden-nonce tests) is over once every stick has taken real work
+            # (the golden job is the first) and answered; a stick the miner gave up on is not counted.
+            # On a loaded machine an emulator may answer the golden job late and the miner gives that
+            # stick up (Dead): after 60 s the run goes on with the sticks that mine, and says how many.
+            deadline = time.monotonic() + 60
+            while min(jobs for _, jobs in sent()) < 5 and time.monotonic() < deadline:
                 if miner.poll() is not None:
                     raise SystemExit(f"miner exited early: {log_path.read_text()[-2000:]}")
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"sticks not all mining after 90 s: replies {sent()}; "
-                                     f"{log_path.read_text()[-2000:]}")
                 time.sleep(0.5)
             time.sleep(warmup)
-            counts, cpu0, t0 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
-            nonces0, jobs0 = sum(counts[:-1]), counts[-1]
+            before, cpu0, t0 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
             spy = None
             if profile and profile.endswith(".strace"):  # syscall counts of every miner thread
                 spy = subprocess.Popen(["strace", "-c", "-f", "-p", str(miner.pid), "-o", profile],
@@ -139,8 +139,7 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
                                         "-o", profile, "--threads", "--gil", "--rate", "200"],
                                        stdout=subprocess.DEVNULL)
             time.sleep(seconds)
-            counts, cpu1, t1 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
-            nonces1, jobs1 = sum(counts[:-1]), counts[-1]
+            after, cpu1, t1 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
             if spy is not None:
                 if profile and profile.endswith(".strace"):
                     spy.send_signal(signal.SIGINT)
@@ -161,14 +160,18 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
         except subprocess.TimeoutExpired:
             emu.kill()
             emu.wait()
-    wall, nonces = t1 - t0, nonces1 - nonces0
+    wall = t1 - t0
+    nonces = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
+    jobs = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
+    mining = sum(1 for a, b in zip(after, before, strict=True) if a[1] > b[1])  # took work in the window
     user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
     cpu = user + system
     return {"sticks": sticks, "seconds": wall, "cpu_seconds": cpu, "user_percent": 100 * user / wall,
             "system_percent": 100 * system / wall, "nonces": nonces, "threads": threads,
-            "work_per_s": (jobs1 - jobs0) / wall,
+            "work_per_s": jobs / wall, "mining": mining,
             "nonces_per_s": nonces / wall, "cpu_percent": 100 * cpu / wall,
-            "percent_per_stick": 100 * cpu / wall / sticks, "us_per_nonce": 1e6 * cpu / nonces if nonces else 0.0}
+            "percent_per_stick": 100 * cpu / wall / max(1, mining),
+            "us_per_nonce": 1e6 * cpu / nonces if nonces else 0.0}
 
 
 # ------------------------------------------------------------------ in-process parts
@@ -255,13 +258,15 @@ def main() -> int:
     print(f"emulated U3s (one process) report at difficulty 2**-20 at {args.nonce_rate:.1f} nonces/s each "
           "(60 GH/s at diff 1); the driver sends a U3 work every 72 ms; CPU time of the miner process only")
     print()
-    print(f"{'sticks':>6} {'nonces/s':>9} {'work/s':>7} {'miner CPU %':>11} {'(user/sys)':>11} {'% per stick':>11} "
-          f"{'us/nonce':>9} {'threads':>7}")
+    print(f"{'sticks':>6} {'mining':>6} {'nonces/s':>9} {'work/s':>7} {'miner CPU %':>11} {'(user/sys)':>11} "
+          f"{'% per stick':>11} {'us/nonce':>9} {'threads':>7}")
     for r in runs:
         split = f"{r['user_percent']:.1f}/{r['system_percent']:.1f}"
-        print(f"{r['sticks']:>6} {r['nonces_per_s']:>9.1f} {r['work_per_s']:>7.1f} {r['cpu_percent']:>11.2f} "
-              f"{split:>11} {r['percent_per_stick']:>11.3f} {r['us_per_nonce']:>9.0f} {r['threads']:>7}")
-    print("(us/nonce: all of the miner's CPU time, work, polling and status included, over the nonces)")
+        print(f"{r['sticks']:>6} {r['mining']:>6} {r['nonces_per_s']:>9.1f} {r['work_per_s']:>7.1f} "
+              f"{r['cpu_percent']:>11.2f} {split:>11} {r['percent_per_stick']:>11.3f} {r['us_per_nonce']:>9.0f} "
+              f"{r['threads']:>7}")
+    print("(mining: sticks that took work in the window, % per stick is over those; us/nonce: all of the "
+          "miner's CPU time, work, polling and status included, over the nonces)")
     print()
     print(f"{'operation':<48} {'figure':>10} {'target':>8} {'ratio':>7}")
     print(f"{'share path (Miner._check), us/nonce, best of 5':<48} {share['us_per_nonce']:>10.1f} {20:>8} "
