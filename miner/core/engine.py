@@ -25,10 +25,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 256  # nonces checked between yields to the loop: stop, timers and sockets stay live in a flood
-# After the first nonce wakes the share path, it waits this long so the nonces of many devices come in
-# one batch: one loop wake (and one self-pipe write by a device thread) per window instead of one per
-# nonce. 50 U3 sticks give ~700 nonces/s; a share waits at most this much more (benchmarks/bench_host_cost.py).
-GATHER_SECONDS = 0.02
+# `gather_seconds`: after the first nonce wakes the share path, wait this long so the nonces of many
+# devices come in one batch: one loop wake (and one self-pipe write by a device thread) per window
+# instead of one per nonce (10 U3 sticks: miner CPU about 11.4% -> 9.8% of a core at 0.02 s,
+# benchmarks/bench_host_cost.py). Off by default: shares of one window then go out before the pool
+# has answered the first, which changes what version-rule detection sees (tests/system/test_pools.py,
+# test_each_pools_version_rule, expects one share refused under the first rule, not three).
+GATHER_SECONDS = 0.0
 DRAIN_SECONDS = 0.5  # at stop, queued nonces are checked for this long at most; the rest are shed
 
 
@@ -49,13 +52,15 @@ def device_line(device: Device) -> str:
 
 class Miner:
     def __init__(self, source: JobSource, devices: Sequence[Device], dispatcher: Dispatcher,
-                 status_interval: float = 5.0, manager: DeviceManager | None = None):
+                 status_interval: float = 5.0, manager: DeviceManager | None = None,
+                 gather_seconds: float = GATHER_SECONDS):
         self.source = source
         # With a manager, share its list: hot-plugged devices appear here as they are found.
         self.manager = manager
         self.devices = manager.devices if manager is not None else list(devices)
         self.dispatcher = dispatcher
         self.status_interval = status_interval
+        self.gather_seconds = gather_seconds
         self.totals = ShareStats()
         # Share results per source name: kept when a pool is removed, so totals never shrink.
         self.by_source: dict[str, ShareStats] = {}
@@ -104,7 +109,8 @@ class Miner:
     async def _share_path(self) -> None:
         while True:
             await self.nonces.wait()
-            await asyncio.sleep(GATHER_SECONDS)  # puts meanwhile wake nothing: the wake is pending
+            if self.gather_seconds > 0:
+                await asyncio.sleep(self.gather_seconds)  # puts meanwhile wake nothing: the wake is pending
             batch = self.nonces.take(BATCH)
             for nonce in batch:
                 await self._check_supervised(nonce)
