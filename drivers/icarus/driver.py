@@ -32,7 +32,7 @@ from miner.core.shares import CheckedNonce, Verdict
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, NonceSink, NotThisDevice, WorkSource
-from miner.devices.serialport import SerialDevice, open_serial, read_exactly
+from miner.devices.serialport import SerialDevice, open_serial, read_available, read_exactly
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class IcarusDevice(SerialDevice):
         deadline = time.monotonic() + DRAIN_LIMIT
         dropped = 0
         while time.monotonic() < deadline:
-            chunk = _read_some(port, DRAIN_QUIET)
+            chunk = read_available(port, DRAIN_QUIET)
             if not chunk:
                 break
             dropped += len(chunk)
@@ -218,7 +218,7 @@ class IcarusDevice(SerialDevice):
             at = data.find(wanted) if wanted is not None else -1
             if at >= 0:
                 tail = data[at:]
-                while more := _read_some(port, EXTRA_BYTE_WAIT):
+                while more := read_available(port, EXTRA_BYTE_WAIT):
                     tail += more
                     if len(tail) > 64:
                         break
@@ -268,7 +268,7 @@ class IcarusDevice(SerialDevice):
                 elif current is None:
                     continue
             wait = min(0.1, max(0.001, sent_at + self.range_time() - time.monotonic()))
-            data = _read_some(port, wait)
+            data = read_available(port, wait)
             now = time.monotonic()
             if data and framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
                 self._drop_partial(framer)  # a reply is written in one go: old bytes belong to no reply
@@ -378,16 +378,6 @@ def golden_reply_size(answer: bytes, target: int) -> int:
         if all(hashing.scan_midstate(packet.midstate, packet.tail, n, 1, target, nonce_be=True) for n in more):
             return size
     return len(answer)
-
-
-def _read_some(port: serial.Serial, timeout: float) -> bytes:
-    """Whatever arrives within `timeout` (at least one byte, or nothing), without waiting longer."""
-    port.timeout = timeout
-    first = port.read(1)
-    if not first:
-        return b""
-    waiting = port.in_waiting
-    return first + (port.read(waiting) if waiting else b"")
 
 
 def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> IcarusDevice:

@@ -176,6 +176,11 @@ class PtyPort:
             pass
 
 
+CHUNK_SECONDS = 0.05  # paced_scan's default chunk: this much of the emulated device's time
+CHUNK_MIN = 1 << 12
+CHUNK_MAX = 1 << 18
+
+
 @dataclass(frozen=True, slots=True)
 class FoundNonce:
     nonce: int
@@ -183,7 +188,7 @@ class FoundNonce:
 
 
 def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: int = NONCE_SPACE,
-               stop: Callable[[], bool] = lambda: False, chunk: int = 1 << 18,
+               stop: Callable[[], bool] = lambda: False, chunk: int | None = None,
                engine: str | None = None,
                scanner: Callable[[int, int], list[int]] | None = None,
                first_chunk: int | None = None) -> Iterator[FoundNonce]:
@@ -197,7 +202,13 @@ def paced_scan(header: bytes, target: int, rate: float, start: int = 0, count: i
     `first_chunk` makes the scan adaptive: the first chunk is that small and each next one twice
     the last, up to `chunk`, so an early nonce (a golden test's) is answered after a few ms of
     hashing instead of a whole chunk's.
+    By default a chunk is what the emulated device hashes in CHUNK_SECONDS (within CHUNK_MIN and
+    CHUNK_MAX): the first chunk is hashed before any pacing, so a slow emulated stick that gets new
+    work every 72 ms (a U3 the driver still times by its nominal rate) does not hash 2**18 nonces
+    of each job it is about to abandon.
     """
+    if chunk is None:
+        chunk = min(CHUNK_MAX, max(CHUNK_MIN, int(rate * CHUNK_SECONDS)))
     began = time.monotonic()
     pos, end = start, start + count
     step = min(first_chunk, chunk) if first_chunk else chunk

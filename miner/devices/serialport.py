@@ -14,6 +14,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import stat
 import threading
 import time
@@ -239,3 +240,23 @@ def read_exactly(port: serial.Serial, size: int, timeout: float) -> bytes:
         if chunk:
             data += chunk
     return bytes(data)
+
+
+def read_available(port: serial.Serial, timeout: float) -> bytes:
+    """Whatever has arrived within `timeout` seconds (at least one byte, or nothing), in one select
+    and one read, leaving the port's settings alone.
+
+    Why not `port.timeout = t; port.read(1)`: pyserial's timeout setter reconfigures the whole
+    port on every change (flock, tcgetattr, tcsetattr: pyserial serialposix.py,
+    Serial._reconfigure_port), and a driver whose wait changes on every pass paid that, plus the
+    Python around it, tens of times a second per stick (benchmarks/bench_host_cost.py).
+    A port that says it is readable and gives no bytes is gone (pyserial raises the same).
+    """
+    fd = port.fileno()
+    ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+    if not ready:
+        return b""
+    data = os.read(fd, 4096)
+    if not data:
+        raise serial.SerialException("device reports readiness to read but returned no data (device disconnected?)")
+    return data

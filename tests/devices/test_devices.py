@@ -13,7 +13,7 @@ import pytest
 import serial
 from hypothesis import given
 from hypothesis import strategies as st
-from miner.drivers.kit.emulation import PtyPort, Unplugged, paced_scan
+from miner.drivers.kit.emulation import CHUNK_MAX, CHUNK_MIN, CHUNK_SECONDS, PtyPort, Unplugged, paced_scan
 from miner.drivers.kit.usb import UsbId
 
 from miner.core import hashing
@@ -23,7 +23,7 @@ from miner.core.targets import difficulty_to_target, hash_to_int
 from miner.core.work import Nonce
 from miner.devices.base import Device, DeviceError, DeviceSpec, DeviceState, DriverInfo, NotThisDevice
 from miner.devices.manager import DeviceManager, HealthPolicy, PortInfo, claim, load_drivers
-from miner.devices.serialport import SerialDevice, open_serial, read_exactly
+from miner.devices.serialport import SerialDevice, open_serial, read_available, read_exactly
 from miner.devices.work_source import DispatcherWorkSource, NoWork
 from miner.sources.sandbox import sandbox_job
 
@@ -374,6 +374,42 @@ def test_paced_scan_stops_when_told():
     every = (1 << 256) - 1  # every nonce meets it: what comes back shows how far the scan went
     found = list(paced_scan(header, every, rate=1e12, stop=lambda: next(calls) >= 2, chunk=1 << 10))
     assert [f.nonce for f in found] == list(range(2 << 10)), "two chunks, then stopped"
+
+
+@pytest.mark.parametrize("rate", [1e3, 1e5, 4e6, 1e12])
+def test_paced_scan_chunks_follow_the_emulated_rate(rate):
+    """A slow emulated stick (re-sent work every 72 ms) must not hash 2**18 nonces per job up front."""
+    sizes: list[int] = []
+
+    def scanner(first: int, size: int) -> list[int]:
+        sizes.append(size)
+        return []
+
+    calls = iter(range(100))
+    list(paced_scan(b"", 0, rate=rate, count=1 << 30, stop=lambda: next(calls) >= 1, scanner=scanner))
+    assert sizes == [min(CHUNK_MAX, max(CHUNK_MIN, int(rate * CHUNK_SECONDS)))]
+
+
+def test_read_available_reads_what_came_and_leaves_the_port_settings_alone():
+    port = PtyPort()
+    try:
+        with serial.Serial(port.device_path, 115200, timeout=0.7) as host:
+            started = time.monotonic()
+            assert read_available(host, 0.05) == b""
+            assert time.monotonic() - started >= 0.04
+            port.write(b"\x01\x02\x03\x04\x05")
+            data = b""
+            deadline = time.monotonic() + 5
+            while len(data) < 5 and time.monotonic() < deadline:
+                data += read_available(host, 0.5)
+            assert data == b"\x01\x02\x03\x04\x05"
+            assert host.timeout == 0.7, "the port's own timeout is untouched"
+            port.unplug()  # the stick is pulled: readable, then nothing (or EIO)
+            with pytest.raises((serial.SerialException, OSError)):
+                for _ in range(10):
+                    read_available(host, 0.5)
+    finally:
+        port.close()
 
 
 # ---------------------------------------------------------------- dispatcher and devices that roll versions
