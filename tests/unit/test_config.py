@@ -171,7 +171,7 @@ def test_the_miner_stops_with_the_config_error(tmp_path, capsys):
 
 
 class FakeDriver:
-    name, aliases, description = "fake", (), "a fake"
+    name, aliases, description, companion_option = "fake", (), "a fake", ""
     usb_ids = (UsbId(0x1234, 0x5678),)
 
     def __init__(self):
