@@ -17,12 +17,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from miner import USER_AGENT
 from miner.app.settings import Settings, pool_configs
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from miner.core.engine import Miner
@@ -158,10 +160,12 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     if kind == NODE:
         try:
             async with asyncio.timeout(time_limit):
-                chunk = await prepare_node(source)
+                chunk = await until_signal(prepare_node(source))
         except TimeoutError:
             log.warning("no template from the node within the time limit")
             return Outcome(source)
+        if chunk is None:
+            return Outcome(source)  # stopped by a signal while waiting for the node
     dispatcher = Dispatcher()
     miner: Miner
 
@@ -186,6 +190,34 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
     restart = await serve(miner, settings, remaining)
     return Outcome(source, restart)
+
+
+async def until_signal(step: Awaitable[T]) -> T | None:
+    """Await a start-up step (waiting for the node) that the first SIGINT or SIGTERM cancels:
+    None then, and the miner exits 0 as after a stop while mining, not killed by the signal."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(step)
+    stopped_by: list[str] = []
+
+    def on_signal(signum: int) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        task.cancel()
+
+    installed = []
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+        log.warning("%s: stopping before mining started", stopped_by[0])
+        return None
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def api_host_and_allow(settings: Settings) -> tuple[str, list]:
