@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from miner.core import hashing
+from miner.core.lograte import LogLimiter
 from miner.core.stats import RateMeter
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
@@ -115,6 +116,7 @@ class CpuDevice(Device):
         self._generation = 0
         self._workers: list[threading.Thread] = []
         self.thread_hashes = [RateMeter() for _ in range(self.threads)]
+        self._errors = LogLimiter(log, 10.0)  # a job that fails for every unit: one line per 10 s
 
     def target_for(self, work: Work) -> int:
         # The CPU reports exactly the nonces under the share target it was given.
@@ -173,6 +175,22 @@ class CpuDevice(Device):
             return self._slices.popleft()
 
     def _run(self, index: int) -> None:
+        """A hashing thread, supervised: an unexpected error (a unit that cannot be built, a scan
+        that raises) is logged with its traceback once per kind, the slices in hand are dropped and
+        the thread goes on with fresh work after a short pause, so one bad job never leaves the
+        device at 0 H/s."""
+        while not self._stop.is_set():
+            try:
+                self._hash(index)
+                return
+            except Exception as exc:  # noqa: BLE001 - the supervisor's job is to outlive anything
+                if self._errors.log(time.monotonic(), logging.DEBUG, type(exc).__name__, "cpu error"):
+                    log.error("%s: hashing thread %d: unexpected %s; dropping its work and going on (at most one "
+                              "line per 10 s for this)", self.name, index, type(exc).__name__, exc_info=True)
+                self.restart_work()
+                self._stop.wait(0.05)  # a job that fails for every unit costs 20 tries a second, no more
+
+    def _hash(self, index: int) -> None:
         meter = self.thread_hashes[index]
         rate: float | None = None  # this thread's hashes per second, wall time (sharing a core included)
         while not self._stop.is_set():

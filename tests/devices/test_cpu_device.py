@@ -173,3 +173,42 @@ def test_many_more_threads_than_cores_warn_and_still_stop_quickly(caplog):
     began = time.monotonic()
     device.stop()
     assert time.monotonic() - began < 3.0
+
+
+def test_a_unit_that_cannot_be_built_is_logged_once_and_hashing_goes_on(caplog):
+    """Supervision (issue 14, fault 8): a work source that raises (here as struct.pack did on a
+    node's curtime 2^33) costs the thread its slice, not its life."""
+    import logging
+    import struct
+
+    dispatcher = Dispatcher()
+    dispatcher.set_job(sandbox_job(difficulty=0.001))
+    inner = DispatcherWorkSource(dispatcher)
+    failures = {"left": 20}
+
+    class Failing:
+        def job(self):
+            return inner.job()
+
+        def next_work(self, device_rolls_version=False):
+            if failures["left"]:
+                failures["left"] -= 1
+                raise struct.error("argument out of range")
+            return inner.next_work(device_rolls_version)
+
+        def reserve_extranonce2(self, count):
+            return inner.reserve_extranonce2(count)
+
+        def register_work(self, job, extranonce2, version=None):
+            return inner.register_work(job, extranonce2, version)
+
+    caplog.set_level(logging.INFO)
+    device = CpuDevice(Failing(), lambda n: None, threads=1, engine="portable", chunk=1 << 12)
+    device.start()
+    deadline = time.monotonic() + 30
+    while device.stats.hashes.total == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    device.stop()
+    assert failures["left"] == 0 and device.stats.hashes.total > 0  # the one thread lived on
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "unexpected error; dropping its work" in errors[0].getMessage() and errors[0].exc_info
