@@ -318,9 +318,15 @@ class HttpServer:
             if action == "frequency":
                 try:
                     body = await request.json()
-                    mhz = float(body["mhz"])
-                except (ValueError, KeyError, TypeError):
+                    mhz = body["mhz"]
+                except (ValueError, KeyError, TypeError, RecursionError):
                     return _json({"error": 'send JSON like {"mhz": 500}'}, status=400)
+                if isinstance(mhz, str):  # "500" as cgminer's ascset takes it; "nan" is refused below
+                    try:
+                        mhz = float(mhz)
+                    except ValueError:
+                        return _json({"error": f'mhz {mhz[:40]!r} is not a number; send JSON like {{"mhz": 500}}'},
+                                     status=400)
                 self.view.set_frequency(index, mhz)
             elif action == "enable":
                 self.view.enable_device(index)
