@@ -239,6 +239,7 @@ async def save_periodically(store, view) -> None:
 
 async def serve(miner: Miner, settings: Settings, time_limit: float | None = None) -> bool:
     """Run the miner with its front ends until it stops; True when a restart was asked for."""
+    from miner.core.lograte import limit_foreign_repeats
     from miner.frontends.persist import StatsStore, default_stats_path, observe_view
     from miner.frontends.view import MinerView
 
@@ -250,6 +251,7 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
         restart = True
         miner.request_stop()
 
+    limit_foreign_repeats()  # asyncio's "accept() out of system resource" once per 10 s, not per try
     store = StatsStore(operating.stats_file or default_stats_path())
     await asyncio.to_thread(store.load)
     shown = {"API Listen": bool(operating.api_listen), "API Port": operating.api_port, "HTTP": operating.http or ""}

@@ -7,6 +7,7 @@ No CORS headers: a web page elsewhere cannot drive the miner from a visitor's br
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import json
@@ -22,8 +23,16 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from miner.frontends import axeos
+from miner.frontends.listen_limits import (
+    HEADER_TIMEOUT,
+    ConnectionGate,
+    GatedProtocol,
+    RefusedProtocol,
+    connection_cap,
+)
 from miner.frontends.view import CommandError, MinerView
 
+MAX_CONNECTIONS = 128  # per listener (fewer under a low descriptor limit: listen_limits.py)
 log = logging.getLogger(__name__)
 
 def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -214,6 +223,8 @@ class HttpServer:
         self.port = port
         self.token = token
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.base_events.Server | None = None
+        self.gate = ConnectionGate(f"HTTP {host}:{port}", connection_cap(MAX_CONNECTIONS))
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
@@ -231,17 +242,27 @@ class HttpServer:
         return app
 
     async def start(self) -> int:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        # aiohttp's keep-alive timer runs from the connection's start, so it is also the limit for
+        # a request's headers to arrive (idle and trickling clients alike; its default is an hour).
+        self._runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=HEADER_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self._runner.addresses:
-            self.port = self._runner.addresses[0][1]  # the port the system chose for port 0
+        server = self._runner.server
+        assert server is not None
+        gate = self.gate
+
+        def protocol() -> asyncio.Protocol:  # not TCPSite: it has no connection cap
+            return GatedProtocol(server(), gate) if gate.admit() else RefusedProtocol()
+
+        self._listener = await asyncio.get_running_loop().create_server(protocol, self.host, self.port)
+        self.port = self._listener.sockets[0].getsockname()[1]  # the port the system chose for port 0
         log.info("HTTP API and /metrics on http://%s:%d/ (writes %s)", self.host, self.port,
                  "need the bearer token" if self.token else "disabled: no --http-token")
         return self.port
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
 
