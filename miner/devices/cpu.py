@@ -164,8 +164,21 @@ class CpuDevice(Device):
         self._wake.set()
 
     # -------------------------------------------------------------------- workers
+    def _current(self, piece: Slice) -> bool:
+        """The slice is still worth hashing: no clean job since, and its job is the source's current
+        one. cgminer's rule for work not yet hashed (cgminer.c `stale_work(work, share=false)`: a
+        Stratum job id other than the pool's current one is stale): a non-clean job leaves the
+        shares already found valid, but new hashing moves to it, so a flood of non-clean notifies
+        can never leave a thread on a job the pool's window (session.py MAX_LIVE_JOBS) has dropped."""
+        if piece.generation != self._generation:
+            return False
+        job, current = piece.work.job, self.work_source.job
+        return job is current or job == current
+
     def _next_slice(self) -> Slice | None:
         with self._lock:
+            while self._slices and not self._current(self._slices[0]):
+                self._slices.popleft()  # cut from a job that has been replaced meanwhile
             if not self._slices:
                 work = self.work_source.next_work()
                 if work is None:
@@ -201,7 +214,7 @@ class CpuDevice(Device):
                 continue
             pos, end = piece.start, piece.start + piece.count
             work = piece.work
-            while pos < end and piece.generation == self._generation and not self._stop.is_set():
+            while pos < end and self._current(piece) and not self._stop.is_set():
                 count = min(chunk_for(rate, self._chunk), end - pos)
                 began = time.monotonic()
                 found = hashing.scan(work.header, pos, count, work.target, self.engine)

@@ -187,8 +187,9 @@ def test_a_unit_that_cannot_be_built_is_logged_once_and_hashing_goes_on(caplog):
     failures = {"left": 20}
 
     class Failing:
+        @property
         def job(self):
-            return inner.job()
+            return inner.job
 
         def next_work(self, device_rolls_version=False):
             if failures["left"]:
@@ -212,3 +213,36 @@ def test_a_unit_that_cannot_be_built_is_logged_once_and_hashing_goes_on(caplog):
     assert failures["left"] == 0 and device.stats.hashes.total > 0  # the one thread lived on
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "unexpected error; dropping its work" in errors[0].getMessage() and errors[0].exc_info
+
+
+def test_a_flood_of_non_clean_jobs_moves_hashing_to_the_newest_job():
+    """Issue 14, fault 7: at 1000 non-clean notifies a second the CPU device kept hashing a unit of
+    a job that had left the pool's 64-job window, and its valid shares were counted stale."""
+    from dataclasses import replace
+
+    dispatcher = Dispatcher()
+    first = sandbox_job(difficulty=0.0005)
+    dispatcher.set_job(first)
+    found = []
+    device = CpuDevice(DispatcherWorkSource(dispatcher), found.append, threads=2, engine="portable", chunk=1 << 12)
+    device.start()
+    deadline = time.monotonic() + 30
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.01)
+    jobs = [replace(first, job_id=f"j{i}", ntime=first.ntime + i, clean=False) for i in range(200)]
+    for job in jobs:
+        dispatcher.set_job(job)
+        time.sleep(0.001)
+    published = time.monotonic()
+    newest = jobs[-1]
+    deadline = published + 30
+    while time.monotonic() < deadline and not any(
+            n.found_at > published and dispatcher.lookup(n.work_id).job == newest for n in list(found)):
+        time.sleep(0.01)
+    time.sleep(0.2)
+    device.stop()
+    later = [n for n in found if n.found_at > published + 0.1]  # a chunk (~4 ms) after the last job
+    assert later, "no nonce after the flood"
+    window = {job.job_id for job in jobs[-64:]}
+    old = [n for n in later if dispatcher.lookup(n.work_id).job.job_id not in window]
+    assert not old, f"{len(old)} of {len(later)} nonces found on jobs out of the 64-job window"
