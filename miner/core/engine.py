@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TAKE = 16  # nonces taken from the queue at a time; a batch is several takes
+YIELD_AFTER = 0.01  # seconds of checking after which a batch yields even if BATCH is not reached
 BATCH = 256  # nonces checked between yields to the loop: stop, timers and sockets stay live in a flood
+STOP_CHECKING = 0.8  # seconds from a stop to the end of checking: stop is < 2 s with the answers' wait
 DRAIN_SECONDS = 0.5  # at stop, queued nonces are checked for this long at most; the rest are shed
 
 
@@ -96,8 +99,16 @@ class Miner:
     async def _share_path(self) -> None:
         while True:
             await self.nonces.wait()
-            for nonce in self.nonces.take(BATCH):
-                await self._check_supervised(nonce)
+            # A batch ends after BATCH nonces or YIELD_AFTER s, whichever comes first: under a flood
+            # a check and its submit can take a millisecond each (the hashing threads hold the GIL
+            # half the time), and 256 of them in a row held a SIGTERM for a second (issue 14, item 7).
+            began = time.monotonic()
+            for _ in range(BATCH // TAKE):
+                taken = self.nonces.take(TAKE)
+                for nonce in taken:
+                    await self._check_supervised(nonce)
+                if len(taken) < TAKE or time.monotonic() - began > YIELD_AFTER:
+                    break
             self._note_shed()
             await asyncio.sleep(0)  # let stop, timers and the sockets in between batches
 
@@ -114,7 +125,7 @@ class Miner:
         A flood is cut off after `seconds`, so stop stays quick; what is left is counted as shed."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            batch = self.nonces.take(BATCH)
+            batch = self.nonces.take(TAKE)  # small takes: the deadline holds under a flood too
             if not batch:
                 break
             for nonce in batch:
@@ -235,11 +246,13 @@ class Miner:
         except TimeoutError:
             pass
         finally:
-            for device in self.devices:
-                await asyncio.to_thread(device.stop)
+            stopping = time.monotonic()
+            # every device stops at once (each may wait for a scan or a reply); the share path goes on meanwhile
+            await asyncio.gather(*(asyncio.to_thread(device.stop) for device in self.devices))
             tasks[0].cancel()  # the share path; what it had not taken yet is drained here
             await asyncio.gather(tasks[0], return_exceptions=True)
-            await self._drain()
+            # the drain gets what is left of STOP_CHECKING once the devices are down, DRAIN_SECONDS at most
+            await self._drain(max(0.1, min(DRAIN_SECONDS, STOP_CHECKING - (time.monotonic() - stopping))))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
