@@ -15,7 +15,7 @@ import base64
 import itertools
 import json
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -63,7 +63,7 @@ class RpcEndpoint:
     path: str
     scheme: str = "http"
     user: str = ""  # from the URL, when it carries credentials
-    password: str = ""
+    password: str = field(default="", repr=False)
 
     @property
     def netloc(self) -> str:
