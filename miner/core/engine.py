@@ -100,8 +100,8 @@ class Miner:
         while True:
             await self.nonces.wait()
             # A batch ends after BATCH nonces or YIELD_AFTER s, whichever comes first: under a flood
-            # a check and its submit can take a millisecond each (measured: the hashing threads compete for the GIL
-            # too), and 256 of them in a row held a SIGTERM for up to 1.7 s (issue 14, item 7).
+            # a check and its submit can take a millisecond each (the hashing threads compete for
+            # the GIL too), and 256 of them in a row held a SIGTERM for up to 1.7 s (issue 14, item 7).
             began = time.monotonic()
             for _ in range(BATCH // TAKE):
                 taken = self.nonces.take(TAKE)
