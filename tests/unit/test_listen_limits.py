@@ -44,3 +44,4 @@ def test_repeats_of_a_foreign_message_pass_once_per_interval_with_a_count():
     assert passed[0] == "socket.accept() out of system resource"
     assert "(and 199 more like it in the last 10 s)" in passed[1]
     assert repeat.filter(record("another message"))  # other messages have their own clock
+
