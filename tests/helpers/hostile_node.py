@@ -82,7 +82,8 @@ class HostileNode:
         self.served: list[str] = []  # what each getblocktemplate got
         self.accepted: list[str] = []  # display hashes of the blocks taken
         self.rejected: list[str] = []
-        self.after_first_block: list[str] = []  # faults served once the first block is in
+        self.after_first_block: list[str] = []
+        self.bad_requests = 0  # requests whose body was not a JSON-RPC call  # faults served once the first block is in
         self.tip = bytes(range(32))  # header order
         self.height = 0
         self.curtime = 1_700_000_000
@@ -173,8 +174,13 @@ class HostileNode:
                 name, _, value = line.decode("latin-1").partition(":")
                 if name.strip().lower() == "content-length":
                     length = int(value)
-            request = json.loads(await reader.readexactly(length))
-            writer.write(self._answer(request["method"], request.get("params") or [], request.get("id")))
+            try:
+                request = json.loads(await reader.readexactly(length))
+                answer = self._answer(request["method"], request.get("params") or [], request.get("id"))
+            except (ValueError, KeyError, TypeError):  # as bcoin's HTTP server: a body it cannot read is a 400
+                self.bad_requests += 1
+                answer = _http(b'{"error":{"message":"Bad request"}}', 400)
+            writer.write(answer)
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             pass

@@ -40,7 +40,7 @@ def problems(caplog) -> list[logging.LogRecord]:
 
 
 def no_tracebacks(caplog) -> None:
-    assert not [r.getMessage() for r in caplog.records if r.exc_info], "logged with a traceback"
+    assert not [(r.getMessage(), repr(r.exc_info[1])) for r in caplog.records if r.exc_info], "logged with a traceback"
     assert all("\n" not in r.getMessage() for r in problems(caplog)), "a problem took more than one line"
 
 
