@@ -19,12 +19,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from miner import USER_AGENT
 from miner.app.settings import Settings, pool_configs
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from miner.app.serve import ServeOptions
@@ -202,10 +204,12 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     if kind == NODE:
         try:
             async with asyncio.timeout(time_limit):
-                chunk = await prepare_node(source)
+                chunk = await until_signal(prepare_node(source))
         except TimeoutError:
             log.warning("no template from the node within the time limit")
             return Outcome(source)
+        if chunk is None:
+            return Outcome(source)  # stopped by a signal while waiting for the node
     dispatcher = Dispatcher()
     miner: Miner
 
@@ -246,6 +250,34 @@ def served_source(source: JobSource, serve: ServeOptions) -> JobSource:
     return ServedSource(source, serve.host, serve.port, password=serve.password,
                         shares_per_minute=serve.shares_per_minute, start_difficulty=serve.start_difficulty,
                         min_difficulty=serve.min_difficulty, max_connections=serve.max_connections)
+
+
+async def until_signal(step: Awaitable[T]) -> T | None:
+    """Await a start-up step (waiting for the node) that the first SIGINT or SIGTERM cancels:
+    None then, and the miner exits 0 as after a stop while mining, not killed by the signal."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(step)
+    stopped_by: list[str] = []
+
+    def on_signal(signum: int) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        task.cancel()
+
+    installed = []
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+        log.warning("%s: stopping before mining started", stopped_by[0])
+        return None
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def api_host_and_allow(settings: Settings) -> tuple[str, list]:
@@ -310,6 +342,7 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
                 payout=None) -> bool:
     """Run the miner with its front ends until it stops; True when a restart was asked for.
     downstream: `miner serve`, which goes on serving when its own devices are all Dead."""
+    from miner.core.lograte import limit_foreign_repeats
     from miner.frontends.persist import StatsStore, default_stats_path, observe_view
     from miner.frontends.view import MinerView
 
@@ -321,6 +354,7 @@ async def serve(miner: Miner, settings: Settings, time_limit: float | None = Non
         restart = True
         miner.request_stop()
 
+    limit_foreign_repeats()  # asyncio's "accept() out of system resource" once per 10 s, not per try
     store = StatsStore(operating.stats_file or default_stats_path())
     await asyncio.to_thread(store.load)
     shown = {"API Listen": bool(operating.api_listen), "API Port": operating.api_port, "HTTP": operating.http or ""}

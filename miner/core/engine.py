@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TAKE = 16  # nonces taken from the queue at a time; a batch is several takes
+YIELD_AFTER = 0.01  # seconds of checking after which a batch yields even if BATCH is not reached
 BATCH = 256  # nonces checked between yields to the loop: stop, timers and sockets stay live in a flood
 # `gather_seconds`: after the first nonce wakes the share path, wait this long so the nonces of many
 # devices come in one batch: one loop wake (and one self-pipe write by a device thread) per window
@@ -33,6 +35,7 @@ BATCH = 256  # nonces checked between yields to the loop: stop, timers and socke
 # has answered the first, which changes what version-rule detection sees (tests/system/test_pools.py,
 # test_each_pools_version_rule, expects one share refused under the first rule, not three).
 GATHER_SECONDS = 0.0
+STOP_CHECKING = 0.8  # seconds from a stop to the end of checking: stop is < 2 s with the answers' wait
 DRAIN_SECONDS = 0.5  # at stop, queued nonces are checked for this long at most; the rest are shed
 
 
@@ -118,12 +121,23 @@ class Miner:
             await self.nonces.wait()
             if self.gather_seconds > 0:
                 await asyncio.sleep(self.gather_seconds)  # puts meanwhile wake nothing: the wake is pending
-            batch = self.nonces.take(BATCH)
-            for nonce in batch:
-                await self._check_supervised(nonce)
+            # A batch ends after BATCH nonces or YIELD_AFTER s, whichever comes first: under a flood
+            # a check and its submit can take a millisecond each (the hashing threads compete for
+            # the GIL too), and 256 of them in a row held a SIGTERM for up to 1.7 s (issue 14, item 7).
+            began = time.monotonic()
+            drained = False
+            for _ in range(BATCH // TAKE):
+                taken = self.nonces.take(TAKE)
+                for nonce in taken:
+                    await self._check_supervised(nonce)
+                if len(taken) < TAKE:
+                    drained = True
+                    break
+                if time.monotonic() - began > YIELD_AFTER:
+                    break
             self._note_shed()
-            if len(batch) == BATCH:
-                await asyncio.sleep(0)  # a flood: let stop, timers and the sockets in between batches
+            if not drained:  # a flood: let stop, timers and the sockets in between batches (the queue
+                await asyncio.sleep(0)  # ran dry otherwise, and the wait above yields anyway)
 
     def _note_shed(self) -> None:
         shed = self.nonces.shed
@@ -138,7 +152,7 @@ class Miner:
         A flood is cut off after `seconds`, so stop stays quick; what is left is counted as shed."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            batch = self.nonces.take(BATCH)
+            batch = self.nonces.take(TAKE)  # small takes: the deadline holds under a flood too
             if not batch:
                 break
             for nonce in batch:
@@ -264,11 +278,13 @@ class Miner:
         except TimeoutError:
             pass
         finally:
-            for device in self.devices:
-                await asyncio.to_thread(device.stop)
+            stopping = time.monotonic()
+            # every device stops at once (each may wait for a scan or a reply); the share path goes on meanwhile
+            await asyncio.gather(*(asyncio.to_thread(device.stop) for device in self.devices))
             tasks[0].cancel()  # the share path; what it had not taken yet is drained here
             await asyncio.gather(tasks[0], return_exceptions=True)
-            await self._drain()
+            # the drain gets what is left of STOP_CHECKING once the devices are down, DRAIN_SECONDS at most
+            await self._drain(max(0.1, min(DRAIN_SECONDS, STOP_CHECKING - (time.monotonic() - stopping))))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

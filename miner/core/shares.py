@@ -52,10 +52,18 @@ def check_nonce(work: Work, nonce: Nonce, device_target: int = DIFF1_TARGET) -> 
     """
     job = work.job
     version = work.version if nonce.version is None else nonce.version
-    header = work.header_for(nonce.nonce, nonce.version, nonce.ntime)
+    # A value wider than its 32-bit header field (a driver's bug, a corrupted frame) is a hardware
+    # error: hashed with the bits a header can hold, counted, never packed whole nor sent.
+    wide = not (0 <= nonce.nonce <= 0xFFFFFFFF and 0 <= version <= 0xFFFFFFFF
+                and (nonce.ntime is None or 0 <= nonce.ntime <= 0xFFFFFFFF))
+    if wide:
+        header = work.header_for(nonce.nonce & 0xFFFFFFFF, version & 0xFFFFFFFF,
+                                 None if nonce.ntime is None else nonce.ntime & 0xFFFFFFFF)
+    else:
+        header = work.header_for(nonce.nonce, nonce.version, nonce.ntime)
     digest = hashing.sha256d(header)
     value = hash_to_int(digest)
-    if (version ^ job.version) & ~job.version_mask & 0xFFFFFFFF or value > device_target:
+    if wide or (version ^ job.version) & ~job.version_mask & 0xFFFFFFFF or value > device_target:
         verdict = Verdict.HW_ERROR
     elif value > job.share_target:
         verdict = Verdict.WORK

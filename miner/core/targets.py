@@ -29,6 +29,24 @@ def nbits_to_target(nbits: int) -> int:
     return min(mantissa << (8 * (exponent - 3)), MAX_TARGET)
 
 
+def checked_compact_target(nbits: int) -> int:
+    """The target of a compact "bits" value that a block may carry; ValueError for the ones Bitcoin
+    Core refuses: negative, zero or overflowing 256 bits (bitcoin/bitcoin src/arith_uint256.cpp
+    `SetCompact`'s pfNegative/pfOverflow, refused by src/pow.cpp `DeriveTarget`)."""
+    if isinstance(nbits, bool) or not isinstance(nbits, int) or not 0 <= nbits <= 0xFFFFFFFF:
+        raise ValueError(f"nbits: not a 32-bit value: {nbits!r}")
+    size, word = nbits >> 24, nbits & 0x007FFFFF
+    if size <= 3:
+        word >>= 8 * (3 - size)
+    if word == 0:
+        raise ValueError(f"nbits {nbits:08x}: zero target")
+    if nbits & 0x00800000:
+        raise ValueError(f"nbits {nbits:08x}: negative target (sign bit set)")
+    if size > 34 or (word > 0xFF and size > 33) or (word > 0xFFFF and size > 32):
+        raise ValueError(f"nbits {nbits:08x}: target overflows 256 bits")
+    return nbits_to_target(nbits)
+
+
 def target_to_nbits(target: int) -> int:
     """The compact encoding of a target (rounding down, as Bitcoin Core's GetCompact does)."""
     if target <= 0:

@@ -119,6 +119,13 @@ class Job:
     source: str = ""  # who made the job; shares go back there
     height: int | None = None  # when the source knows it (getblocktemplate)
 
+    def __post_init__(self) -> None:
+        # The header holds these in 32 bits; a source that let a wider one through (a node's
+        # curtime 2^33) would otherwise fail in a device thread, at struct.pack, for every unit.
+        for name, value in (("version", self.version), ("ntime", self.ntime), ("nbits", self.nbits)):
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise ValueError(f"job {self.job_id}: {name} {value} does not fit the header's 32 bits")
+
     @property
     def network_target(self) -> int:
         return nbits_to_target(self.nbits)

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from miner.core import hashing
+from miner.core.lograte import LogLimiter
 from miner.core.stats import RateMeter
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
@@ -115,6 +116,7 @@ class CpuDevice(Device):
         self._generation = 0
         self._workers: list[threading.Thread] = []
         self.thread_hashes = [RateMeter() for _ in range(self.threads)]
+        self._errors = LogLimiter(log, 10.0)  # a job that fails for every unit: one line per 10 s
 
     def target_for(self, work: Work) -> int:
         # The CPU reports exactly the nonces under the share target it was given.
@@ -162,8 +164,21 @@ class CpuDevice(Device):
         self._wake.set()
 
     # -------------------------------------------------------------------- workers
+    def _current(self, piece: Slice) -> bool:
+        """The slice is still worth hashing: no clean job since, and its job is the source's current
+        one. cgminer's rule for work not yet hashed (cgminer.c `stale_work(work, share=false)`: a
+        Stratum job id other than the pool's current one is stale): a non-clean job leaves the
+        shares already found valid, but new hashing moves to it, so a flood of non-clean notifies
+        can never leave a thread on a job the pool's window (session.py MAX_LIVE_JOBS) has dropped."""
+        if piece.generation != self._generation:
+            return False
+        job, current = piece.work.job, self.work_source.job
+        return job is current or job == current
+
     def _next_slice(self) -> Slice | None:
         with self._lock:
+            while self._slices and not self._current(self._slices[0]):
+                self._slices.popleft()  # cut from a job that has been replaced meanwhile
             if not self._slices:
                 work = self.work_source.next_work()
                 if work is None:
@@ -173,6 +188,22 @@ class CpuDevice(Device):
             return self._slices.popleft()
 
     def _run(self, index: int) -> None:
+        """A hashing thread, supervised: an unexpected error (a unit that cannot be built, a scan
+        that raises) is logged with its traceback once per kind, the slices in hand are dropped and
+        the thread goes on with fresh work after a short pause, so one bad job never leaves the
+        device at 0 H/s."""
+        while not self._stop.is_set():
+            try:
+                self._hash(index)
+                return
+            except Exception as exc:  # noqa: BLE001 - the supervisor's job is to outlive anything
+                if self._errors.log(time.monotonic(), logging.DEBUG, type(exc).__name__, "cpu error"):
+                    log.error("%s: hashing thread %d: unexpected %s; dropping its work and going on (at most one "
+                              "line per 10 s for this)", self.name, index, type(exc).__name__, exc_info=True)
+                self.restart_work()
+                self._stop.wait(0.05)  # a job that fails for every unit costs 20 tries a second, no more
+
+    def _hash(self, index: int) -> None:
         meter = self.thread_hashes[index]
         rate: float | None = None  # this thread's hashes per second, wall time (sharing a core included)
         while not self._stop.is_set():
@@ -183,7 +214,7 @@ class CpuDevice(Device):
                 continue
             pos, end = piece.start, piece.start + piece.count
             work = piece.work
-            while pos < end and piece.generation == self._generation and not self._stop.is_set():
+            while pos < end and self._current(piece) and not self._stop.is_set():
                 count = min(chunk_for(rate, self._chunk), end - pos)
                 began = time.monotonic()
                 found = hashing.scan(work.header, pos, count, work.target, self.engine)

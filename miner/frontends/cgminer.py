@@ -19,13 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from miner.core.lograte import LogLimiter
 from miner.frontends.cgminer_sections import device_item, lcd_item, mm_id, pool_item, summary_item
+from miner.frontends.listen_limits import ConnectionGate, connection_cap
 from miner.frontends.view import CommandError, MinerView
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "3.7"
 DEFAULT_PORT = 4028
+MAX_CONNECTIONS = 32  # per listener (fewer under a low descriptor limit: listen_limits.py)
 MAX_REQUEST = 8192  # cgminer reads one buffer of this order; longer requests are garbage anyway
 
 Item = dict[str, Any]
@@ -722,8 +725,11 @@ class ApiServer:
         self.host = host
         self.port = port
         self.allow = allow if allow is not None else parse_allow(DEFAULT_ALLOW)
-        self.read_timeout = read_timeout
+        self.read_timeout = read_timeout  # also the limit for an idle or trickling client
         self._server: asyncio.base_events.Server | None = None
+        # cgminer serves one request at a time; a few dozen at once is already a busy fleet tool
+        self.gate = ConnectionGate(f"cgminer API {host}:{port}", connection_cap(MAX_CONNECTIONS))
+        self._refusals = LogLimiter(log, 10.0)  # a scanner knocking every second: one line per 10 s
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -741,10 +747,14 @@ class ApiServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = peer[0] if peer else ""
+        if not self.gate.admit(address):
+            writer.transport.abort()
+            return
         try:
             group = group_for(address, self.allow)
             if group is None:
-                log.info("API connection from %s refused (not in --api-allow)", address)
+                self._refusals.log(time.monotonic(), logging.INFO, "allow",
+                                   "API connection from %s refused (not in --api-allow)", address)
                 return
             data = await self._read(reader)
             reply = handle_request(data, self.view, group)
@@ -759,6 +769,7 @@ class ApiServer:
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             log.debug("API connection from %s: %s", address, exc)
         finally:
+            self.gate.release()
             writer.close()
 
     @staticmethod

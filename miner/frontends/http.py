@@ -7,6 +7,7 @@ No CORS headers: a web page elsewhere cannot drive the miner from a visitor's br
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import json
@@ -23,8 +24,16 @@ from prometheus_client.registry import Collector
 
 from miner.frontends import axeos
 from miner.frontends.dashboard.server import Dashboard, same_origin_writes
+from miner.frontends.listen_limits import (
+    HEADER_TIMEOUT,
+    ConnectionGate,
+    GatedProtocol,
+    RefusedProtocol,
+    connection_cap,
+)
 from miner.frontends.view import CommandError, MinerView
 
+MAX_CONNECTIONS = 128  # per listener (fewer under a low descriptor limit: listen_limits.py)
 log = logging.getLogger(__name__)
 
 def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -273,6 +282,8 @@ class HttpServer:
         self.port = port
         self.token = token
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.base_events.Server | None = None
+        self.gate = ConnectionGate(f"HTTP {host}:{port}", connection_cap(MAX_CONNECTIONS))
 
     def app(self) -> web.Application:
         # every write passes the same-origin check before its token check (docs/dashboard.md §4)
@@ -294,17 +305,27 @@ class HttpServer:
         return app
 
     async def start(self) -> int:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        # aiohttp's keep-alive timer runs from the connection's start, so it is also the limit for
+        # a request's headers to arrive (idle and trickling clients alike; its default is an hour).
+        self._runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=HEADER_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self._runner.addresses:
-            self.port = self._runner.addresses[0][1]  # the port the system chose for port 0
+        server = self._runner.server
+        assert server is not None
+        gate = self.gate
+
+        def protocol() -> asyncio.Protocol:  # not TCPSite: it has no connection cap
+            return GatedProtocol(server(), gate) if gate.admit() else RefusedProtocol()
+
+        self._listener = await asyncio.get_running_loop().create_server(protocol, self.host, self.port)
+        self.port = self._listener.sockets[0].getsockname()[1]  # the port the system chose for port 0
         log.info("HTTP API and /metrics on http://%s:%d/ (writes %s)", self.host, self.port,
                  "need the bearer token" if self.token else "disabled: no --http-token")
         return self.port
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -381,9 +402,15 @@ class HttpServer:
             if action == "frequency":
                 try:
                     body = await request.json()
-                    mhz = float(body["mhz"])
-                except (ValueError, KeyError, TypeError):
+                    mhz = body["mhz"]
+                except (ValueError, KeyError, TypeError, RecursionError):
                     return _json({"error": 'send JSON like {"mhz": 500}'}, status=400)
+                if isinstance(mhz, str):  # "500" as cgminer's ascset takes it; "nan" is refused below
+                    try:
+                        mhz = float(mhz)
+                    except ValueError:
+                        return _json({"error": f'mhz {mhz[:40]!r} is not a number; send JSON like {{"mhz": 500}}'},
+                                     status=400)
                 self.view.set_frequency(index, mhz)
             elif action == "enable":
                 self.view.enable_device(index)

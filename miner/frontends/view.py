@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from miner.sources.payout import PayoutMonitor
     from miner.sources.stratum.connection import PoolConnection
 
+# Above any hashing chip's clock by far; the drivers check their own tables below this.
+MAX_FREQUENCY_MHZ = 10_000
 log = logging.getLogger(__name__)
 
 
@@ -503,10 +506,16 @@ class MinerView:
         return dict(self._debug)
 
     def set_frequency(self, index: int, mhz: float) -> None:
+        """Every front end's frequency write: a number a device can be asked for, or a CommandError
+        (REST 409, cgminer status E 120); NaN, infinities, 1e308 or true never reach a driver."""
         device = self.device_at(index)
+        if isinstance(mhz, bool) or not isinstance(mhz, int | float) or not math.isfinite(mhz) \
+                or not 0 < mhz <= MAX_FREQUENCY_MHZ:
+            raise CommandError(120, f"ASC {index} set failed: frequency {mhz!r} is not a number of MHz in "
+                                    f"(0, {MAX_FREQUENCY_MHZ}]")
         try:
             device.set_frequency(mhz)
-        except DeviceError as exc:
+        except (DeviceError, ValueError, OverflowError) as exc:  # drivers say "off the table" as ValueError
             raise CommandError(120, f"ASC {index} set failed: {exc}") from None
 
     def enable_device(self, index: int) -> bool:

@@ -173,3 +173,76 @@ def test_many_more_threads_than_cores_warn_and_still_stop_quickly(caplog):
     began = time.monotonic()
     device.stop()
     assert time.monotonic() - began < 3.0
+
+
+def test_a_unit_that_cannot_be_built_is_logged_once_and_hashing_goes_on(caplog):
+    """Supervision (issue 14, fault 8): a work source that raises (here as struct.pack did on a
+    node's curtime 2^33) costs the thread its slice, not its life."""
+    import logging
+    import struct
+
+    dispatcher = Dispatcher()
+    dispatcher.set_job(sandbox_job(difficulty=0.001))
+    inner = DispatcherWorkSource(dispatcher)
+    failures = {"left": 20}
+
+    class Failing:
+        @property
+        def job(self):
+            return inner.job
+
+        def next_work(self, device_rolls_version=False):
+            if failures["left"]:
+                failures["left"] -= 1
+                raise struct.error("argument out of range")
+            return inner.next_work(device_rolls_version)
+
+        def reserve_extranonce2(self, count):
+            return inner.reserve_extranonce2(count)
+
+        def register_work(self, job, extranonce2, version=None):
+            return inner.register_work(job, extranonce2, version)
+
+    caplog.set_level(logging.INFO)
+    device = CpuDevice(Failing(), lambda n: None, threads=1, engine="portable", chunk=1 << 12)
+    device.start()
+    deadline = time.monotonic() + 30
+    while device.stats.hashes.total == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    device.stop()
+    assert failures["left"] == 0 and device.stats.hashes.total > 0  # the one thread lived on
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "unexpected error; dropping its work" in errors[0].getMessage() and errors[0].exc_info
+
+
+def test_a_flood_of_non_clean_jobs_moves_hashing_to_the_newest_job():
+    """Issue 14, fault 7: at 1000 non-clean notifies a second the CPU device kept hashing a unit of
+    a job that had left the pool's 64-job window, and its valid shares were counted stale."""
+    from dataclasses import replace
+
+    dispatcher = Dispatcher()
+    first = sandbox_job(difficulty=0.0005)
+    dispatcher.set_job(first)
+    found = []
+    device = CpuDevice(DispatcherWorkSource(dispatcher), found.append, threads=2, engine="portable", chunk=1 << 12)
+    device.start()
+    deadline = time.monotonic() + 30
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.01)
+    jobs = [replace(first, job_id=f"j{i}", ntime=first.ntime + i, clean=False) for i in range(200)]
+    for job in jobs:
+        dispatcher.set_job(job)
+        time.sleep(0.001)
+    published = time.monotonic()
+    newest = jobs[-1]
+    deadline = published + 30
+    while time.monotonic() < deadline and not any(
+            n.found_at > published and dispatcher.lookup(n.work_id).job == newest for n in list(found)):
+        time.sleep(0.01)
+    time.sleep(0.2)
+    device.stop()
+    later = [n for n in found if n.found_at > published + 0.1]  # a chunk (~4 ms) after the last job
+    assert later, "no nonce after the flood"
+    window = {job.job_id for job in jobs[-64:]}
+    old = [n for n in later if dispatcher.lookup(n.work_id).job.job_id not in window]
+    assert not old, f"{len(old)} of {len(later)} nonces found on jobs out of the 64-job window"

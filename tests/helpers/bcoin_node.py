@@ -37,7 +37,8 @@ class NodeRpcError(Exception):
 
 
 class BcoinNode:
-    def __init__(self, port: int | None = None, api_key: str = "test-key"):
+    def __init__(self, port: int | None = None, api_key: str = "test-key", host: str = "127.0.0.1"):
+        self.host = host  # "::1" for an IPv6 node
         self.port = port or free_port()
         self.api_key = api_key
         self.proc: subprocess.Popen | None = None
@@ -45,14 +46,14 @@ class BcoinNode:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{f'[{self.host}]' if ':' in self.host else self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> BcoinNode:
         if not BCOIN.exists():
             raise RuntimeError(f"bcoin is not installed at {BCOIN}; run {INSTALL_HINT} (.ci/run does)")
         self.proc = subprocess.Popen(
             ["node", str(BCOIN), "--network=regtest", "--memory=true", f"--http-port={self.port}",
-             "--http-host=127.0.0.1", f"--api-key={self.api_key}", "--listen=false", "--max-outbound=1",
+             f"--http-host={self.host}", f"--api-key={self.api_key}", "--listen=false", "--max-outbound=1",
              "--workers=false", "--no-wallet", "--log-level=warning"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=BCOIN.parent.parent,
         )

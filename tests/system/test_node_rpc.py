@@ -117,7 +117,11 @@ async def test_errors_are_one_line_each():
 def test_rpc_urls():
     assert str(parse_rpc_url("127.0.0.1:18443")) == "http://127.0.0.1:18443"
     assert parse_rpc_url("http://node.lan:8332/wallet/x").path == "/wallet/x"
-    for bad, why in [("https://x:1", "only http"), ("http://x", "needs a host and a port"), ("http://x:y", "bad port")]:
+    e = parse_rpc_url("https://me:s%40cret@[::1]:18443/wallet/w")
+    assert (e.scheme, e.host, e.port, e.path) == ("https", "::1", 18443, "/wallet/w")
+    assert (e.user, e.password) == ("me", "s@cret")
+    assert str(e) == "https://[::1]:18443/wallet/w" and "s@cret" not in repr(e)
+    for bad, why in [("ftp://x:1", "only http"), ("http://x", "needs a host and a port"), ("http://x:y", "bad port")]:
         with pytest.raises(ValueError, match=why):
             parse_rpc_url(bad)
 

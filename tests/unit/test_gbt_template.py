@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from miner.core.work import build_header
 from miner.sources.node.template import (
+    MAX_HEIGHT,
     MAX_TAG,
     TemplateError,
     bip34_height,
@@ -148,7 +149,7 @@ def test_coinbase_after_segwit_commits_and_carries_the_reserved_value():
 
 
 def test_scriptsig_stays_within_consensus_limits_at_the_extremes():
-    for height, tag in ((1, b""), (2**31, b"x" * MAX_TAG)):
+    for height, tag in ((1, b""), (MAX_HEIGHT, b"x" * MAX_TAG)):
         job = prepare(template(height=height), PAYOUT, tag).job("j", bytes(4), "node", True)
         script_sig = parse_tx(job.coinbase(bytes(4)))[0][0][1]
         assert 2 <= len(script_sig) <= 100
@@ -205,7 +206,7 @@ def test_a_witness_transaction_needs_the_commitment_even_if_the_rules_do_not_say
     ({"coinbasevalue": None}, "no coinbasevalue"),
     ({"rules": ["!signet"]}, "does not implement: !signet"),
     ({"previousblockhash": "zz"}, "previousblockhash is not hex"),
-    ({"bits": "nothex"}, "bad field"),
+    ({"bits": "nothex"}, "bits is not 8 hex digits"),
 ])
 def test_unusable_templates_are_one_line_errors(overrides, message):
     raw = {"version": 1, "previousblockhash": "11" * 32, "bits": "207fffff", "curtime": 1, "height": 1,

@@ -163,3 +163,14 @@ def test_share_verdicts():
         assert checked.difficulty >= 0.0001
     # a rolled version outside the job's mask (the genesis job allows none) is a hardware error
     assert check_nonce(work, Nonce(7, found[0], version=0x20002000)).verdict is Verdict.HW_ERROR
+
+
+@pytest.mark.parametrize("field", ["version", "ntime", "nbits"])
+@pytest.mark.parametrize("value", [-1, 1 << 32, 1 << 33])
+def test_a_job_whose_header_fields_do_not_fit_32_bits_cannot_be_made(field, value):
+    from miner.core.work import Job
+
+    fields = dict(job_id="j", prevhash=bytes(32), coinb1=b"", coinb2=b"", merkle_branch=(), version=1,
+                  nbits=0x207FFFFF, ntime=1)
+    with pytest.raises(ValueError, match=f"{field} {value} does not fit"):
+        Job(**{**fields, field: value})

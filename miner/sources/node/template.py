@@ -16,7 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from miner.core.targets import nbits_to_target
+from miner.core.targets import checked_compact_target, nbits_to_target
 from miner.core.work import Job, dsha256, merkle_branch, merkle_root
 
 EXTRANONCE1_SIZE = 4
@@ -26,6 +26,16 @@ MAX_TAG = 64
 WITNESS_RESERVED_VALUE = bytes(32)
 WITNESS_MAGIC = bytes.fromhex("aa21a9ed")
 COINBASE_VERSION = 2
+# Edges of a template (docs/gbt.md §2.1): Core's MAX_MONEY (src/consensus/amount.h), a height that BIP34's
+# script number and Core's int nHeight both hold, and the 4 MB that MAX_BLOCK_SERIALIZED_SIZE
+# (src/consensus/consensus.h) allows a block; no transaction serializes in under 10 bytes (the same file's
+# MIN_SERIALIZABLE_TRANSACTION_WEIGHT, 4 * 10), so a block holds at most 4e6 / 10 of them.
+MAX_MONEY = 21_000_000 * 100_000_000
+MAX_HEIGHT = (1 << 31) - 1
+MAX_BLOCK_SIZE = 4_000_000
+MIN_TX_SIZE = 10
+MAX_TRANSACTIONS = MAX_BLOCK_SIZE // MIN_TX_SIZE
+MAX_LONGPOLLID = 1024
 
 
 class TemplateError(ValueError):
@@ -134,16 +144,56 @@ class BlockTemplate:
 
 
 def _hex(value: object, key: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise TemplateError(f"template: {key} is not a hex string: {str(value)[:80]!r}")
     try:
-        data = bytes.fromhex(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TemplateError(f"template: {key} is not hex: {value!r}") from None
+        data = bytes.fromhex(value)
+    except ValueError:
+        raise TemplateError(f"template: {key} is not hex: {value[:80]!r}") from None
     if size is not None and len(data) != size:
         raise TemplateError(f"template: {key} must be {size} bytes, got {len(data)}")
     return data
 
 
+def _int(raw: dict, key: str, low: int, high: int) -> int:
+    """An integer field within [low, high]; JSON true/false and 1.5 are not integers."""
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TemplateError(f"template: {key} is not an integer: {str(value)[:80]!r}")
+    if not low <= value <= high:
+        raise TemplateError(f"template: {key} {value} is out of range ({low}..{high})")
+    return value
+
+
+def _transaction(i: int, tx: object) -> TemplateTx:
+    """One entry of `transactions`, its hashes checked against its bytes: a node that lies about a
+    txid would have us build a block whose merkle root commits to other transactions."""
+    if not isinstance(tx, dict):
+        raise TemplateError(f"template: transactions[{i}] is not an object: {str(tx)[:80]!r}")
+    data = _hex(tx.get("data"), f"transactions[{i}].data")
+    if len(data) < MIN_TX_SIZE:
+        raise TemplateError(f"template: transactions[{i}].data is {len(data)} bytes, too short for a transaction")
+    full_hash = dsha256(data)  # the wtxid; the txid too when the transaction has no witness
+    witness = data[4:6] == b"\x00\x01"
+    if tx.get("txid") is None and tx.get("hash") is None:
+        raise TemplateError(f"template: transactions[{i}] has neither txid nor hash")
+    wtxid = _hex(tx["hash"], f"transactions[{i}].hash", 32)[::-1] if tx.get("hash") is not None else None
+    txid = _hex(tx["txid"], f"transactions[{i}].txid", 32)[::-1] if tx.get("txid") is not None else None
+    if wtxid is not None and wtxid != full_hash:
+        raise TemplateError(f"template: transactions[{i}].hash is not the hash of its data")
+    if txid is None or wtxid is None:
+        if witness:  # the one hash given cannot be both; a block needs the txid for its merkle root
+            raise TemplateError(f"template: transactions[{i}] has a witness but not both txid and hash")
+        txid = wtxid = full_hash
+    if not witness and txid != full_hash:
+        raise TemplateError(f"template: transactions[{i}].txid is not the hash of its data")
+    return TemplateTx(data, txid, wtxid)
+
+
 def parse_template(raw: object) -> BlockTemplate:
+    """The node's getblocktemplate result, every field type- and range-checked (docs/gbt.md §2.1):
+    whatever a node or a man in the middle sends, the result is a template that builds a block the
+    header and coinbase can carry, or one TemplateError line."""
     if not isinstance(raw, dict):
         raise TemplateError(f"template: not an object: {str(raw)[:80]}")
     missing = [k for k in ("version", "previousblockhash", "bits", "curtime", "height", "transactions")
@@ -152,34 +202,45 @@ def parse_template(raw: object) -> BlockTemplate:
         raise TemplateError(f"template: missing {', '.join(missing)}")
     if "coinbasevalue" not in raw:
         raise TemplateError("template: no coinbasevalue (the node wants to dictate the coinbase; not supported)")
-    rules = [str(r) for r in raw.get("rules") or []]
-    unknown = [r for r in rules if r.startswith("!") and r[1:] != "segwit"]
+    rules_raw = raw.get("rules") or []
+    if not isinstance(rules_raw, list) or not all(isinstance(r, str) for r in rules_raw):
+        raise TemplateError(f"template: rules is not a list of names: {str(rules_raw)[:80]!r}")
+    unknown = [r for r in rules_raw if r.startswith("!") and r[1:] != "segwit"]
     if unknown:
         raise TemplateError(f"template: the node requires rules this miner does not implement: {', '.join(unknown)}")
-    txs = []
-    for i, tx in enumerate(raw["transactions"]):
-        data = _hex(tx.get("data"), f"transactions[{i}].data")
-        txid = _hex(tx.get("txid") or tx.get("hash"), f"transactions[{i}].txid", 32)[::-1]
-        wtxid = _hex(tx.get("hash") or tx.get("txid"), f"transactions[{i}].hash", 32)[::-1]
-        txs.append(TemplateTx(data, txid, wtxid))
-    commitment = raw.get("default_witness_commitment")
+    listed = raw["transactions"]
+    if not isinstance(listed, list):
+        raise TemplateError(f"template: transactions is not a list: {str(listed)[:80]!r}")
+    if len(listed) > MAX_TRANSACTIONS:
+        raise TemplateError(f"template: {len(listed)} transactions, more than a block can hold")
+    txs = tuple(_transaction(i, tx) for i, tx in enumerate(listed))
+    if sum(len(tx.data) for tx in txs) > MAX_BLOCK_SIZE:
+        raise TemplateError(f"template: the transactions are over {MAX_BLOCK_SIZE} bytes, more than a block holds")
+    bits = raw["bits"]
+    if not isinstance(bits, str) or len(bits) != 8:
+        raise TemplateError(f"template: bits is not 8 hex digits: {str(bits)[:80]!r}")
     try:
-        return BlockTemplate(
-            height=int(raw["height"]),
-            version=int(raw["version"]) & 0xFFFFFFFF,
-            prevhash=_hex(raw["previousblockhash"], "previousblockhash", 32)[::-1],
-            nbits=int(raw["bits"], 16),
-            curtime=int(raw["curtime"]),
-            coinbase_value=int(raw["coinbasevalue"]),
-            transactions=tuple(txs),
-            segwit=any(r.lstrip("!") == "segwit" for r in rules),
-            default_witness_commitment=_hex(commitment, "default_witness_commitment") if commitment else None,
-            longpollid=str(raw["longpollid"]) if raw.get("longpollid") else None,
-        )
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, TemplateError):
-            raise
-        raise TemplateError(f"template: bad field ({exc})") from None
+        nbits = int(bits, 16)
+        checked_compact_target(nbits)
+    except ValueError as exc:
+        raise TemplateError(f"template: bad bits {bits!r} ({exc})") from None
+    commitment = raw.get("default_witness_commitment")
+    longpollid = raw.get("longpollid")
+    if longpollid is not None and not isinstance(longpollid, str | int):
+        raise TemplateError(f"template: longpollid is not a string: {str(longpollid)[:80]!r}")
+    return BlockTemplate(
+        height=_int(raw, "height", 0, MAX_HEIGHT),
+        # Core sends the int32 nVersion; a negative one is the same 32 header bits.
+        version=_int(raw, "version", -(1 << 31), 0xFFFFFFFF) & 0xFFFFFFFF,
+        prevhash=_hex(raw["previousblockhash"], "previousblockhash", 32)[::-1],
+        nbits=nbits,
+        curtime=_int(raw, "curtime", 0, 0xFFFFFFFF),  # the header's 32-bit nTime
+        coinbase_value=_int(raw, "coinbasevalue", 0, MAX_MONEY),
+        transactions=txs,
+        segwit=any(r.lstrip("!") == "segwit" for r in rules_raw),
+        default_witness_commitment=_hex(commitment, "default_witness_commitment") if commitment else None,
+        longpollid=str(longpollid)[:MAX_LONGPOLLID] if longpollid else None,
+    )
 
 
 # ------------------------------------------------------------------------------------ coinbase

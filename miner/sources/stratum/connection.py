@@ -274,9 +274,13 @@ class PoolConnection:
             raise PoolError(f"no connection within {self.timeouts.connect:g} s") from None
         sock = writer.get_extra_info("socket")
         if sock is not None:
-            # keep-alive: notice a dead peer behind a NAT or a pulled cable, not only a closed socket
+            # The kernel's probes, not the protocol's: no Stratum request is answered by both ckpool and
+            # public-pool once mining (docs/stratum.md §1.11), but every peer's kernel answers keep-alive.
+            # A dead host, a pulled cable or a dropped NAT mapping is noticed in 5 + 4 x 1 s, and a
+            # submit the peer's kernel never acknowledges ends the connection after 10 s (TCP_USER_TIMEOUT).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+            for option, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 4),
+                                  ("TCP_USER_TIMEOUT", 10_000)):
                 if hasattr(socket, option):
                     sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
         return reader, writer
