@@ -590,7 +590,9 @@ def file_pools(file: cfg.FileConfig, pools: PoolSettings) -> list:
     configs = []
     for entry in file.pools:
         url = entry.url
-        if entry.tls and "://" in url and not url.split("://", 1)[0].endswith(("ssl", "tls", "tcps")):
+        if url.startswith("stratum2+"):
+            pass  # Stratum V2 is Noise-encrypted already (docs/sv2.md): `tls` has nothing to change
+        elif entry.tls and "://" in url and not url.split("://", 1)[0].endswith(("ssl", "tls", "tcps")):
             url = "stratum+ssl://" + url.split("://", 1)[1]
         elif entry.tls and "://" not in url:
             url = "stratum+ssl://" + url
@@ -607,6 +609,19 @@ def file_pools(file: cfg.FileConfig, pools: PoolSettings) -> list:
 
 
 # ------------------------------------------------------------------ `miner config show`
+def without_password(url: str) -> str:
+    """A URL with the password of its `user:pass@` part shown as ***: --rpc-url and pool URLs may
+    carry credentials, and `miner config show` output gets pasted into bug reports."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+
+
 def show(settings: Settings, command: str = MINE) -> str:
     lines = [f"# effective configuration (command line > {settings.file.path if settings.file else 'no file'}"
              " > defaults)"]
@@ -617,7 +632,10 @@ def show(settings: Settings, command: str = MINE) -> str:
             continue
         shown.add(option.dest)
         value = table[option.section][option.attr]
-        text = "***" if option.dest in SECRET_DESTS and value else json.dumps(value)
+        if option.dest in SECRET_DESTS and value:
+            text = "***"
+        else:
+            text = json.dumps(without_password(value) if isinstance(value, str) else value)
         lines.append(f"{option.dest.replace('_', '-')} = {text}  # {settings.origins.get(option.dest, 'default')}")
     file = settings.file
     if file is not None and file.ignored:
@@ -628,10 +646,11 @@ def show(settings: Settings, command: str = MINE) -> str:
         for i, url in enumerate(settings.pools.urls):
             user = users[min(i, len(users) - 1)] if users else ""
             quota, _, plain = url.partition(";") if is_quota(url) else ("", "", url)
-            lines.append(f"pool {i}: {plain} user={user} pass=***" + (f" quota={quota}" if quota else ""))
+            lines.append(f"pool {i}: {without_password(plain)} user={user} pass=***"
+                         + (f" quota={quota}" if quota else ""))
     elif file is not None:
         for i, entry in enumerate(file.pools):
-            lines.append(f"pool {i}: {entry.url} user={entry.user} pass=***"
+            lines.append(f"pool {i}: {without_password(entry.url)} user={entry.user} pass=***"
                          + (f" quota={entry.quota}" if entry.quota != 1 else "")
                          + (f" suggest-diff={entry.suggest_difficulty:g}" if entry.suggest_difficulty else "")
                          + (" xnsub" if entry.xnsub else "") + (" tls" if entry.tls else ""))

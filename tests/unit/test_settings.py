@@ -5,6 +5,8 @@ import dataclasses
 import inspect
 
 import pytest
+from hypothesis import given as hypothesis_given
+from hypothesis import strategies as hst
 
 from miner.app import config as cfg
 from miner.app import settings as st
@@ -84,3 +86,32 @@ def test_each_command_has_its_own_options():
 def test_no_argparse_internals():
     source = inspect.getsource(st)
     assert "_actions" not in source and "argparse._" not in source
+
+
+@hypothesis_given(hst.from_regex(r"[a-z]{1,8}", fullmatch=True),
+                  hst.from_regex(r"[A-Za-z0-9._~-]{1,16}", fullmatch=True),
+                  hst.sampled_from(["127.0.0.1:18443", "[::1]:18443", "node.example:8332"]),
+                  hst.sampled_from(["", "/", "/wallet/w"]))
+def test_config_show_never_prints_a_password_from_a_url(user, password, host, path):
+    from miner.app.settings import without_password
+
+    url = f"http://{user}:{password}@{host}{path}"
+    shown = without_password(url)
+    assert shown == f"http://{user}:***@{host}{path}"
+    assert without_password(f"http://{host}{path}") == f"http://{host}{path}"  # nothing to hide: unchanged
+
+
+def test_config_show_hides_the_rpc_urls_password():
+    settings = st.merge(st.SOLO, given(solo_parser(), ["--rpc-url", "http://alice:s3cret@[::1]:18443",
+                                                        "--address", "bcrt1qexample"]), None)
+    text = st.show(settings, st.SOLO)
+    assert "s3cret" not in text and "alice:***@[::1]:18443" in text
+
+
+def test_a_files_tls_flag_upgrades_v1_pools_and_leaves_stratum_v2_urls_alone(tmp_path):
+    key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+    file = cfg.FileConfig(tmp_path / "miner.toml", "toml", pools=[
+        cfg.PoolEntry("stratum+tcp://pool.example:3333", "me", tls=True),
+        cfg.PoolEntry(f"stratum2+tcp://pool.example:34254/{key}", "me", tls=True)])
+    urls = [c.url for c in st.file_pools(file, st.merge(st.MINE, {}, None).pools)]
+    assert urls == ["stratum+ssl://pool.example:3333", f"stratum2+tcp://pool.example:34254/{key}"]
