@@ -94,3 +94,16 @@ def test_no_import_cycle_and_no_private_imports_among_the_project_modules():
 
     for name in sorted(graph):
         visit(name, [])
+
+
+def test_a_missing_c_compiler_is_one_line_before_any_build_output():
+    """issue 14 item 12: the promised line was buried in 44 lines of setuptools output inside pip's."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "setup.py", "build_ext"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "CC": "/nonexistent/cc"}, timeout=60)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode != 0
+    assert len(lines) == 1 and "'/nonexistent/cc' not found" in lines[0] and "install" in lines[0], lines
