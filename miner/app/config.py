@@ -32,6 +32,7 @@ with one line naming the file, the line and the key.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import re
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from miner.app import arguments
 from miner.devices.base import DeviceSpec
 
 
@@ -89,6 +91,32 @@ def _text(value: Any) -> str:
     raise ValueError(f"expected a string, got {value!r}")
 
 
+def _texts(value: Any) -> list[str]:
+    """A repeatable option (--payout-address, --webhook): one string or a list of them."""
+    items = value if isinstance(value, list) else [value]
+    return [_text(item) for item in items]
+
+
+def _parsed(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """The command line's own parser for a value (a percentage, a rate with a k/M/G suffix), so the
+    file takes exactly what the flag takes."""
+    def convert(value: Any) -> Any:
+        try:
+            return parse(str(value))
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+    return convert
+
+
+def _choice(*names: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = _text(value)
+        if text not in names:
+            raise ValueError(f"expected one of {', '.join(names)}, got {text!r}")
+        return text
+    return convert
+
+
 # (table, key in the file) -> (option dest in miner.app.settings.OPTIONS, converter)
 SETTINGS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("miner", "threads"): ("threads", _number(int)),
@@ -113,6 +141,24 @@ SETTINGS: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("api", "allow"): ("api_allow", _text),
     ("http", "listen"): ("http", _text),
     ("http", "token"): ("http_token", _text),
+    # [alerts]: the payout check, alert sinks and service logging (docs/alerts.md, docs/payout.md)
+    ("alerts", "payout-address"): ("payout_address", _texts),
+    ("alerts", "payout-min"): ("payout_min", _parsed(arguments.percent)),
+    ("alerts", "payout-check"): ("payout_check", _choice("warn", "alert", "enforce")),
+    ("alerts", "alert-cmd"): ("alert_cmd", _text),
+    ("alerts", "cmd-sick"): ("cmd_sick", _text),
+    ("alerts", "cmd-dead"): ("cmd_dead", _text),
+    ("alerts", "webhook"): ("webhook", _texts),
+    ("alerts", "webhook-format"): ("webhook_format", _choice("json", "ntfy", "discord")),
+    ("alerts", "mqtt"): ("mqtt", _text),
+    ("alerts", "mqtt-user"): ("mqtt_user", _text),
+    ("alerts", "mqtt-pass"): ("mqtt_pass", _text),
+    ("alerts", "hashrate-below"): ("hashrate_below", _parsed(arguments.hash_rate)),
+    ("alerts", "hashrate-minutes"): ("hashrate_minutes", _parsed(arguments.positive_float)),
+    ("alerts", "temp"): ("temp_alert", _parsed(arguments.positive_float)),
+    ("alerts", "log-file"): ("log_file", _text),
+    ("alerts", "syslog"): ("syslog", _bool),
+    ("alerts", "sharelog"): ("sharelog", _text),
 }
 POOL_KEYS = {"url", "user", "pass", "password", "tls", "tls-verify", "tls-ca", "suggest-diff", "xnsub",
              "version-rolling"}
@@ -204,7 +250,7 @@ def _load_toml(path: Path, text: str) -> FileConfig:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     config = FileConfig(path, "toml")
     for table, value in data.items():
-        if table in ("miner", "api", "http"):
+        if table in ("miner", "api", "http", "alerts"):
             if not isinstance(value, dict):
                 raise ConfigError(f"{_where(path, _toml_line(text, '', table))}: {table!r} must be a table "
                                   f"([{table}])")
@@ -236,8 +282,8 @@ def _load_toml(path: Path, text: str) -> FileConfig:
             line = _toml_line(text, "", table) or next(
                 (n for n, raw in enumerate(text.splitlines(), 1) if re.match(rf"^\s*\[+\s*{re.escape(table)}\b", raw)),
                 None)
-            raise ConfigError(f"{_where(path, line)}: unknown key '{table}' (tables: miner, api, http, pool, "
-                              "devices)")
+            raise ConfigError(f"{_where(path, line)}: unknown key '{table}' (tables: miner, api, http, alerts, "
+                              "pool, devices)")
     return config
 
 
@@ -329,6 +375,9 @@ CGMINER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "scan-time": ("scan_time", _number(float)),
     "rotate": ("rotate", _number(float)),
     "btc-address": ("btc_address", _text),
+    "sharelog": ("sharelog", _text),  # cgminer.c opt_config_table: --sharelog
+    "cmd-sick": ("cmd_sick", _text),  # bfgminer's conf (same JSON shape): --cmd-sick / --cmd-dead
+    "cmd-dead": ("cmd_dead", _text),
 }
 # write_config saves the pool strategy as one of these keys set to true (failover: "failover-only")
 STRATEGY_KEYS = ("load-balance", "balance", "round-robin")

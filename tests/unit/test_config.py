@@ -199,3 +199,28 @@ def test_bad_api_allow_or_http_stops_before_mining(capsys):
         with pytest.raises(SystemExit) as info:
             main([*argv, "--time-limit", "1"])
         assert info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_the_alerts_table_and_cgminer_keys_reach_the_alert_settings(tmp_path):
+    path = tmp_path / "miner.toml"
+    path.write_text('[alerts]\nwebhook = ["http://127.0.0.1:9/a", "https://ntfy.sh/t"]\npayout-check = "enforce"\n'
+                    'payout-min = 97.5\nsharelog = "shares.csv"\nsyslog = true\nhashrate-below = "500G"\n')
+    alerts = st.resolve(st.MINE, {"config": str(path)}).alerts
+    assert alerts.webhooks == ("http://127.0.0.1:9/a", "https://ntfy.sh/t")
+    assert (alerts.payout_check, alerts.payout_min, alerts.sharelog, alerts.syslog) == ("enforce", 97.5,
+                                                                                        "shares.csv", True)
+    assert alerts.hashrate_below == 500e9  # the flag's own parser: k/M/G suffixes
+    path.write_text('[alerts]\npayout-min = 120\n')
+    with pytest.raises(cfg.ConfigError, match="alerts.payout-min.*percentage"):
+        cfg.load(path)
+    path.write_text('[alerts]\npayout-check = "enforced"\n')
+    with pytest.raises(cfg.ConfigError, match="alerts.payout-check.*expected one of warn, alert, enforce"):
+        cfg.load(path)
+    path.write_text('[alerts]\nweb-hook = "http://x"\n')
+    with pytest.raises(cfg.ConfigError, match="did you mean 'alerts.webhook'"):
+        cfg.load(path)
+    conf = tmp_path / "cgminer.conf"
+    conf.write_text(json.dumps({"pools": [], "sharelog": "/tmp/s.log", "cmd-dead": "notify-send dead"}))
+    loaded = cfg.load(conf)
+    assert (loaded.options["sharelog"], loaded.options["cmd_dead"]) == ("/tmp/s.log", "notify-send dead")
+    assert "sharelog" not in loaded.ignored
