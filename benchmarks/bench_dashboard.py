@@ -97,7 +97,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     urls = [f"stratum+tcp://127.0.0.1:{p.port}" for p in pools.pools]
     miner = MinerProcess(["-o", urls[0], "-u", "bench.1", "-p", "x", "-o", urls[1], "-u", "bench.2", "-p", "x",
-                          "--device", f"icarus:{icarus_path},difficulty=0.001",
+                          "--device", f"icarus:{icarus_path},model=u3,difficulty=0.001",
                           "--device", f"bm1397:{chain_path},difficulty=0.001", "--no-cpu", "--http-token", "bench",
                           "--stats-file", str(work / "stats.json")])
     drivers = []
