@@ -103,6 +103,9 @@ async def test_proxy_mode_two_downstream_miners_every_share_valid_each_on_its_ow
         rows = {row["Worker"]: row for row in estats if str(row["ID"]).startswith("SRV")}
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{http_port}/metrics") as r:
             metrics = await r.text()
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{http_port}/api/dashboard/state") as r:
+            page_workers = {w["name"]: w for w in (await r.json())["workers"]}  # the dashboard's Workers card
     finally:
         logs = [await stop(m) for m in miners]
         server_log = await stop(server)
@@ -110,6 +113,9 @@ async def test_proxy_mode_two_downstream_miners_every_share_valid_each_on_its_ow
     assert server.returncode == 0, server_log[-3000:]
     assert all(m.returncode == 0 for m in miners), logs
     assert pool.submits and all(s.accepted for s in pool.submits), [s.reason for s in pool.submits if not s.accepted]
+    assert {"alice.1", "bob.1"} <= set(page_workers)
+    assert all(page_workers[n]["accepted"] >= 3 and page_workers[n]["last_share_ago"] >= 0
+               for n in ("alice.1", "bob.1"))
     prefixes = Counter(s.params[2][:4] for s in pool.submits)  # the first 2 bytes of the pool's extranonce2
     downstream = {p for p in prefixes if p != "0000"}
     assert len(downstream) >= 2, prefixes  # the two workers: prefixes of their own, never the local devices' 0000

@@ -100,3 +100,13 @@ def test_the_5s_ring_is_sampled_and_survives_a_restart(tmp_path):
     again.load()
     assert list(again.history["5s"]) == [(1000.0, 0.0), (1005.0, 5.0), (1010.0, 10.0), (1015.0, 15.0)]
     assert again.record("5s", 1.0, now=1016.0) is False  # the interval counts on across the restart
+
+
+def test_a_downstream_worker_row_carries_its_last_share_as_an_age():
+    from miner.frontends.dashboard.state import worker_row
+    from miner.server.workers import WorkerStats
+
+    worker = WorkerStats("alice.1", last_share=1_000.0)
+    row = worker_row(worker.as_dict(1_000.0), now=1_012.5)
+    assert (row["name"], row["last_share_ago"]) == ("alice.1", 12.5)
+    assert worker_row(WorkerStats("bob.1").as_dict(0.0), now=5.0)["last_share_ago"] is None

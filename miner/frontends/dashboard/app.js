@@ -207,6 +207,21 @@ function renderPools(pools) {
   }));
 }
 
+function renderWorkers(workers) {
+  // `miner serve`'s downstream miners (docs/serve.md §5); the card stays hidden when not serving
+  $("workers-card").hidden = !workers.length;
+  $("workers").tBodies[0].replaceChildren(...workers.map((w) => {
+    const reasons = Object.entries(w.rejected).map(([r, n]) => r + ": " + n).join(", ");
+    const rejected = Object.values(w.rejected).reduce((a, b) => a + b, 0);
+    const tr = row([twoLines(w.name, (w.user_agent || "") + (w.connections === 1 ? "" : "  " + w.connections + " connections")),
+      [fmtRate(w.hashrate), "n"], [fmtDiff(w.difficulty), "n"], [w.accepted, "n"],
+      rejected + (reasons ? " (" + reasons + ")" : ""), [w.forwarded, "n"], [fmtDiff(w.best_difficulty), "n"],
+      [w.last_share_ago === null ? "-" : fmtDuration(w.last_share_ago) + " ago", "n"]]);
+    tr.dataset.worker = w.name;
+    return tr;
+  }));
+}
+
 function renderShares(records) {
   const have = new Set(shareLog.map((r) => r.seq));
   for (const r of records) if (!have.has(r.seq)) shareLog.push(r);
@@ -222,6 +237,7 @@ function render(s) {
   renderSummary(s);
   renderDevices(s.devices);
   renderPools(s.pools);
+  renderWorkers(s.workers || []);
   renderShares(s.shares);
   if ("writes" in s) $("token-state").textContent = s.writes ? tokenNote() : "writes are off: the miner was started without --http-token";
 }

@@ -81,6 +81,13 @@ def pool_row(p: PoolSnapshot) -> dict[str, Any]:
     }
 
 
+def worker_row(w: dict[str, Any], now: float) -> dict[str, Any]:
+    """One downstream worker of `miner serve`, with its last share (wall-clock time) as an age, so
+    the page needs no clock of its own."""
+    last = w.get("last_share")
+    return {**w, "last_share_ago": None if last is None else max(0.0, now - last)}
+
+
 def share_row(r: ShareRecord, pool_names: dict[str, str]) -> dict[str, Any]:
     return {"seq": r.seq, "at": r.at, "device": r.device, "pool": pool_names.get(r.source, r.source),
             "difficulty": r.difficulty, "hash_difficulty": r.hash_difficulty, "accepted": r.accepted,
@@ -126,6 +133,7 @@ def dashboard_state(view: MinerView, shares_since: int = 0, now: float | None = 
         "network": network_numbers(s) if mode != "sandbox" else None,
         "devices": [device_row(d, s.pool_difficulty) for d in devices],
         "pools": [pool_row(p) for p in pools],
+        "workers": [worker_row(w, now) for w in view.worker_snapshots()],
         "shares": [share_row(r, names) for r in recent.since(shares_since)],
         "shares_seq": recent.last_seq,
         "history_point": [now, s.rate_5s],
