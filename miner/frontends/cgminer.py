@@ -22,7 +22,7 @@ from typing import Any
 from miner.core.lograte import LogLimiter
 from miner.frontends.cgminer_sections import device_item, lcd_item, mm_id, pool_item, summary_item
 from miner.frontends.listen_limits import ConnectionGate, connection_cap
-from miner.frontends.view import CommandError, MinerView
+from miner.frontends.view import MOVE_BAD, MOVE_SENT, CommandError, MinerView
 
 log = logging.getLogger(__name__)
 
@@ -567,6 +567,22 @@ def cmd_hotplug(view: MinerView, param: str) -> Reply:
     return Reply("S", 100, f"Hotplug check set to {seconds}s")
 
 
+def cmd_workerreconnect(view: MinerView, param: str) -> Reply:
+    """`workerreconnect|host,port[,wait[,worker]]`: `miner serve` sends its downstream workers (or one
+    worker's connections) client.reconnect to host:port (docs/serve.md §9). Not in cgminer's api.c,
+    which has no server side; write access only, like every command that changes what is mined."""
+    parts = [p.strip() for p in split_params(param)]
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ApiError(MOVE_BAD, "Missing reconnect details: workerreconnect|host,port[,wait[,worker]]")
+    wait = parts[2] if len(parts) > 2 and parts[2] else 0
+    worker = parts[3] if len(parts) > 3 and parts[3] else None
+
+    def run() -> Reply:
+        moved = view.reconnect_workers(parts[0], parts[1], wait, worker)
+        return Reply("S", MOVE_SENT, f"Sent client.reconnect to {parts[0]}:{parts[1]} to {moved} connection(s)")
+    return _command(run)
+
+
 def cmd_restart(view: MinerView, param: str) -> Reply:
     view.restart()
     return Reply("S", 0, "RESTART", raw="RESTART")
@@ -592,6 +608,7 @@ PRIVILEGED: dict[str, Handler] = {
     "pgaenable": cmd_no_pga, "pgadisable": cmd_no_pga, "pgaidentify": cmd_no_pga, "pgaset": cmd_no_pga,
     "zero": cmd_zero, "hotplug": cmd_hotplug, "restart": cmd_restart, "quit": cmd_quit, "save": cmd_save,
     "debug": cmd_debug, "setconfig": cmd_setconfig, "lockstats": cmd_lockstats,
+    "workerreconnect": cmd_workerreconnect,
 }
 COMMANDS = {**READ_ONLY, "check": None, **PRIVILEGED}
 # api.c cmds[] joinable=false: asc/pga/check and every privileged command but lockstats

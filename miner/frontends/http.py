@@ -31,7 +31,7 @@ from miner.frontends.listen_limits import (
     RefusedProtocol,
     connection_cap,
 )
-from miner.frontends.view import CommandError, MinerView
+from miner.frontends.view import MOVE_BAD, CommandError, MinerView
 
 MAX_CONNECTIONS = 128  # per listener (fewer under a low descriptor limit: listen_limits.py)
 log = logging.getLogger(__name__)
@@ -299,6 +299,7 @@ class HttpServer:
             web.get("/api/system/statistics", self._axeos(axeos.system_statistics)),
             web.post("/api/pools/{index}/{action}", self._pool_action),
             web.post("/api/devices/{index}/{action}", self._device_action),
+            web.post("/api/workers/reconnect", self._workers_reconnect),
         ])
         # GET / is the dashboard page (it names AxeOS, which pyasic's factory identifies the API by)
         Dashboard(self.view, self.token).install(app)
@@ -422,6 +423,24 @@ class HttpServer:
         except CommandError as exc:
             return _json({"error": str(exc)}, status=409)
         return _json({"ok": True, "device": _plain(self.view.device_snapshots()[index])})
+
+    async def _workers_reconnect(self, request: web.Request) -> web.Response:
+        """`miner serve`: client.reconnect to downstream workers (docs/serve.md §9)."""
+        if (denied := self._authorised(request)) is not None:
+            return denied
+        hint = ('send JSON like {"host": "10.0.0.2", "port": 3333, "wait": 0, "worker": "alice.1"} '
+                "(wait and worker optional)")
+        try:
+            body = await request.json()
+        except (ValueError, RecursionError):
+            return _json({"error": hint}, status=400)
+        if not isinstance(body, dict) or "host" not in body or "port" not in body:
+            return _json({"error": hint}, status=400)
+        try:
+            moved = self.view.reconnect_workers(body["host"], body["port"], body.get("wait", 0), body.get("worker"))
+        except CommandError as exc:
+            return _json({"error": str(exc)}, status=400 if exc.code == MOVE_BAD else 409)
+        return _json({"ok": True, "moved": moved})
 
 
 def payout_metrics(pools: list) -> list:

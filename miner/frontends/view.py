@@ -37,6 +37,12 @@ MAX_FREQUENCY_MHZ = 10_000
 log = logging.getLogger(__name__)
 
 
+MOVE_BAD = 300  # reconnect_workers: bad host/port/wait (not a cgminer code: api.c has no such command)
+MOVE_NONE = 301  # reconnect_workers: not serving, or no worker to move
+MOVE_SENT = 302  # the cgminer API's success code for workerreconnect
+MAX_MOVE_WAIT = 3600  # seconds a moved miner may be asked to wait before it connects
+
+
 class CommandError(Exception):
     """A command that cannot be carried out; `code` is cgminer's message code for it."""
 
@@ -252,6 +258,35 @@ class MinerView:
             return []
         now = time.monotonic()
         return [w.as_dict(now) for w in served.workers.all()]
+
+    def reconnect_workers(self, host: object, port: object, wait: object = 0, worker: object = None) -> int:
+        """Move downstream workers to another Stratum server with client.reconnect (docs/serve.md §9):
+        every one, or those authorized as `worker`; how many were sent it. Bad values are a
+        CommandError with code MOVE_BAD (REST 400), not serving or nobody to move MOVE_NONE (409)."""
+        if not isinstance(host, str) or not host.strip() or len(host) > 255 or any(c.isspace() for c in host):
+            raise CommandError(MOVE_BAD, f"host {str(host)[:60]!r} is not a host name or address")
+        if isinstance(port, str) and port.strip().isdigit():
+            port = int(port)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise CommandError(MOVE_BAD, f"port {str(port)[:20]!r} is not a port number 1..65535")
+        if isinstance(wait, str):
+            try:
+                wait = float(wait)
+            except ValueError:
+                raise CommandError(MOVE_BAD, f"wait {wait[:20]!r} is not a number of seconds") from None
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= MAX_MOVE_WAIT:
+            raise CommandError(MOVE_BAD, f"wait {str(wait)[:20]!r} is not a number of seconds 0..{MAX_MOVE_WAIT}")
+        if worker is not None and (not isinstance(worker, str) or not worker):
+            raise CommandError(MOVE_BAD, "worker must be a worker name (as the miner authorized)")
+        served = self.served
+        if served is None or served.server is None:
+            raise CommandError(MOVE_NONE, "not serving: only `miner serve` has downstream workers to move")
+        moved = served.server.move(host.strip(), port, float(wait), worker)
+        if moved == 0:
+            raise CommandError(MOVE_NONE, "no connected worker" + (f" named {worker!r}" if worker else "") + " to move")
+        log.warning("client.reconnect to %s:%d (wait %g s) sent to %d downstream connection(s)%s", host.strip(), port,
+                    wait, moved, f" of worker {worker}" if worker else "")
+        return moved
 
     @property
     def devices(self) -> list[Device]:

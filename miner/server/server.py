@@ -148,6 +148,21 @@ class StratumServer:
                 connection.flush()
             connection.close()  # after the reconnect line: close() sends what is queued first
 
+    def move(self, host: str, port: int, wait: float = 0, worker: str | None = None) -> int:
+        """The operator's move (docs/serve.md §9): client.reconnect to host:port to every downstream,
+        or to those with `worker` authorized; how many were sent. The connection stays open: a miner
+        that follows closes it itself, one that refuses (cgminer and this client only follow within
+        the same domain) keeps mining here rather than being cut off."""
+        moved = 0
+        for connection in list(self.connections):
+            session = connection.session
+            if session is None or not session.ready or (worker is not None and worker not in session.authorized):
+                continue
+            session.reconnect(host, port, wait)
+            connection.flush()
+            moved += 1
+        return moved
+
     def relayout(self, layout: Layout, prefixes: PrefixPool) -> None:
         """A new extranonce split (a source with a shorter extranonce2): every connection moves."""
         self.rules.layout = layout

@@ -474,8 +474,13 @@ class DownstreamSession:
 
     # -------------------------------------------------------------------- server-initiated
     def reconnect(self, host: str | None = None, port: int | None = None, wait: float = 0) -> None:
-        """client.reconnect: move the miner (to another server, or back here to re-subscribe)."""
-        params: list = [] if host is None else [host, port, int(wait)]
+        """client.reconnect: move the miner (to another server, or back here to re-subscribe).
+
+        `[host, "port", wait]` (docs/serve.md §9): the port goes as a string because cgminer's
+        util.c `parse_reconnect` reads it with json_string_value (a number is ignored and the old
+        port kept); bfgminer's util.c `parse_reconnect` and this repository's client take either.
+        """
+        params: list = [] if host is None else [host, None if port is None else str(port), int(wait)]
         self._out += sp.call_message("client.reconnect", params)
 
     def connection_lost(self, now: float) -> None:

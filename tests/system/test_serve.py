@@ -26,12 +26,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from miner.drivers.icarus.emulator import IcarusEmulator
 
 from miner.server.served import ServedSource
 from miner.sources.stratum.failover import PoolManager
 from miner.sources.stratum.url import PoolConfig
 from tests.helpers.api_helpers import api
 from tests.helpers.bcoin_node import free_port
+from tests.helpers.icarus_rig import DIFF as STICK_DIFF
+from tests.helpers.icarus_rig import RATE as STICK_RATE
 from tests.helpers.stratum_load import close_downstreams, open_downstreams
 from tests.helpers.stratum_pool import StratumTestPool
 from tests.helpers.waiting import FAST, until
@@ -258,6 +261,107 @@ async def test_solo_pool_mode_a_downstream_workers_blocks_are_accepted_and_pay_t
         coinbase = block["tx"][0]
         assert any(out["scriptPubKey"]["hex"] == script for out in coinbase["vout"]), coinbase["vout"]
 
+
+
+async def test_proxy_mode_an_emulated_icarus_stick_downstream_every_share_rechecked_forwarded_and_valid():
+    """A downstream `miner` with an emulated U3 (a pty that really hashes, at a fixed emulated rate)
+    and no CPU: each of the stick's nonces (difficulty STICK_DIFF, ~4.7/s at STICK_RATE) meets the
+    server's difficulty (started at the pool's, which is lower), so each is re-checked by the server and
+    forwarded; the test waits for 4 of them accepted by the pool."""
+    pool = StratumTestPool(difficulty=POOL_DIFF)
+    await pool.start()
+    emu = IcarusEmulator("u3", rate_ghs=STICK_RATE, difficulty=STICK_DIFF).start()
+    serve_port, http_port = free_port(), free_port()
+    server = await start("serve", "--listen", f"127.0.0.1:{serve_port}", "-o", f"stratum+tcp://127.0.0.1:{pool.port}",
+                         "-u", "proxy.user", "-p", "x", "--no-cpu", "--serve-start-diff", str(POOL_DIFF),
+                         "--http", f"127.0.0.1:{http_port}")
+    stick = None
+    try:
+        await poll(lambda: _listening(serve_port), 30, "the server to listen", [server])
+        stick = await start("-o", f"stratum+tcp://127.0.0.1:{serve_port}", "-u", "dave.u3", "-p", "x", "--no-cpu",
+                            "--device", f"icarus:{emu.device_path},difficulty={STICK_DIFF}")
+
+        async def forwarded() -> bool:
+            return any(w["name"] == "dave.u3" and w["upstream_accepted"] >= 4 for w in await workers(http_port))
+
+        await poll(forwarded, 60, "4 of the stick's shares accepted upstream", [server, stick])
+        worker = next(w for w in await workers(http_port) if w["name"] == "dave.u3")
+    finally:
+        stick_log = await stop(stick) if stick is not None else ""
+        server_log = await stop(server)
+        await pool.stop()
+        emu.stop()
+    assert server.returncode == 0, server_log[-3000:]
+    assert stick is not None and stick.returncode == 0, stick_log[-3000:]
+    assert pool.submits and all(s.accepted for s in pool.submits), [s.reason for s in pool.submits if not s.accepted]
+    prefixes = {s.params[2][:4] for s in pool.submits}
+    assert len(prefixes) == 1 and "0000" not in prefixes  # no local devices; the stick's own prefix
+    stick_nonces = {f"{sent.reply.header_nonce:08x}" for sent in emu.sent if sent.valid}
+    assert {s.params[4] for s in pool.submits} <= stick_nonces  # every share the pool saw, the stick found
+    assert worker["rejected"] == {} and worker["accepted"] >= worker["forwarded"] >= 4
+    assert worker["user_agent"].startswith("pyminer")
+
+
+async def rest_post(http_port: int, path: str, body: object, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"http://127.0.0.1:{http_port}{path}", json=body, headers=headers) as r:
+        return r.status, await r.json()
+
+
+async def test_operator_moves_a_downstream_miner_to_another_pool_with_client_reconnect():
+    """REST `POST /api/workers/reconnect` (token-checked) sends a real downstream `miner` to a second
+    pool on 127.0.0.1 (same host: the client follows, docs/stratum.md); its next shares arrive there.
+    The cgminer API's `workerreconnect` is write-only and checks its parameters the same way."""
+    pool, target = StratumTestPool(difficulty=POOL_DIFF), StratumTestPool(difficulty=POOL_DIFF)
+    await pool.start()
+    await target.start()
+    serve_port, http_port, api_port = free_port(), free_port(), free_port()
+    server = await start("serve", "--listen", f"127.0.0.1:{serve_port}", "-o", f"stratum+tcp://127.0.0.1:{pool.port}",
+                         "-u", "proxy.user", "-p", "x", "--no-cpu", "--http", f"127.0.0.1:{http_port}",
+                         "--http-token", "sekrit", "--api-listen", "--api-port", str(api_port),
+                         "--api-allow", "W:127.0.0.1")
+    miner = None
+    move = {"host": "127.0.0.1", "port": target.port, "wait": 0}
+    try:
+        await poll(lambda: _listening(serve_port), 30, "the server to listen", [server])
+        miner = await start("-o", f"stratum+tcp://127.0.0.1:{serve_port}", "-u", "erin", "-p", "x", "-t", "1")
+
+        async def connected() -> bool:
+            return any(w["name"] == "erin" and w["connections"] == 1 for w in await workers(http_port))
+
+        await poll(connected, 30, "the downstream miner to log in", [server, miner])
+        assert (await rest_post(http_port, "/api/workers/reconnect", move))[0] == 401
+        assert (await rest_post(http_port, "/api/workers/reconnect", move, "wrong"))[0] == 401
+        status, answer = await rest_post(http_port, "/api/workers/reconnect", {**move, "port": 70000}, "sekrit")
+        assert status == 400 and "port" in answer["error"]
+        status, answer = await rest_post(http_port, "/api/workers/reconnect", {**move, "worker": "nobody"}, "sekrit")
+        assert status == 409 and "nobody" in answer["error"]
+        bad = (await api(api_port, "workerreconnect", "127.0.0.1,notaport"))["STATUS"][0]
+        assert bad["STATUS"] == "E" and "port" in bad["Msg"]
+        assert target.submits == []  # nothing moved yet
+        status, answer = await rest_post(http_port, "/api/workers/reconnect", {**move, "worker": "erin"}, "sekrit")
+        assert (status, answer) == (200, {"ok": True, "moved": 1})
+        async def arrived() -> bool:
+            return sum(1 for s in target.submits if s.accepted) >= 2
+
+        await poll(arrived, 60, "2 shares at the second pool", [server, miner])
+
+        async def gone() -> bool:
+            return all(w["connections"] == 0 for w in await workers(http_port))
+
+        await poll(gone, 30, "the moved miner to leave the server", [server, miner])
+        status, answer = await rest_post(http_port, "/api/workers/reconnect", move, "sekrit")
+        assert status == 409  # nobody left to move
+    finally:
+        miner_log = await stop(miner) if miner is not None else ""
+        server_log = await stop(server)
+        await pool.stop()
+        await target.stop()
+    assert server.returncode == 0, server_log[-3000:]
+    assert miner is not None and miner.returncode == 0, miner_log[-3000:]
+    assert "client.reconnect" in miner_log  # the miner says where it went
+    assert target.sessions and all(s.accepted for s in target.submits)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -405,3 +405,26 @@ def test_vardiff_eases_a_quiet_miner_and_respects_suggest_and_limits():
 def test_difficulty_one_is_sent_as_an_integer():
     assert ds._number(1.0) == 1 and isinstance(ds._number(1.0), int)  # noqa: SLF001
     assert difficulty_to_target(1) == DIFF1_TARGET
+
+
+@given(host=st.sampled_from(["127.0.0.1", "pool.example.com", "::1"]), port=st.integers(1, 65535),
+       wait=st.integers(0, 3600))
+@settings(max_examples=50, deadline=None)
+def test_client_reconnect_line_carries_the_port_as_a_string_and_the_client_codec_reads_it_back(host, port, wait):
+    miner, _ = logged_in()
+    miner.session.reconnect(host, port, wait)
+    line = miner.session.data_to_send()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    message = json.loads(line)
+    # cgminer util.c parse_reconnect reads the port with json_string_value: a number would be ignored
+    assert message == {"id": None, "method": "client.reconnect", "params": [host, str(port), wait]}
+    events = miner.proto.receive_data(line)
+    assert events == [sp.Reconnect(host, port, float(min(wait, sp.MAX_RECONNECT_WAIT)))]
+
+
+def test_client_reconnect_without_a_host_is_an_empty_call_and_a_missing_port_is_null():
+    miner, _ = logged_in()
+    miner.session.reconnect()
+    assert json.loads(miner.session.data_to_send())["params"] == []
+    miner.session.reconnect("pool.example.com", None, 0)
+    assert json.loads(miner.session.data_to_send())["params"] == ["pool.example.com", None, 0]
