@@ -1,6 +1,7 @@
 """More host drivers that are not ours against the emulators (issue 16, "a test that plays the host
 side exactly as cgminer's or bfgminer's driver does"): ESP-Miner's BM1397 and BM1370 bring-up
-(components/asic/bm1397.c BM1397_init, bm1370.c BM1370_init: every register write in its order, the
+(components/asic/bm1397.c BM1397_init, bm1368.c BM1368_init, bm1370.c BM1370_init: every register write
+in its order, the
 chip-id count, the max-baud switch, then one job) and bfgminer's icarus driver on the two-FPGA
 Icarus and the Avalon nano 1.0. The host's bytes are written out literally; each CRC-5 agrees
 with the frame ESP-Miner quotes in its own comments (docs/bm13xx.md §3.2, §3.5).
@@ -114,6 +115,19 @@ BM1370_GENESIS_JOB = bytes.fromhex(
 #   version, CRC-16/CCITT-FALSE big-endian
 
 
+def esp_header_chip_mines(emu: Bm13xxEmulator, port: serial.Serial, job: bytes, job_id: int) -> None:
+    """BMxxxx_send_work's job, then BMxxxx_process_work on each 11-byte reply: job id (b7 & 0xf0) >> 1,
+    version bits ntohs(b8..b9) << 13 OR'd into the job's version; then the full header hashed."""
+    emu.scale = MINE_DIFFICULTY / ESP_TICKET_DIFFICULTY  # nonces at difficulty 0.001 for a CPU's pace
+    port.reset_input_buffer()
+    port.write(job)
+    for reply in esp_nonces(port, 11, want=2):
+        assert (reply[7] & 0xF0) >> 1 == job_id, reply.hex()
+        version = 1 | int.from_bytes(reply[8:10], "big") << 13
+        assert version & ~0x1FFFE000 == 1, "rolled bits outside the mask ESP-Miner set"
+        assert verifies(GENESIS, version, reply[2:6], MINE_DIFFICULTY), f"{reply.hex()} does not verify"
+
+
 def test_esp_miner_bm1370_init_sequence_and_first_job():
     with Bm13xxEmulator("bm1370", rate=1e9, difficulty=1.0) as emu, \
             serial.Serial(emu.device_path, 115200, timeout=0) as port:
@@ -127,15 +141,52 @@ def test_esp_miner_bm1370_init_sequence_and_first_job():
         # 1 000 000, 4 % off and inside a UART's tolerance (docs/bm13xx.md §1.1).
         assert emu.initialised and emu.frequency == 525.0 and abs(emu.baud / 1_000_000 - 1) < 0.05
         assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
-        emu.scale = MINE_DIFFICULTY / ESP_TICKET_DIFFICULTY  # nonces at difficulty 0.001 for a CPU's pace
-        port.reset_input_buffer()
-        port.write(BM1370_GENESIS_JOB)
-        for reply in esp_nonces(port, 11, want=2):
-            # BM1370_process_work: job_id = (b7 & 0xf0) >> 1; version bits = ntohs(b8..b9) << 13
-            assert (reply[7] & 0xF0) >> 1 == 24, reply.hex()
-            version = 1 | int.from_bytes(reply[8:10], "big") << 13
-            assert version & ~0x1FFFE000 == 1, "rolled bits outside the mask ESP-Miner set"
-            assert verifies(GENESIS, version, reply[2:6], MINE_DIFFICULTY), f"{reply.hex()} does not verify"
+        esp_header_chip_mines(emu, port, BM1370_GENESIS_JOB, 24)
+
+
+# ------------------------------------------------------------------------------ ESP-Miner BM1368 (Supra)
+# BM1368_init as of ESP-Miner commit 026718e (components/asic/bm1368.c): the version mask four
+# times, the chip-id read; then chain inactive, seven broadcast writes (the diff-256 ticket mask
+# among them), the address, the five per-chip writes, the ticket mask again (get_difficulty_mask),
+# the ramp's last step (pll.c pll_get_parameters(490, 144, 235): fb 196, ref 2, post dividers 5
+# and 1, VCO 2450 MHz so 0x50), BM1368_set_nonce_space(1.0, 490, 1 chip, 80 cores -> 128):
+# HCN = 2^32 / 128 x 25 / 490 x 0.5 = 0x000D0FAC, the version mask, then BM1368_set_max_baud.
+BM1368_INIT = frames("""
+55aa53050000 03
+55aa510900a800070000 03
+55aa51090018ff0fc100 00
+55aa5109003c80008b00 12
+55aa5109003c80008018 1f
+55aa51090014000000ff 08
+55aa51090054000000 03 1d
+55aa510900580211 1111 06
+55aa40050000 1c
+55aa410900a8000701f0 15
+55aa41090018f000c100 0c
+55aa4109003c80008b00 1a
+55aa4109003c80008018 17
+55aa4109003c800082aa 05
+55aa51090014000000ff 08
+55aa5109000850c40240 06
+55aa51090010000d0fac 1b
+55aa510900a49000ffff 1c
+55aa51090028113002 00 03
+""".replace(" ", ""))
+# BM1368_send_work's first job: id 24, identical to the BM1370's (docs/bm13xx.md §8.2).
+BM1368_GENESIS_JOB = BM1370_GENESIS_JOB
+
+
+def test_esp_miner_bm1368_init_sequence_and_first_job():
+    with Bm13xxEmulator("bm1368", rate=1e9, difficulty=1.0) as emu, \
+            serial.Serial(emu.device_path, 115200, timeout=0) as port:
+        send_all(port, frames("\n".join([BM1370_VERSION_MASK] * 4 + [BM1370_READ_CHIP_ID])))
+        # bm1370.c quotes this very frame: "should respond AA 55 13 68 00 00 00 00 00 00 0F"
+        assert count_chips(port, 11) == [bytes.fromhex("aa5513680000000000000f")]
+        send_all(port, BM1368_INIT)
+        time.sleep(0.05)
+        assert emu.initialised and emu.frequency == 490.0 and abs(emu.baud / 1_000_000 - 1) < 0.05
+        assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
+        esp_header_chip_mines(emu, port, BM1368_GENESIS_JOB, 24)
 
 
 # ------------------------------------------------------------------------------ ESP-Miner BM1397 (Max)
