@@ -12,11 +12,14 @@ ESP-Miner way) and then hashed with the C core against the full header.
 
 from __future__ import annotations
 
+import binascii
 import time
 
 import serial
 from miner.drivers.bm13xx.emulator import Bm13xxEmulator
 from miner.drivers.icarus.emulator import IcarusEmulator
+from miner.drivers.kit.bits import reverse_words
+from miner.drivers.kit.crc import crc5
 
 from miner.core import hashing
 from miner.core.targets import difficulty_to_target
@@ -263,3 +266,71 @@ def test_bfgminer_icarus_driver_detects_and_mines_an_avalon_nano1():
             port.reset_input_buffer()
             port.write(bfgminer_job(header))
             check_replies(port, header, 4, want=1)
+
+
+# ------------------------------------------------------------------------------ cgminer gekko (BM1387, 2Pac)
+def gekko_bm1387_task(job_id: int, header: bytes | None) -> bytes:
+    """driver-gekko.c init_task (BM1387, one midstate: no version rolling from the pool): 21 LEN id
+    01 00000000, stuff_reverse(data + 64, 12) = nbits, ntime, merkle tail in header order,
+    stuff_reverse(midstate, 32) = H7..H0 big-endian, CRC-16/CCITT-FALSE big-endian. Before
+    MINER_MINING (the open-core ramp) bytes 8..19 are FF and the midstate zero."""
+    task = bytearray(54)
+    task[0:4] = bytes((0x21, 54, job_id, 0x01))
+    if header is None:
+        task[8:20] = b"\xff" * 12
+    else:
+        task[8:20] = header[72:76] + header[68:72] + header[64:68]
+        task[20:52] = reverse_words(hashing.midstate(header))
+    task[52:54] = binascii.crc_hqx(bytes(task[:52]), 0xFFFF).to_bytes(2, "big")
+    return bytes(task)
+
+
+def test_cgminer_gekko_driver_brings_up_an_emulated_2pac():
+    """driver-gekko.c, BM1387 with expected_chips 2 (IDENT_GSH, the 2Pac): compac_listen's
+    MINER_CHIP_COUNT sends read-all 54 05 00 00 19 and reads 1000 ms, counting 7-byte replies
+    whose rx[0] is 0x13 and whose CRC-5 over 51 bits matches; compac_send_chain_inactive sends
+    chain inactive 55 05 00 00 10 three times, set address (0x100 / chips) x i, the 1.5 Mbaud
+    divider 58 09 00 1C 00 20 01 00 1B and the gate block 58 09 00 1C 40 20 81 80 09; the
+    MINER_OPEN_CORE ramp sends 116 open-core tasks (job ids 0..115); then work, job ids counting
+    on by one. No PLL write comes before mining: the first (compac_set_frequency_single) waits
+    for GHNONCENEEDED nonces in the ramp, so the chip must hash at its power-on clock.
+    compac_check_nonce: job id = rx[5], nonce = rx[0..3] (header bytes 76..79), chip rx[0] / 0x80."""
+    with Bm13xxEmulator("bm1387", chips=2, rate=1e9, difficulty=1.0) as emu, \
+            serial.Serial(emu.device_path, 115200, timeout=0) as port:
+        port.write(bytes.fromhex("5405000019"))
+        replies = count_chips(port, 7)
+        assert len(replies) == 2, [r.hex() for r in replies]
+        for reply in replies:
+            assert reply[0] == 0x13 and reply[6] <= 0x1F and crc5(reply, 51) == reply[6], reply.hex()
+        send_all(port, frames("""
+            5505000010
+            5505000010
+            5505000010
+            4105000015
+            4105800019
+            5809001c00200100 1b
+            5809001c40208180 09
+        """))
+        for ramping in range(116):
+            port.write(gekko_bm1387_task(ramping, None))
+        time.sleep(0.1)
+        assert emu.initialised and emu.baud == 1_562_500  # 25 MHz / ((1 + 1) x 8); FTDI side 1.5 M
+        emu.scale = MINE_DIFFICULTY
+        for job_id in (116, 117):
+            port.reset_input_buffer()
+            port.write(gekko_bm1387_task(job_id, HEADER))
+            got = 0
+            deadline = time.monotonic() + 30
+            while got < 2 and time.monotonic() < deadline:
+                reply = read_for(port, 7, 0.02)  # compac_listen: rx_len bytes, 20 ms
+                if not reply:
+                    continue
+                # compac_listen: not a command response (last byte <= 0x1F with a good CRC), so a nonce
+                assert not (reply[6] <= 0x1F and crc5(reply, 51) == reply[6]), reply.hex()
+                assert reply[5] == job_id, f"job id {reply[5]:#x}, sent {job_id:#x}"
+                assert int(reply[0] / (0x100 / 2)) < 2
+                full = HEADER[:76] + reply[:4]
+                target = difficulty_to_target(MINE_DIFFICULTY)
+                assert int.from_bytes(hashing.sha256d(full), "little") <= target, f"{reply.hex()} does not verify"
+                got += 1
+            assert got == 2, f"only {got} nonces for job {job_id}"
