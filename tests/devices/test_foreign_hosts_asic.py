@@ -1,13 +1,13 @@
 """More host drivers that are not ours against the emulators (issue 16, "a test that plays the host
-side exactly as cgminer's or bfgminer's driver does"): ESP-Miner's BM1397 and BM1370 bring-up
-(components/asic/bm1397.c BM1397_init, bm1368.c BM1368_init, bm1370.c BM1370_init: every register write
-in its order, the
-chip-id count, the max-baud switch, then one job) and bfgminer's icarus driver on the two-FPGA
-Icarus and the Avalon nano 1.0. The host's bytes are written out literally; each CRC-5 agrees
-with the frame ESP-Miner quotes in its own comments (docs/bm13xx.md §3.2, §3.5).
+side exactly as cgminer's or bfgminer's driver does"): ESP-Miner's BM1397, BM1366, BM1368 and
+BM1370 bring-up (components/asic/bm13xx.c BMxxxx_init: every register write in its order, the
+chip-id count, the max-baud switch, then the first job), cgminer's gekko driver on a BM1387 2Pac,
+and bfgminer's icarus driver on the two-FPGA Icarus and the Avalon nano 1.0. The host's bytes are
+written out literally; each CRC-5 agrees with the frame ESP-Miner quotes in its own comments
+(docs/bm13xx.md §3.2 to §3.5).
 
 Every nonce that comes back is checked as the host checks it (job id and version bits decoded the
-ESP-Miner way) and then hashed with the C core against the full header.
+host's way) and then hashed with the C core against the full header.
 """
 
 from __future__ import annotations
@@ -118,14 +118,15 @@ BM1370_GENESIS_JOB = bytes.fromhex(
 #   version, CRC-16/CCITT-FALSE big-endian
 
 
-def esp_header_chip_mines(emu: Bm13xxEmulator, port: serial.Serial, job: bytes, job_id: int) -> None:
-    """BMxxxx_send_work's job, then BMxxxx_process_work on each 11-byte reply: job id (b7 & 0xf0) >> 1,
+def esp_header_chip_mines(emu: Bm13xxEmulator, port: serial.Serial, job: bytes, job_id: int,
+                          job_of=lambda b7: (b7 & 0xF0) >> 1) -> None:
+    """BMxxxx_send_work's job, then BMxxxx_process_work on each 11-byte reply: job id `job_of(b7)`,
     version bits ntohs(b8..b9) << 13 OR'd into the job's version; then the full header hashed."""
     emu.scale = MINE_DIFFICULTY / ESP_TICKET_DIFFICULTY  # nonces at difficulty 0.001 for a CPU's pace
     port.reset_input_buffer()
     port.write(job)
     for reply in esp_nonces(port, 11, want=2):
-        assert (reply[7] & 0xF0) >> 1 == job_id, reply.hex()
+        assert job_of(reply[7]) == job_id, reply.hex()
         version = 1 | int.from_bytes(reply[8:10], "big") << 13
         assert version & ~0x1FFFE000 == 1, "rolled bits outside the mask ESP-Miner set"
         assert verifies(GENESIS, version, reply[2:6], MINE_DIFFICULTY), f"{reply.hex()} does not verify"
@@ -190,6 +191,53 @@ def test_esp_miner_bm1368_init_sequence_and_first_job():
         assert emu.initialised and emu.frequency == 490.0 and abs(emu.baud / 1_000_000 - 1) < 0.05
         assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
         esp_header_chip_mines(emu, port, BM1368_GENESIS_JOB, 24)
+
+
+# ------------------------------------------------------------------------------ ESP-Miner BM1366 (Ultra)
+# BM1366_init as of ESP-Miner commit 026718e (components/asic/bm1366.c), after the three version
+# mask writes and the chip-id read: 0xA8, 0x18 broadcast, chain inactive, the address, 0x3C twice,
+# the diff-256 ticket mask, 0x54, 0x58, 0x2C on chip 0, the five per-chip writes, the ramp's last
+# step (pll_get_parameters(485, 144, 235): fb 194, ref 2, post dividers 5 and 1, VCO 2425 MHz so
+# 0x50), BM1366_set_nonce_space(1.0, 485, 1 chip, 112 cores -> 128): HCN 0x000D3224, the version
+# mask again, then BM1366_set_max_baud.
+BM1366_INIT = frames("""
+55aa510900a800070000 03
+55aa51090018ff0fc100 00
+55aa53050000 03
+55aa40050000 1c
+55aa5109003c80008540 0c
+55aa5109003c80008020 19
+55aa51090014000000ff 08
+55aa51090054000000 03 1d
+55aa510900580211 1111 06
+55aa4109002c007c0003 03
+55aa410900a8000701f0 15
+55aa41090018f000c100 0c
+55aa4109003c80008540 04
+55aa4109003c80008020 11
+55aa4109003c800082aa 05
+55aa5109000850c20240 1c
+55aa51090010000d3224 10
+55aa510900a49000ffff 1c
+55aa51090028113002 00 03
+""")
+# BM1366_send_work's first job: id (0 + 8) % 128 = 8, the genesis header (docs/bm13xx.md §8.2).
+BM1366_GENESIS_JOB = bytes.fromhex(
+    "55aa2156" "08" "01" "00000000" "ffff001d" "29ab5f49"
+    "4b1e5e4a3a9fb8aa888a51327fc81bc367768f617ac72c3e7a7b12b23ba3edfd" + "00" * 32 + "01000000" "28b7")
+
+
+def test_esp_miner_bm1366_init_sequence_and_first_job():
+    with Bm13xxEmulator("bm1366", rate=1e9, difficulty=1.0) as emu, \
+            serial.Serial(emu.device_path, 115200, timeout=0) as port:
+        send_all(port, frames("\n".join([BM1370_VERSION_MASK] * 3 + [BM1370_READ_CHIP_ID])))
+        assert count_chips(port, 11) == [bytes.fromhex("aa551366000000000000 05")]
+        send_all(port, BM1366_INIT)
+        time.sleep(0.05)
+        assert emu.initialised and emu.frequency == 485.0 and abs(emu.baud / 1_000_000 - 1) < 0.05
+        assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
+        # BM1366_process_work reads the job id as b7 & 0xf8 (8 small cores), not (b7 & 0xf0) >> 1
+        esp_header_chip_mines(emu, port, BM1366_GENESIS_JOB, 8, lambda b7: b7 & 0xF8)
 
 
 # ------------------------------------------------------------------------------ ESP-Miner BM1397 (Max)
