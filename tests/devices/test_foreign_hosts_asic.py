@@ -16,6 +16,7 @@ import binascii
 import time
 
 import serial
+from miner.drivers.avalon.emulator import AvalonEmulator
 from miner.drivers.bm13xx.emulator import Bm13xxEmulator
 from miner.drivers.icarus.emulator import IcarusEmulator
 from miner.drivers.kit.bits import reverse_words
@@ -382,3 +383,104 @@ def test_cgminer_gekko_driver_brings_up_an_emulated_2pac():
                 assert int.from_bytes(hashing.sha256d(full), "little") <= target, f"{reply.hex()} does not verify"
                 got += 1
             assert got == 2, f"only {got} nonces for job {job_id}"
+
+
+# ------------------------------------------------------------------------------ cgminer avalon7 (AUC + MM)
+# docs/avalon.md §B10.3: the genesis block as cgminer's avalon7_stratum_pkts sends it (job id "1",
+# pool 0, nonce2 4 bytes at coinbase offset 43, no merkle branches), packet by packet.
+AVALON7_GENESIS_JOB = [bytes.fromhex(line) for line in """
+434e11000101000000cc0000002b00000004000000240000000000000000ffffffff000000009545
+434e160001010000000000000000000000000000000000000000000000000000ffff000000000e10
+434e1200010126720000000000000000000000000000000000000000000000000000000000006884
+434e130001086a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19f9a9
+434e1300020801000000010000000000000000000000000000000000000000000000000000007dd2
+434e130003080000000000ffffffff4d04ffff001d0104455468652054696d65732030332f4a0d09
+434e13000408616e2f32303039204368616e63656c6c6f72206f6e206272696e6b206f662073110f
+434e1300050865636f6e64206261696c6f757420666f722062616e6b73ffffffff0100f2052a3ff0
+434e1300060801000000434104678afdb0fe5548271967f1a67130b7105cd6a828e03909a6792f49
+434e130007086" "2e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c384df7ba0b8d578a12b5
+434e130008084c702b6bf11d5fac0000000000000000000000000000000000000000000000008177
+434e150001040000000100000000000000000000000000000000000000000000000000000000f0e6
+434e1500020400000000000000000000000000000000000000000000000000000000000000000000
+434e1500030400000000495fab291d00ffff00000000000000800000000000000000000000006fdd
+434e150004040000000000000000000000000000000000000000000000000000000080020000b358
+434e1700010100000000000000000000000000000000000000000000000000000000000000000000
+""".replace('" "', "").split()]
+# The genesis coinbase is COINBASE packets 2..8 (packet 1 is the SHA-256 state before it: none).
+GENESIS_COINBASE = b"".join(pkt[6:38] for pkt in AVALON7_GENESIS_JOB[4:11])[:204]
+
+
+def auc_frame(request: int, payload: bytes = b"") -> bytes:
+    """driver-avalon7.c avalon7_auc_init / auc_xfer: [0] length, [1] trans id 0, [2] session id 0,
+    [3] request; every request but XFER padded to 64 bytes (docs/avalon.md §B5)."""
+    frame = bytes((4 + len(payload), 0, 0, request)) + payload
+    return frame if request == 0xA5 else frame.ljust(64, b"\0")
+
+
+def mm_packet(kind: int, data: bytes, idx: int = 1, cnt: int = 1) -> bytes:
+    """avalon7_init_pkg: "CN", type, opt 0, idx, cnt, 32 data bytes, CRC-16/XMODEM of the data BE."""
+    data = data.ljust(32, b"\0")
+    return b"CN" + bytes((kind, 0, idx, cnt)) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big")
+
+
+def auc_xfer(port: serial.Serial, address: int, packet: bytes, rx: int) -> bytes:
+    """avalon7_iic_xfer_pkg: XFER [4] tx 40, [5] rx, [6] 0, [7] I2C address, then the packet; read
+    rx + 4 bytes, the reply's [0] must be the count read (cgminer sleeps xdelay / 4800 + 1 ms)."""
+    port.write(auc_frame(0xA5, bytes((40, rx, 0, address)) + packet))
+    reply = read_for(port, rx + 4, 0.5)
+    assert reply and reply[0] == len(reply), f"AUC reply {reply.hex()}"
+    return reply
+
+
+def test_cgminer_avalon7_driver_detects_polls_and_mines_an_emulated_avalon7():
+    """driver-avalon7.c: avalon7_auc_init (RESET, DEINIT, INIT 400 kHz / xdelay 19200 -> "AUC-..."),
+    avalon7_detect_modules (DETECT to broadcast with data[28..31] = the id, ids from 1 until one
+    gets no ACKDETECT; SYNC with the DNA to a new module), avalon7_polling (POLLING, reply opt =
+    DNA[7], CRC big-endian), avalon7_stratum_pkts (the genesis job of §B10.3, JOB_FIN), and
+    avalon7_parse_nonce (nonce2 BE at [4], N at [12], job-id CRC at [16], pool LE at [18]). Not
+    played (left for a later script): the per-module SET / SET_VOLT / SET_PLL / SET_SS
+    configuration and SET_FIN (§B7); this emulator mines without them, and whether the MM
+    firmware does is not in the sources read."""
+    with AvalonEmulator("avalon7", rate_ghs=1.0, difficulty=MINE_DIFFICULTY) as emu, \
+            serial.Serial(emu.path, 115200, timeout=0) as port:
+        for request in (0xA0, 0xA2):  # RESET, DEINIT: a bare 4-byte header back
+            port.write(auc_frame(request))
+            assert read_for(port, 4, 0.5) == bytes((4, 0, 0, 0))
+        port.write(auc_frame(0xA1, (400_000).to_bytes(4, "little") + (19_200).to_bytes(4, "little")))
+        reply = read_for(port, 16, 0.5)
+        assert reply[:4] == bytes((16, 0, 0, 0)) and reply[4:8] == b"AUC-", reply.hex()
+
+        ack = auc_xfer(port, 0, mm_packet(0x10, bytes(28) + (1).to_bytes(4, "big")), 40)
+        packet = ack[4:44]
+        assert packet[:3] == b"CN\x40", packet.hex()  # ACKDETECT
+        assert binascii.crc_hqx(packet[6:38], 0) == int.from_bytes(packet[38:40], "big")
+        dna, version = packet[6:14], packet[14:29]
+        assert version[:3] in (b"711", b"721", b"741", b"761"), version  # cgminer's Avalon7 models
+        assert auc_xfer(port, 0, mm_packet(0x10, bytes(28) + (2).to_bytes(4, "big")), 40)[3] != 0  # no 2nd
+        auc_xfer(port, 1, mm_packet(0x31, dna), 0)  # SYNC, then one AUC read drained
+
+        status = auc_xfer(port, 1, mm_packet(0x30, b""), 40)[4:44]
+        assert status[2] in (0x41, 0x46, 0x49) and status[3] == dna[7], status.hex()
+
+        # The job as §B10.3 gives it, but from a pool at difficulty 0.001 (a CPU-paced emulator's
+        # rate): TARGET carries set_target()'s 256-bit target little-endian, ffff at [26..27] for 1.
+        target = mm_packet(0x16, difficulty_to_target(MINE_DIFFICULTY).to_bytes(32, "little"))
+        assert AVALON7_GENESIS_JOB[1][:6] == target[:6] and AVALON7_GENESIS_JOB[1][32:34] == b"\xff\xff"
+        for pkt in AVALON7_GENESIS_JOB[:1] + [target] + AVALON7_GENESIS_JOB[2:]:
+            auc_xfer(port, 0, pkt, 0)  # stratum packets go to the broadcast address, rx 0
+        deadline, nonces = time.monotonic() + 30, 0
+        while nonces < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # --avalon7-polling-delay 20 ms
+            reply = auc_xfer(port, 1, mm_packet(0x30, b""), 40)[4:44]
+            assert binascii.crc_hqx(reply[6:38], 0) == int.from_bytes(reply[38:40], "big"), reply.hex()
+            if reply[2] != 0x42:
+                continue
+            data = reply[6:38]
+            nonce2, n = data[4:8], data[12:16]
+            assert data[16:18] == bytes.fromhex("2672") and data[18:20] == b"\0\0"  # job id CRC, pool 0
+            coinbase = GENESIS_COINBASE[:43] + nonce2[::-1] + GENESIS_COINBASE[47:]  # nonce2 goes in LE
+            header = (bytes.fromhex("01000000") + bytes(32) + hashing.sha256d(coinbase)
+                      + bytes.fromhex("29ab5f49ffff001d") + n)
+            assert int.from_bytes(hashing.sha256d(header), "little") <= difficulty_to_target(MINE_DIFFICULTY)
+            nonces += 1
+        assert nonces == 2, f"only {nonces} NONCE packets in 30 s"
