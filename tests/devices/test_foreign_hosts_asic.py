@@ -81,7 +81,7 @@ def verifies(header: bytes, version: int, nonce: bytes, difficulty: float) -> bo
 
 
 # ------------------------------------------------------------------------------ ESP-Miner BM1370 (Gamma)
-# BM1370_init (asic_count 1, difficulty 256), then do_frequency_ramp_up's last step, the
+# BM1370_init as of ESP-Miner commit 01913a7 (asic_count 1, difficulty 256), then do_frequency_ramp_up's last step, the
 # hash-counting register, and asic.c's ASIC_set_max_baud -> BM1370_set_max_baud.
 BM1370_VERSION_MASK = "55aa510900a49000ffff1c"  # BM1370_set_version_mask(0x1fffe000): 0xA4 = 90 00 FF FF
 BM1370_READ_CHIP_ID = "55aa520500000a"  # read reg 0x00 on all chips
@@ -242,7 +242,10 @@ def test_esp_miner_bm1366_init_sequence_and_first_job():
 
 
 # ------------------------------------------------------------------------------ ESP-Miner BM1397 (Max)
-# BM1397_init for one chip (docs/bm13xx.md §3.2 lists each frame with ESP-Miner's comment).
+# BM1397_init as of ESP-Miner commit 026718e (components/asic/bm1397.c) for one chip, after the
+# chip-id read: chain inactive, the address, 0x80, 0x84, 0x20, 0x3C, the diff-256 ticket mask,
+# 0x68 once (cgminer sends it twice), 0x28, BM1397_set_default_baud; the ramp's last step
+# (BM1397_send_hash_frequency: 0x70 twice, then 0x08 twice); then BM1397_set_max_baud.
 BM1397_INIT = frames("""
 55aa53050000 03
 55aa40050000 1c
@@ -252,7 +255,6 @@ BM1397_INIT = frames("""
 55aa5109003c80008074 10
 55aa51090014000000ff 08
 55aa51090068c0700111 00
-55aa51090068c0700111 00
 55aa510900280600000f 18
 55aa51090018000 07a31 15
 55aa510900700f0f0f00 19
@@ -261,8 +263,8 @@ BM1397_INIT = frames("""
 55aa510900084044 0221 07
 55aa51090018000 06031 00
 """.replace(" ", ""))
-# ^ 0x08 = 40 44 02 21: 425 MHz (fb 68, ref 2, post dividers 2 and 1); the last 0x18 write is
-#   BM1397_set_max_baud (3.125 Mbaud).
+# ^ 0x08 = 40 44 02 21 is pll_get_parameters(425, 60, 200): fb 68, ref 2, post dividers 2 and 1
+#   (stored as they are on the BM1397); the last 0x18 write is BM1397_set_max_baud (3.125 Mbaud).
 BM1397_GENESIS_JOB = bytes.fromhex(  # BM1397_send_work: job id 4, one midstate (docs/bm13xx.md §8.1)
     "55aa2136" "04" "01" "00000000" "ffff001d" "29ab5f49" "4b1e5e4a"
     "4719f91b96b187364f0103c8c3c8d8e91e59caa890ccac7d6358bff0bc909a33" "ea6a")
