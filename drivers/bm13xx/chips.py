@@ -104,6 +104,11 @@ class ChipInfo:
     def job_byte(self, job_id: int, index: int) -> int:
         """b7 of a nonce reply for this job and midstate / small-core index (§4.3)."""
         index &= (1 << self.core_bits) - 1
+        if self.framing is FRAMING_BM1387:
+            # cgminer's gekko driver counts BM1387 job ids up by one and, with four midstates, looks
+            # the work up at b5, b5 - 1, b5 - 2, b5 - 3 (compac_check_nonce): the chip adds the
+            # midstate index to the job id. With job ids in steps of 4 (ours) that is job | index.
+            return (job_id + index) & 0xFF
         if self.core_bits == 4:
             return ((job_id >> 3) & 0x0F) << 4 | index
         return (job_id & (0xFF << self.core_bits) & 0xFF) | index
@@ -205,10 +210,12 @@ CHIPS: dict[str, ChipInfo] = {
     # Decisions where the facts stop [unconfirmed]: chip id 0x1387 in reg 0x00 (cgminer checks only
     # the 13), the ticket mask in 0x14 with the BM1397 encoding (no source gives a BM1387 mask
     # register), b4/b5 of a register reply = chip address / register as on BM1397.
+    # No register must be written before it hashes: cgminer's gekko driver sends its first PLL
+    # write only after nonces have come in (§2.4, "BM1387 as cgminer drives it").
     "bm1387": ChipInfo(
         "bm1387", 0x1387, 0x13870000, 114, 114, 100.0, 4, 2, False, Bm1387Clocks(),
         REG_BM1387_BAUD, 0x00200100, 1_500_000, None, framing=FRAMING_BM1387, pll_reg=REG_BM1387_PLL,
-        job_ids=(0x10, 0x80), required=frozenset({REG_BM1387_PLL})),
+        job_ids=(0x10, 0x80)),
     # BM1384: Compac / 2Pac / Terminus; one midstate per 64-byte job, job ids 0..30 (cgminer's gekko
     # ring, see framing_bm1384), ticket mask in the job, UART stays at 115 200 (§1.1, §2.4). It
     # hashes from power-on: bfgminer's compac driver sends no clock before its golden test (§2.4).

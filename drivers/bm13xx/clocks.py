@@ -183,7 +183,9 @@ class Bm1366Clocks(Clocks):
 
 class Bm1387Clocks(Clocks):
     """Reg 0x0C = 00 FB 02 PP (§3.7); 0x1C = 00 20 div 00, chip baud 25 MHz / ((div + 1) × 8) (§1.1).
-    cgminer's second 0x1C write (40 20 80|div 80) is not sent by the driver, so it is not modelled."""
+    cgminer's gekko driver follows it with a second 0x1C write, 40 20 80|div 80 (its `gateblk`, in
+    compac_send_chain_inactive): bit 7 of the divider byte is the gate-block flag, not divider, so
+    the divider is the low 7 bits."""
 
     def pll(self, mhz: float) -> Pll:
         return bm1387_pll(mhz)
@@ -196,7 +198,7 @@ class Bm1387Clocks(Clocks):
         return 25.0 * fb / (ref * p1 * p2) if ref and p1 and p2 else 0.0
 
     def uart_baud(self, register: int) -> int:
-        return CLKI_HZ // ((((register >> 8) & 0xFF) + 1) * 8)
+        return CLKI_HZ // ((((register >> 8) & 0x7F) + 1) * 8)
 
 
 class Bm1384Clocks(Clocks):

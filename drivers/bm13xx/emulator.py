@@ -45,7 +45,10 @@ log = logging.getLogger(__name__)
 NONCE_WINDOW = 1 << 16  # nonces one lane (midstate or rolled version) scans before the next lane's turn
 # Power-on PLL values. BM1384: no source gives its reset clock; 100 MHz (word 0x0783) is where
 # cgminer's compac_shutdown leaves it and the bottom of cgminer's Compac table [decision].
-PLL0_RESET = {"bm1397": 0xC0600161, "bm1384": 0x0783}
+# BM1387: no source gives it either; cgminer mines it before any PLL write, taking the chip to be
+# at its start frequency; 100 MHz (the chip table's default, 00 20 02 41 in cgminer's
+# compac_set_frequency encoding) [decision].
+PLL0_RESET = {"bm1397": 0xC0600161, "bm1384": 0x0783, "bm1387": 0x00200241}
 
 
 @dataclass
