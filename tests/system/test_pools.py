@@ -199,6 +199,9 @@ async def test_a_pool_that_sends_jobs_but_never_answers_submits_is_failed_over()
     try:
         await until(lambda: manager.active is pool0 and pool1.alive and pool0.stats.accepted > 0, 30,
                     "mining on pool0")
+        # the bad pool answers subscribe and authorize again at once: without a switch delay the
+        # manager went back to it before a poll could see it on pool1 (a race on a loaded machine)
+        manager.switch_delay = 3600
         bad.ignore_submits = True
         sent_before = len(bad.submits)
         for _ in range(60):  # a job a second while it ignores submits; failover long before the end
