@@ -249,7 +249,26 @@ def served_source(source: JobSource, serve: ServeOptions) -> JobSource:
 
     return ServedSource(source, serve.host, serve.port, password=serve.password,
                         shares_per_minute=serve.shares_per_minute, start_difficulty=serve.start_difficulty,
-                        min_difficulty=serve.min_difficulty, max_connections=serve.max_connections)
+                        min_difficulty=serve.min_difficulty, max_connections=serve.max_connections,
+                        sv2=sv2_listen(serve))
+
+
+def sv2_listen(serve: ServeOptions) -> Any:
+    """`--listen-sv2`: the keys (made on first use) and where to listen (docs/serve.md §10).
+    A key file that cannot be used is a ValueError with one line."""
+    if serve.listen_sv2 is None:
+        return None
+    from pathlib import Path
+
+    from miner.server.served import Sv2Listen
+    from miner.server.sv2_keys import load_identity
+
+    identity = load_identity(Path(serve.sv2_authority_key).expanduser() if serve.sv2_authority_key else None)
+    if identity.created:
+        log.warning("made a new Stratum V2 authority key in %s (keep it: downstream miners trust its public key)",
+                    identity.authority_path)
+    return Sv2Listen(serve.listen_sv2[0], serve.listen_sv2[1], identity, serve.sv2_share_batch,
+                     serve.sv2_cert_validity)
 
 
 async def until_signal(step: Awaitable[T]) -> T | None:

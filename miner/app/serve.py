@@ -28,6 +28,10 @@ class ServeOptions:
     start_difficulty: float = 0.001
     min_difficulty: float = 0.0001
     max_connections: int = 1000
+    listen_sv2: tuple[str, int] | None = None  # the Stratum V2 listener (docs/serve.md §10)
+    sv2_authority_key: str | None = None  # a key file; None: the state dir's, made on first use
+    sv2_share_batch: int = 10
+    sv2_cert_validity: int = 3600
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -43,6 +47,20 @@ def listen_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
+def listen_sv2_address(text: str) -> tuple[str, int]:
+    try:
+        return listen_address(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("--listen", "--listen-sv2")) from None
+
+
+def certificate_validity(text: str) -> int:
+    value = positive_int(text)
+    if value < 120:
+        raise argparse.ArgumentTypeError(f"must be at least 120 seconds, got {text}")
+    return value
+
+
 def minimum_difficulty(text: str) -> float:
     value = positive_float(text)
     if value < 0.0001:
@@ -56,6 +74,16 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("-h", "--help", action="store_true", help="this help, then the mining options'")
     p.add_argument("--listen", type=listen_address, default=listen_address(DEFAULT_LISTEN), metavar="HOST:PORT",
                    help=f"where miners connect (default {DEFAULT_LISTEN}; 0.0.0.0:3333 for the whole LAN)")
+    p.add_argument("--listen-sv2", type=listen_sv2_address, metavar="HOST:PORT",
+                   help="also serve Stratum V2 (Noise-encrypted) here, e.g. 0.0.0.0:3336; the URL miners use "
+                        "is printed at start")
+    p.add_argument("--sv2-authority-key", metavar="FILE",
+                   help="the authority key file (authority_secret_key = \"...\", as in SRI's pool config); "
+                        "default: one made on first use in the state directory")
+    p.add_argument("--sv2-share-batch", type=positive_int, default=10, metavar="N",
+                   help="answer Stratum V2 shares in batches of N (SRI's share_batch_size; default 10)")
+    p.add_argument("--sv2-cert-validity", type=certificate_validity, default=3600, metavar="SECONDS",
+                   help="validity of the server's certificate, renewed before it ends (default 3600)")
     p.add_argument("--serve-password", metavar="TEXT", help="the password every miner must give (default: any)")
     p.add_argument("--serve-rate", type=positive_float, default=6.0, metavar="N",
                    help="vardiff's target shares per minute per miner (default 6)")
@@ -73,7 +101,8 @@ def split_arguments(argv: list[str]) -> tuple[ServeOptions, list[str], bool]:
     args, rest = serve_parser().parse_known_args(argv)
     host, port = args.listen
     options = ServeOptions(host, port, args.serve_password, args.serve_rate, args.serve_start_diff,
-                           max(args.serve_min_diff, 0.0001), args.max_connections)
+                           max(args.serve_min_diff, 0.0001), args.max_connections, args.listen_sv2,
+                           args.sv2_authority_key, args.sv2_share_batch, args.sv2_cert_validity)
     solo = any(a == "--rpc-url" or a.startswith("--rpc-url=") for a in rest)
     if args.help:
         rest = [*rest, "--help"]

@@ -316,6 +316,7 @@ def worker_stats_items(view: MinerView, first: int) -> list[Item]:
     items: list[Item] = []
     for n, w in enumerate(view.worker_snapshots()):
         items.append({"STATS": first + n, "ID": f"SRV{n}", "Worker": w["name"], "User Agent": w["user_agent"],
+                      "Protocol": w.get("protocol", "stratum1"),
                       "Connections": w["connections"], "MHS av": w["hashrate"] / 1e6, "Difficulty": w["difficulty"],
                       "Accepted": w["accepted"], "Rejected": sum(w["rejected"].values()),
                       "Reject Reasons": ",".join(f"{r}:{c}" for r, c in sorted(w["rejected"].items())),

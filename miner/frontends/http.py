@@ -219,7 +219,10 @@ def worker_metrics(workers: list[dict[str, Any]]) -> Iterator[Any]:
                                  labels=["worker", "result"])
     best = GaugeMetricFamily("miner_serve_worker_best_share", "Best share difficulty", labels=["worker"])
     conns = GaugeMetricFamily("miner_serve_worker_connections", "Open connections", labels=["worker"])
+    info = GaugeMetricFamily("miner_serve_worker_info", "Downstream worker's protocol (stratum1, stratum2); always 1",
+                             labels=["worker", "protocol"])
     for w in workers:
+        info.add_metric([w["name"], w.get("protocol", "stratum1")], 1)
         name = [w["name"]]
         rate.add_metric(name, w["hashrate"])
         diff.add_metric(name, w["difficulty"])
@@ -229,7 +232,7 @@ def worker_metrics(workers: list[dict[str, Any]]) -> Iterator[Any]:
         shares.add_metric([*name, "forwarded"], w["forwarded"])
         best.add_metric(name, w["best_difficulty"])
         conns.add_metric(name, w["connections"])
-    yield from (rate, diff, shares, best, conns)
+    yield from (rate, diff, shares, best, conns, info)
 
 
 def chip_counter_metrics(devices: list[Any]) -> Iterator[Any]:
@@ -292,6 +295,7 @@ class HttpServer:
             web.get("/api/summary", self._summary), web.get("/api/devices", self._devices),
             web.get("/api/pools", self._pools), web.get("/api/history", self._history),
             web.get("/api/workers", self._workers),
+            web.get("/api/serve", self._serve),
             web.get("/metrics", self._metrics),
             # the AxeOS read endpoints fleet tools identify a miner by (miner/frontends/axeos.py says why)
             web.get("/api/system/info", self._axeos(axeos.system_info)),
@@ -339,6 +343,10 @@ class HttpServer:
 
     async def _pools(self, request: web.Request) -> web.Response:
         return _json(_plain(self.view.pool_snapshots()))
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        """`miner serve`'s listeners, and the stratum2+tcp:// URL downstream V2 miners use (docs/serve.md §10)."""
+        return _json(self.view.serve_info())
 
     async def _workers(self, request: web.Request) -> web.Response:
         """`miner serve`'s downstream workers (docs/serve.md §5); [] when not serving."""

@@ -259,6 +259,11 @@ class MinerView:
         now = time.monotonic()
         return [w.as_dict(now) for w in served.workers.all()]
 
+    def serve_info(self) -> dict[str, Any] | None:
+        """`miner serve`'s listeners and its Stratum V2 URL (docs/serve.md §10); None when not serving."""
+        served = self.served
+        return None if served is None else served.serve_info()
+
     def reconnect_workers(self, host: object, port: object, wait: object = 0, worker: object = None) -> int:
         """Move downstream workers to another Stratum server with client.reconnect (docs/serve.md §9):
         every one, or those authorized as `worker`; how many were sent it. Bad values are a

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from miner.core.shares import CheckedNonce, Verdict
 from miner.core.source import JobSink, JobSource, ResultSink
@@ -23,6 +24,9 @@ from miner.core.work import Job
 from miner.server.extranonce import LOCAL_PREFIX, Layout, PrefixPool, layout_for
 from miner.server.server import MAX_CONNECTIONS, StratumServer
 from miner.server.session import DownstreamSession, Event, Rules, ShareAccepted
+from miner.server.sv2_keys import DEFAULT_VALIDITY, CertificateIssuer, Sv2Identity
+from miner.server.sv2_server import Sv2Server
+from miner.server.sv2_session import DEFAULT_BATCH
 from miner.server.workers import WorkerBook, WorkerStats
 
 log = logging.getLogger(__name__)
@@ -32,13 +36,27 @@ MAX_IN_FLIGHT = 256  # forwarded shares waiting for the source's submit; more ar
 MAX_TRACKED = 4096  # forwarded shares whose upstream answer is credited to their worker
 
 
+@dataclass(frozen=True)
+class Sv2Listen:
+    """`--listen-sv2`: where the Stratum V2 listener runs and the identity it proves (docs/serve.md §10)."""
+
+    host: str
+    port: int
+    identity: Sv2Identity
+    batch_size: int = DEFAULT_BATCH
+    cert_validity: int = DEFAULT_VALIDITY
+
+
 class ServedSource:
     """A JobSource wrapping another; the engine binds this one, the server taps its jobs."""
 
     def __init__(self, inner: JobSource, host: str, port: int, *, password: str | None = None,
                  shares_per_minute: float = 6.0, start_difficulty: float = 0.001, min_difficulty: float = 0.0001,
-                 max_connections: int = MAX_CONNECTIONS):
+                 max_connections: int = MAX_CONNECTIONS, sv2: Sv2Listen | None = None):
         self.inner = inner
+        self.sv2 = sv2
+        self.sv2_server: Sv2Server | None = None
+        self.rules: Rules | None = None
         self.name = inner.name
         self.host, self.port = host, port
         self.workers = WorkerBook()
@@ -71,12 +89,14 @@ class ServedSource:
     async def start(self) -> None:
         self._started = True
         await self.inner.start()
-        if self.server is None and self.layout is not None:
+        if self.rules is None and self.layout is not None:
             await self._listen()
 
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
+        if self.sv2_server is not None:
+            await self.sv2_server.stop()
         if self._in_flight:
             await asyncio.wait(list(self._in_flight), timeout=1.0)  # stop stays within 2 s
         await self.inner.stop()
@@ -94,10 +114,29 @@ class ServedSource:
 
     def status(self, rate_of: Callable[[str], str]) -> str:
         part = self.inner.status(rate_of)
-        if self.server is None:
+        if self.server is None and self.sv2_server is None:
             return f"{part} | serve: waiting for the first job"
-        return (f"{part} | serve {self.host}:{self.server.port} {len(self.server.connections)} conn "
-                f"{sum(1 for w in self.workers.all() if w.connections)} workers")
+        v1 = f"{self.host}:{self.server.port} {len(self.server.connections)} conn " if self.server is not None else ""
+        v2 = (f"sv2 {self.sv2_server.host}:{self.sv2_server.port} {len(self.sv2_server.connections)} conn "
+              if self.sv2_server is not None else "")
+        return f"{part} | serve {v1}{v2}{sum(1 for w in self.workers.all() if w.connections)} workers"
+
+    def serve_info(self) -> dict:
+        """What REST /api/serve shows: the listeners and, for V2, the URL downstream miners use."""
+        info: dict = {"listen": None, "listen_sv2": None, "sv2_url": None, "sv2_authority_key": None,
+                      "sv2_certificate_not_valid_after": None, "connections": 0, "sv2_connections": 0}
+        if self.server is not None:
+            info["listen"] = f"{self.host}:{self.server.port}"
+            info["connections"] = len(self.server.connections)
+        if self.sv2 is not None:
+            info["sv2_authority_key"] = self.sv2.identity.authority_text
+        if self.sv2_server is not None:
+            info["listen_sv2"] = f"{self.sv2_server.host}:{self.sv2_server.port}"
+            info["sv2_url"] = self.sv2_server.url
+            info["sv2_connections"] = len(self.sv2_server.connections)
+            cert = self.sv2_server.issuer.certificate
+            info["sv2_certificate_not_valid_after"] = cert.not_valid_after if cert is not None else None
+        return info
 
     # -------------------------------------------------------------------- jobs
     def _on_job(self, job: Job | None) -> None:
@@ -126,36 +165,54 @@ class ServedSource:
             if self.layout.prefix_size == 0:
                 self.unserved_jobs += 1
                 self._sink(job)
-                if self.server is not None:
-                    self.server.reconnect_all()
+                for server in self._servers():
+                    server.reconnect_all()
                 return
-            if self.server is not None:
-                self.server.relayout(self.layout, PrefixPool(self.layout.capacity))
+            if self.rules is not None:  # shared by both listeners: one new split and prefix pool for all
+                self.rules.layout, self.rules.prefixes = self.layout, PrefixPool(self.layout.capacity)
+            for server in self._servers():
+                server.reconnect_all()
         local = self.layout.cut(job, LOCAL_PREFIX)
         self._local[job.job_id] = (local, job, self.layout)
         self._local.move_to_end(job.job_id)
         while len(self._local) > MAX_JOBS:
             self._local.popitem(last=False)
         self._sink(local)
-        if self.server is not None:
-            self.server.publish(job)
+        for server in self._servers():
+            server.publish(job)
+
+    def _servers(self) -> list[StratumServer]:
+        return [s for s in (self.server, self.sv2_server) if s is not None]
 
     async def _listen(self) -> None:
-        if self.server is not None or self.layout is None:
+        if self.rules is not None or self.layout is None:
             return
-        rules = Rules(self.layout, PrefixPool(self.layout.capacity), self.workers, **self._settings)
+        rules = self.rules = Rules(self.layout, PrefixPool(self.layout.capacity), self.workers, **self._settings)
+        entry = next(reversed(self._local.values()), None)
         server = StratumServer(rules, self.host, self.port, self._on_event, self.max_connections)
-        self.server = server
         try:
             await server.start()
         except OSError as exc:
             log.error("cannot listen for miners on %s:%d: %s (choose another --listen)", self.host, self.port,
                       exc.strerror or exc)
-            self.server = None
+        else:
+            self.server = server
+            if entry is not None:
+                server.publish(entry[1])
+        if self.sv2 is None:
             return
-        entry = next(reversed(self._local.values()), None)
+        sv2 = self.sv2
+        v2 = Sv2Server(rules, CertificateIssuer(sv2.identity, sv2.cert_validity), sv2.host, sv2.port, self._on_event,
+                       self.max_connections, sv2.batch_size)
+        try:
+            await v2.start()
+        except OSError as exc:
+            log.error("cannot listen for Stratum V2 miners on %s:%d: %s (choose another --listen-sv2)", sv2.host,
+                      sv2.port, exc.strerror or exc)
+            return
+        self.sv2_server = v2
         if entry is not None:
-            server.publish(entry[1])
+            v2.publish(entry[1])
 
     # -------------------------------------------------------------------- downstream shares
     def _on_event(self, session: DownstreamSession, event: Event) -> None:

@@ -43,13 +43,11 @@ class _Connection(asyncio.Protocol):
         server = self.server
         if len(server.connections) >= server.max_connections:
             server.refused += 1
-            transport.write(sp.reply_message(None, None, [20, "server full", None]))
+            server.refuse(transport)
             transport.close()
             return
         peer = transport.get_extra_info("peername")
-        self.session = DownstreamSession(server.rules, time.monotonic(), f"{peer[0]}:{peer[1]}" if peer else "")
-        if server.job is not None:
-            self.session.send_job(server.job, server.job_id, server.line, time.monotonic())
+        self.session = server.open_session(f"{peer[0]}:{peer[1]}" if peer else "", time.monotonic())
         server.connections[self] = None
 
     def data_received(self, data: bytes) -> None:
@@ -97,6 +95,17 @@ class StratumServer:
         self._ids = count(1)
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task | None = None
+
+    def open_session(self, peer: str, now: float) -> DownstreamSession:
+        """A new connection's session, given the current job (Sv2Server makes V2 sessions)."""
+        session = DownstreamSession(self.rules, now, peer)
+        if self.job is not None:
+            session.send_job(self.job, self.job_id, self.line, now)
+        return session
+
+    def refuse(self, transport: asyncio.Transport) -> None:
+        """The answer to a connection over the cap, before it is closed."""
+        transport.write(sp.reply_message(None, None, [20, "server full", None]))
 
     @property
     def sessions(self) -> list[DownstreamSession]:

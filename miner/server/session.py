@@ -348,6 +348,7 @@ class DownstreamSession:
             self.worker = self.rules.workers.get(name)
             self.worker.connections += 1
             self.worker.user_agent = self.user_agent
+            self.worker.protocol = "stratum1"
         self._out += sp.reply_message(call_id, True)
         self._start_if_ready(now)
 

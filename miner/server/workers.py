@@ -17,6 +17,7 @@ MAX_WORKERS = 10_000  # names kept; beyond this the least recently seen is forgo
 class WorkerStats:
     name: str
     user_agent: str = ""
+    protocol: str = "stratum1"  # of its newest connection: stratum1 (V1 listener) or stratum2 (SV2 listener)
     connections: int = 0
     accepted: int = 0
     accepted_difficulty: float = 0.0
@@ -58,7 +59,8 @@ class WorkerStats:
             self._window.popleft()
 
     def as_dict(self, now: float) -> dict:
-        return {"name": self.name, "user_agent": self.user_agent, "connections": self.connections,
+        return {"name": self.name, "user_agent": self.user_agent, "protocol": self.protocol,
+                "connections": self.connections,
                 "hashrate": self.hashrate(now), "difficulty": self.difficulty, "accepted": self.accepted,
                 "accepted_difficulty": self.accepted_difficulty, "rejected": dict(self.rejected),
                 "forwarded": self.forwarded, "upstream_accepted": self.upstream_accepted,

@@ -213,7 +213,8 @@ function renderWorkers(workers) {
   $("workers").tBodies[0].replaceChildren(...workers.map((w) => {
     const reasons = Object.entries(w.rejected).map(([r, n]) => r + ": " + n).join(", ");
     const rejected = Object.values(w.rejected).reduce((a, b) => a + b, 0);
-    const tr = row([twoLines(w.name, (w.user_agent || "") + (w.connections === 1 ? "" : "  " + w.connections + " connections")),
+    const proto = w.protocol === "stratum2" ? "SV2" : "SV1";  // which listener it came in on (docs/serve.md §10)
+    const tr = row([twoLines(w.name, proto + " " + (w.user_agent || "") + (w.connections === 1 ? "" : "  " + w.connections + " connections")),
       [fmtRate(w.hashrate), "n"], [fmtDiff(w.difficulty), "n"], [w.accepted, "n"],
       rejected + (reasons ? " (" + reasons + ")" : ""), [w.forwarded, "n"], [fmtDiff(w.best_difficulty), "n"],
       [w.last_share_ago === null ? "-" : fmtDuration(w.last_share_ago) + " ago", "n"]]);

@@ -192,6 +192,9 @@ class NoiseTransport:
         self._receive = receive
         self._buffer = bytearray()
         self._header: bytes | None = None
+        # The largest payload taken; a server lowers it for its downstreams, whose biggest message
+        # (SetupConnection) is about 1.3 KB, so a hostile one cannot make it buffer a MiB.
+        self.max_payload = MAX_PAYLOAD
 
     def encrypt_frame(self, frame: bytes) -> bytes:
         if len(frame) < HEADER_SIZE:
@@ -218,7 +221,7 @@ class NoiseTransport:
                 self._header = self._receive.decrypt(b"", bytes(self._buffer[:ENCRYPTED_HEADER_SIZE]))
                 del self._buffer[:ENCRYPTED_HEADER_SIZE]
             length = int.from_bytes(self._header[3:6], "little")
-            if length > MAX_PAYLOAD:
+            if length > self.max_payload:
                 raise NoiseError(f"a frame of {length} bytes is larger than any mining message")
             need = pt_len_to_ct_len(length)
             if len(self._buffer) < need:
