@@ -11,6 +11,7 @@ the merkle root as sent) and finds nonces with the C core's scan at the channel'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -195,7 +196,5 @@ class V2Socket:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass

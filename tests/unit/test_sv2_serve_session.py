@@ -20,7 +20,7 @@ from miner.core.targets import DIFF1_TARGET, difficulty_to_target, hash_to_int
 from miner.core.work import Job
 from miner.server import session as ds
 from miner.server import sv2_keys
-from miner.server.extranonce import Layout, PrefixPool, layout_for
+from miner.server.extranonce import PrefixPool, layout_for
 from miner.server.sv2_session import FLUSH_SECONDS, Sv2DownstreamSession, difficulty_for_rate
 from miner.server.workers import WorkerBook
 from miner.sources.sv2 import codec as c
@@ -460,7 +460,8 @@ def test_an_sri_pool_config_is_a_key_file_and_bad_files_are_one_line(tmp_path):
     for text, words in [("x = 1\n", "no authority_secret_key"), ("authority_secret_key = \"abc\"\n", "copy it again"),
                         ("[[[", "not a TOML"),
                         ('authority_secret_key = "zmBEmPhqo3A92FkiLVvyCz6htc3e53ph3ZbD4ASqGaLjwnFLi"\n'
-                         'authority_public_key = "9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh"\n', "not the public")]:
+                         'authority_public_key = "9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh"\n',
+                         "not the public")]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
         with pytest.raises(sv2_keys.KeyFileError) as info:
