@@ -134,8 +134,7 @@ class ServedSource:
             info["listen_sv2"] = f"{self.sv2_server.host}:{self.sv2_server.port}"
             info["sv2_url"] = self.sv2_server.url
             info["sv2_connections"] = len(self.sv2_server.connections)
-            cert = self.sv2_server.issuer.certificate
-            info["sv2_certificate_not_valid_after"] = cert.not_valid_after if cert is not None else None
+            info["sv2_certificate_not_valid_after"] = self.sv2_server.issuer.current().not_valid_after
         return info
 
     # -------------------------------------------------------------------- jobs

@@ -37,7 +37,9 @@ class Sv2Server(StratumServer):
 
     async def start(self) -> None:
         await super().start()
-        log.warning("Stratum V2 for downstream miners: %s", self.url)
+        cert = self.issuer.current()
+        log.warning("Stratum V2 for downstream miners: %s (certificate valid until %s, renewed before)", self.url,
+                    time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(cert.not_valid_after)))
 
     def open_session(self, peer: str, now: float) -> Sv2DownstreamSession:  # type: ignore[override]
         session = Sv2DownstreamSession(self.rules, self.issuer, now, peer, self.batch_size)

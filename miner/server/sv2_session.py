@@ -171,6 +171,11 @@ class Sv2DownstreamSession:
                 self._set_target(ch)
         return []
 
+    def flush(self) -> None:
+        """Answer every channel's partial batch now."""
+        for ch in self.channels.values():
+            self._flush(ch)
+
     def reconnect(self, host: str | None = None, port: int | None = None, wait: float = 0) -> None:
         """Reconnect (03-Protocol-Overview.md §3.8): an empty host and port 0 mean "here again"."""
         if self._transport is not None and self.setup is not None:
