@@ -194,6 +194,10 @@ def run_serve(argv: list[str]) -> int:
         print()
     command = SOLO if solo else MINE
     settings = parse_settings(command, rest)
+    if settings.file is not None and settings.file.serve:  # [serve] in the config file, under the command line
+        from miner.app.serve import file_arguments
+
+        options = split_arguments(file_arguments(settings.file.serve, argv) + argv)[0]
     setup_logging(settings.run.quiet, settings.run.debug, settings.notes)
     parser = solo_parser() if solo else mining_parser()
     try:

@@ -28,6 +28,9 @@ with one line naming the file, the line and the key.
     ports = ["/dev/ttyUSB0"]     # listed explicitly, as --device bm1397:/dev/ttyUSB0,...
     [devices.cpu]
     enabled = false
+    [serve]                      # `miner serve` only: its long options, without the dashes
+    listen = "0.0.0.0:3333"
+    listen-sv2 = "0.0.0.0:3336"
 """
 
 from __future__ import annotations
@@ -186,6 +189,7 @@ class FileConfig:
     pools: list[PoolEntry] = field(default_factory=list)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # driver -> options
     ignored: list[str] = field(default_factory=list)  # cgminer keys this miner has no use for
+    serve: dict[str, Any] = field(default_factory=dict)  # [serve]: `miner serve`'s options (miner/app/serve.py)
 
 
 # ------------------------------------------------------------------ locating keys for messages
@@ -273,6 +277,8 @@ def _load_toml(path: Path, text: str) -> FileConfig:
                 raise ConfigError(f"{_where(path, _toml_line(text, '', 'pool'))}: pools are [[pool]] tables")
             for index, entry in enumerate(value):
                 config.pools.append(_toml_pool(path, text, index, entry))
+        elif table == "serve":
+            config.serve = _serve_table(path, text, value)
         elif table == "devices":
             if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
                 raise ConfigError(f"{path}: 'devices' holds one table per driver, like [devices.icarus]")
@@ -283,8 +289,28 @@ def _load_toml(path: Path, text: str) -> FileConfig:
                 (n for n, raw in enumerate(text.splitlines(), 1) if re.match(rf"^\s*\[+\s*{re.escape(table)}\b", raw)),
                 None)
             raise ConfigError(f"{_where(path, line)}: unknown key '{table}' (tables: miner, api, http, alerts, "
-                              "pool, devices)")
+                              "pool, devices, serve)")
     return config
+
+
+# [serve]: `miner serve`'s own options; the values are parsed by its parser (miner/app/serve.py), under the
+# command line, so a bad one is the same one line as on the command line
+SERVE_KEYS = ("listen", "listen-sv2", "sv2-authority-key", "sv2-share-batch", "sv2-cert-validity", "serve-password",
+              "serve-rate", "serve-start-diff", "serve-min-diff", "max-connections")
+
+
+def _serve_table(path: Path, text: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{_where(path, _toml_line(text, '', 'serve'))}: 'serve' must be a table ([serve])")
+    for key, item in value.items():
+        where = _where(path, _toml_line(text, "serve", key))
+        if key not in SERVE_KEYS:
+            close = difflib.get_close_matches(key, SERVE_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean 'serve.{close[0]}'? " if close else ""
+            raise ConfigError(f"{where}: unknown key 'serve.{key}' ({hint}known: {', '.join(SERVE_KEYS)})")
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ConfigError(f"{where}: key 'serve.{key}' must be a string or a number")
+    return dict(value)
 
 
 def _toml_pool(path: Path, text: str, index: int, entry: dict[str, Any]) -> PoolEntry:

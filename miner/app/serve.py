@@ -96,6 +96,16 @@ def serve_parser() -> argparse.ArgumentParser:
     return p
 
 
+def file_arguments(table: dict, argv: list[str]) -> list[str]:
+    """A config file's [serve] table as options, for those the command line does not give (it wins)."""
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    out: list[str] = []
+    for key, value in table.items():
+        if f"--{key}" not in given:
+            out += [f"--{key}", str(value)]
+    return out
+
+
 def split_arguments(argv: list[str]) -> tuple[ServeOptions, list[str], bool]:
     """(the server's options, the rest for `miner` or `miner solo`, whether the rest is solo)."""
     args, rest = serve_parser().parse_known_args(argv)
