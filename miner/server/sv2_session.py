@@ -232,8 +232,8 @@ class Sv2DownstreamSession:
 
     def _send(self, message: c.Message) -> None:
         assert self._transport is not None
-        if protocol_log.isEnabledFor(logging.DEBUG):
-            protocol_log.debug("%s > %r", self.peer, message)
+        if protocol_log.isEnabledFor(logging.INFO):  # --protocol-log
+            protocol_log.info("%s > %r", self.peer, message)
         self._out.append(self._transport.encrypt_frame(c.encode_frame(message)))
 
     def _bad_input(self, what: str, events: list[Event]) -> None:
@@ -243,8 +243,8 @@ class Sv2DownstreamSession:
             events.append(self._close(f"{MAX_BAD_LINES} unusable messages in a row (last: {what})"))
 
     def _handle(self, message: c.Message | c.UnknownMessage, now: float, events: list[Event]) -> None:
-        if protocol_log.isEnabledFor(logging.DEBUG):
-            protocol_log.debug("%s < %r", self.peer, message)
+        if protocol_log.isEnabledFor(logging.INFO):  # --protocol-log
+            protocol_log.info("%s < %r", self.peer, message)
         if self.setup is None:
             if isinstance(message, c.SetupConnection):
                 self._setup(message, events)

@@ -301,6 +301,9 @@ async def test_the_command_line_serves_v2_prints_the_url_and_shows_it_in_rest_es
         rows = {row["Worker"]: row for row in estats if str(row["ID"]).startswith("SRV")}
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{http_port}/metrics") as r:
             metrics = await r.text()
+        async with aiohttp.ClientSession() as http, http.get(
+                f"http://127.0.0.1:{http_port}/api/dashboard/state") as r:
+            card = {w["name"]: w for w in (await r.json())["workers"]}  # what the Workers card renders
     finally:
         logs = [await stop(m) for m in miners]
         server_log = await stop(server)
@@ -308,7 +311,7 @@ async def test_the_command_line_serves_v2_prints_the_url_and_shows_it_in_rest_es
     assert server.returncode == 0, server_log[-3000:]
     assert all(m.returncode == 0 for m in miners), logs
     assert info["sv2_url"] in server_log  # printed at start
-    assert rows["alice.1"]["Protocol"] == "stratum2"
+    assert rows["alice.1"]["Protocol"] == "stratum2" and card["alice.1"]["protocol"] == "stratum2"
     assert 'miner_serve_worker_info{protocol="stratum2",worker="alice.1"} 1.0' in metrics
     assert upstream.shares and all(s.accepted for s in upstream.shares)
     for share in upstream.shares:  # each valid at the upstream, which rebuilt and hashed it itself
