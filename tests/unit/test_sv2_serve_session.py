@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from miner.core import hashing
 from miner.core.targets import DIFF1_TARGET, difficulty_to_target, hash_to_int
 from miner.core.work import Job
 from miner.server import session as ds
@@ -494,3 +496,65 @@ def test_the_certificate_is_renewed_before_it_expires_and_an_expired_one_is_refu
     with pytest.raises(NoiseError, match="not signed by the authority key"):
         other.take(fresh.data_to_send())
 
+
+
+# ------------------------------------------------------------------------------------ a foreign client
+def esp_frame(msg_type: int, payload: bytes, channel: bool = False) -> bytes:
+    """A frame as ESP-Miner builds it (components/stratum_v2/sv2_protocol.c at 04fd4aa,
+    sv2_encode_frame_header): extension_type U16 (0x8000 for a channel message), msg_type, U24 length."""
+    return (0x8000 if channel else 0).to_bytes(2, "little") + bytes([msg_type]) + len(payload).to_bytes(3, "little") \
+        + payload
+
+
+def esp_str(text: str) -> bytes:
+    raw = text.encode()
+    return bytes([len(raw)]) + raw
+
+
+def test_esp_miners_standard_channel_session_byte_for_byte():
+    """ESP-Miner's SV2 client (bitaxeorg/ESP-Miner components/stratum_v2/sv2_protocol.c at 04fd4aa):
+    sv2_build_setup_connection (protocol 0, versions 2..2, flags 1 = REQUIRES_STANDARD_JOBS, vendor
+    "bitaxe", its ASIC as hardware_version, empty firmware and device_id), then
+    sv2_build_open_standard_mining_channel (max_target all 0xFF) and sv2_build_submit_shares_standard;
+    the answers read at the offsets its parsers use. The bytes are built here from those layouts, not
+    with the codec, so the codec's reading of them is checked too."""
+    u16, u32 = (lambda v: v.to_bytes(2, "little")), (lambda v: v.to_bytes(4, "little"))
+    rig = Rig(batch=1)
+    transport = rig.miner.transport
+    assert transport is not None
+
+    def exchange(frame: bytes) -> list[bytes]:
+        rig.events = rig.session.receive_data(transport.encrypt_frame(frame), rig.now)
+        return transport.receive_data(rig.session.data_to_send())
+
+    setup = bytes([0]) + u16(2) + u16(2) + u32(1) + esp_str("pool.local") + u16(3336) + esp_str("bitaxe") \
+        + esp_str("BM1370") + esp_str("") + esp_str("")
+    (answer,) = exchange(esp_frame(0x00, setup))
+    assert answer[2] == 0x01 and int.from_bytes(answer[6:8], "little") == 2  # SetupConnection.Success, version 2
+    hash_rate = 1.2e12  # a Gamma: its start difficulty is far above the source's, so the source's is used
+    open_channel = u32(1) + esp_str("bc1qexample.gamma") + struct.pack("<f", hash_rate) + b"\xff" * 32
+    success, job, prev = exchange(esp_frame(0x10, open_channel))
+    assert success[2] == 0x11 and len(success) - 6 >= 45  # sv2_parse_open_channel_success: at least 45 bytes
+    body = success[6:]
+    channel_id = int.from_bytes(body[4:8], "little")
+    target = int.from_bytes(body[8:40], "little")
+    assert target == rig.job.share_target  # clamped to the source's difficulty
+    assert job[2] == 0x15 and job[6 + 8] == 0  # NewMiningJob, min_ntime absent: a future job
+    job_body = job[6:]
+    job_id, version, root = int.from_bytes(job_body[4:8], "little"), int.from_bytes(job_body[9:13], "little"), \
+        job_body[13:45]
+    assert prev[2] == 0x20 and int.from_bytes(prev[6 + 4:6 + 8], "little") == job_id  # SetNewPrevHash names it
+    prev_body = prev[6:]
+    prev_hash, ntime, nbits = prev_body[8:40], int.from_bytes(prev_body[40:44], "little"), \
+        int.from_bytes(prev_body[44:48], "little")
+    head = u32(version) + prev_hash + root + u32(ntime) + u32(nbits)
+    nonce = next(n for start in range(0, 1 << 32, 1 << 16)
+                 for n in hashing.scan(head + bytes(4), start, 1 << 16, target))
+    submit = u32(channel_id) + u32(1) + u32(job_id) + u32(nonce) + u32(ntime) + u32(version)
+    (ok,) = exchange(esp_frame(0x1A, submit, channel=True))
+    assert ok[2] == 0x1C and int.from_bytes(ok[6:10], "little") == channel_id  # SubmitShares.Success
+    (event,) = rig.events
+    assert isinstance(event, ds.ShareAccepted) and event.forward is not None  # the source's target: forwarded
+    assert rebuilt(rig.job, event.forward.work.extranonce2, version, ntime, nonce) <= rig.job.share_target
+    worker = rig.rules.workers.get("bc1qexample.gamma")
+    assert worker.user_agent == "bitaxe BM1370" and worker.protocol == "stratum2"
