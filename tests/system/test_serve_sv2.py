@@ -317,3 +317,27 @@ async def test_the_command_line_serves_v2_prints_the_url_and_shows_it_in_rest_es
     for share in upstream.shares:  # each valid at the upstream, which rebuilt and hashed it itself
         assert share.message.extranonce[:2] != b"\x00\x00"
     assert Path(key_file).read_text().count("authority_secret_key") == 1
+
+
+async def test_a_backup_with_a_shorter_extranonce2_sends_reconnect_and_the_miner_comes_back_on_new_sizes():
+    first = Sv2TestPool(difficulty=EASY, share_batch_size=1)  # extranonce 8: 2 for prefixes, 6 per channel
+    backup = StratumTestPool(difficulty=EASY, extranonce2_size=6)  # 6: 2 for prefixes, 4 per channel
+    await first.start()
+    backup_port = free_port()  # the backup comes up only after the first job set the 2 + 6 split
+    try:
+        async with serving([first.url(), f"stratum+tcp://127.0.0.1:{backup_port}"], batch=1, difficulty=EASY) \
+                as (served, _), mining([served.sv2_server.url]) as (down, _, _):
+            client = down.pools[0]
+            await until(lambda: client.session.channel is not None, timeout=20, what="the channel")
+            assert client.session.channel.extranonce_size == 6
+            await backup.start(backup_port)
+            await first.stop()
+            # Reconnect("", 0): the client comes back to the same listener and gets a 4-byte extranonce
+            await until(lambda: client.session.connections >= 2 and client.session.channel is not None
+                        and client.session.channel.extranonce_size == 4, timeout=30, what="the new channel")
+            await backup.wait_submits(3, accepted=True, timeout=60)
+            assert down.active is client  # never left the V2 listener for another pool
+        assert all(s.accepted for s in backup.submits)
+    finally:
+        await first.stop()
+        await backup.stop()
