@@ -341,3 +341,28 @@ async def test_a_backup_with_a_shorter_extranonce2_sends_reconnect_and_the_miner
     finally:
         await first.stop()
         await backup.stop()
+
+
+async def test_the_connection_cap_closes_one_more_at_once():
+    source = Sv2TestPool(difficulty=EASY)
+    await source.start()
+    identity = sv2_keys.Sv2Identity(secp.new_secret(), secp.new_secret())
+    try:
+        async with serving([source.url()], identity, difficulty=EASY) as (served, _):
+            job = served.sv2_server.job
+            rules = Rules(layout_for(job), PrefixPool(layout_for(job).capacity), WorkerBook())
+            capped = Sv2Server(rules, sv2_keys.CertificateIssuer(identity), "127.0.0.1", 0, max_connections=2)
+            await capped.start()
+            capped.publish(job)
+            try:
+                held = [await V2Socket.connect("127.0.0.1", capped.port, identity.authority_key) for _ in range(2)]
+                reader, writer = await asyncio.open_connection("127.0.0.1", capped.port)
+                assert await asyncio.wait_for(reader.read(100), 5) == b""  # closed before any handshake
+                writer.close()
+                assert capped.refused == 1 and len(capped.connections) == 2
+                for sock in held:
+                    await sock.close()
+            finally:
+                await capped.stop()
+    finally:
+        await source.stop()
