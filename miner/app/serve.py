@@ -2,6 +2,7 @@
 or of `miner solo` (a node: solo pool mode), parsed by those commands' own parsers (docs/serve.md §7).
 
     miner serve --listen 0.0.0.0:3333 -o stratum+tcp://pool:3333 -u me -p x
+    miner serve --listen 0.0.0.0:3333 --listen-sv2 0.0.0.0:3336 -o stratum2+tcp://pool:3336/KEY -u me -p x
     miner serve --listen 0.0.0.0:3333 --rpc-url http://127.0.0.1:8332 --rpc-cookie ~/.bitcoin/.cookie --address bc1...
 """
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from miner.app.arguments import positive_float, positive_int
 
 DEFAULT_LISTEN = "127.0.0.1:3333"
-DESCRIPTION = ("Run a Stratum v1 server for the miners on your LAN beside the local devices. Its jobs come from "
+DESCRIPTION = ("Run a Stratum v1 server (and, with --listen-sv2, a Stratum V2 one) for the miners on your LAN "
+               "beside the local devices. Its jobs come from "
                "the pools given as for `miner` (-o/-u/-p: proxy mode, one upstream connection) or from a node "
                "given as for `miner solo` (--rpc-url/--address: solo pool mode). Every other option of those "
                "commands works the same.")
