@@ -100,6 +100,28 @@ class Channel:
     sent_difficulty: float | None = None
 
 
+# One source job's NewExtendedMiningJob payload after channel_id and job_id (U32 each, its first two
+# fields in codec.py): the same bytes for every channel, so a new job is encoded once, not once per
+# downstream (encoding was most of a publish's cost; benchmarks/bench_serve_sv2.py).
+_JOB_PAYLOADS: OrderedDict[tuple[int, int | None, int], tuple[Job, bytes]] = OrderedDict()
+_JOB_PAYLOADS_KEPT = 8
+
+
+def extended_job_frame(channel_id: int, job_id: int, job: Job, min_ntime: int | None, padding: bytes) -> bytes:
+    """The frame of NewExtendedMiningJob(channel_id, job_id, ...) for `job` as every channel gets it."""
+    key = (id(job), min_ntime, len(padding))
+    entry = _JOB_PAYLOADS.get(key)
+    if entry is None or entry[0] is not job:
+        payload = c.NewExtendedMiningJob(0, 0, min_ntime, job.version, bool(job.version_mask), job.merkle_branch,
+                                         job.coinb1 + job.extranonce1, padding + job.coinb2).encode_payload()
+        entry = _JOB_PAYLOADS[key] = (job, payload[8:])
+        while len(_JOB_PAYLOADS) > _JOB_PAYLOADS_KEPT:
+            _JOB_PAYLOADS.popitem(last=False)
+    payload = channel_id.to_bytes(4, "little") + job_id.to_bytes(4, "little") + entry[1]
+    return c.encode_header(c.NewExtendedMiningJob.EXTENSION, c.NewExtendedMiningJob.CHANNEL,
+                           c.NewExtendedMiningJob.MSG_TYPE, len(payload)) + payload
+
+
 def difficulty_for_rate(hash_rate: float, shares_per_minute: float) -> float:
     """The difficulty at which `hash_rate` (H/s) makes `shares_per_minute` (SRI's hash_rate_to_target)."""
     return hash_rate * 60.0 / shares_per_minute / NONCE_SPACE
@@ -386,9 +408,11 @@ class Sv2DownstreamSession:
             sent.work = sent.job.make_work(0, bytes(layout.downstream_size))
             self._send(c.NewMiningJob(ch.channel_id, job_id, min_ntime, job.version, sent.work.merkle_root))
         else:
-            self._send(c.NewExtendedMiningJob(ch.channel_id, job_id, min_ntime, job.version, bool(job.version_mask),
-                                              job.merkle_branch, job.coinb1 + job.extranonce1,
-                                              layout.padding(job) + job.coinb2))
+            frame = extended_job_frame(ch.channel_id, job_id, job, min_ntime, layout.padding(job))
+            if protocol_log.isEnabledFor(logging.INFO):  # --protocol-log
+                protocol_log.info("%s > %r", self.peer, c.decode_frame(frame))
+            assert self._transport is not None
+            self._out.append(self._transport.encrypt_frame(frame))
         if new_prev:
             ch.last_prev = (job.prevhash, job.nbits)
             self._send(c.SetNewPrevHash(ch.channel_id, job_id, job.prevhash, job.ntime, job.nbits))

@@ -558,3 +558,17 @@ def test_esp_miners_standard_channel_session_byte_for_byte():
     assert rebuilt(rig.job, event.forward.work.extranonce2, version, ntime, nonce) <= rig.job.share_target
     worker = rig.rules.workers.get("bc1qexample.gamma")
     assert worker.user_agent == "bitaxe BM1370" and worker.protocol == "stratum2"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+       st.binary(max_size=3), st.booleans())
+def test_the_shared_job_payload_is_the_codecs_frame_for_every_channel(channel_id, job_id, min_ntime, padding, rolls):
+    from miner.server.sv2_session import extended_job_frame
+
+    job = source_job(version_mask=0x1FFFE000 if rolls else 0)
+    expected = c.encode_frame(c.NewExtendedMiningJob(channel_id, job_id, min_ntime, job.version, rolls,
+                                                     job.merkle_branch, job.coinb1 + job.extranonce1,
+                                                     padding + job.coinb2))
+    assert extended_job_frame(channel_id, job_id, job, min_ntime, padding) == expected
+    assert extended_job_frame(channel_id ^ 1, job_id, job, min_ntime, padding)[10:] == expected[10:]  # cached tail
