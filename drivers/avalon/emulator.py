@@ -42,7 +42,7 @@ MODELS = {
     "avalon4": ("4115070", 1000.0),  # an MM41 module: N + 0x4000 and little-endian reply CRCs
 }
 NONCE_FIFO = 64
-# What STATUS_PLL counts and STATUS_VOLT measures (docs/avalon.md §B7.1). cgminer's avalon7_hash_cal /
+# What STATUS_PLL counts and STATUS_VOLT measures (docs/avalon.md §B7.1, §B7.2, §B7.4). cgminer's avalon7_hash_cal /
 # avalon8_hash_cal multiply each PLL's count by its frequency and the api_stats divide the sum by
 # asics x miners x 128 (Avalon7) or x 172 (Avalon8) to print the mean frequency, so a count is a
 # number of cores at that PLL, 128 (A3212) or 172 (A3210) a chip [inferred from those divisors].
@@ -55,7 +55,7 @@ AV8_VOUT_ADC = 3.3 / 4095 * 63 / 20
 # How an Avalon8 voltage level maps to volts is in no source read; the emulator reports this chip
 # voltage whatever the level [unconfirmed], so that cgminer's Vo[] at least decodes to a real voltage.
 AV8_CHIP_VOLTS = 0.40
-# The fan answers its PWM word (PWM_MAX = 0x3FF is off, 0 is full speed, cgminer get_fan_pwm); the
+# The fan answers its PWM word (PWM_MAX = 0x3FF is off, 0 is full speed, cgminer get_fan_pwm, §B7.4); the
 # speed at full duty is not in the sources read [inferred], nor is the speed before the first PWM word.
 FAN_PWM_MAX = 0x3FF
 FAN_FULL_RPM = 6000
