@@ -40,6 +40,9 @@ MODELS = {
     "avalon7": ("7211804", 6000.0),
     "avalon8": ("8411811", 13000.0),
     "avalon4": ("4115070", 1000.0),  # an MM41 module: N + 0x4000 and little-endian reply CRCs
+    # An MM60 (Avalon6) module: the Avalon4 protocol with plain N, 2 miners x 40 chips, STATUS [8] the
+    # sum of its chips' MHz, no STATUS_HW (docs/avalon.md §B7.3); version >= "1512" as cgminer checks.
+    "avalon6": ("6015120", 3500.0),
 }
 NONCE_FIFO = 64
 # What STATUS_PLL counts and STATUS_VOLT measures (docs/avalon.md §B7.1, §B7.2, §B7.4). cgminer's avalon7_hash_cal /
@@ -241,7 +244,8 @@ class Module:
         self.status_turn += 1
         miners = self.model.miners
         if self.family is p.Family.AVALON4:
-            kind = turn % 3
+            mm60 = self.model.name == "MM60"
+            kind = turn % (2 if mm60 else 3)  # cgminer only logs a STATUS_HW from an Avalon6
             if kind == 1:
                 # cgminer adds each miner's count to its total (decode_pkg AVA4_P_STATUS_LW), so these are
                 # the works started since the last STATUS_LW, spread over the miners.
@@ -253,7 +257,9 @@ class Module:
             if kind == 2:
                 return p.Counters24(p.STATUS_HW, tuple([0] * min(miners, 10))).to_packet(opt)
             works, hw, self.local_works, self.hw_errors = self.local_works, self.hw_errors, 0, 0
-            freq = round(max(self.freqs) * 65 / 3968) if self.freqs else 0
+            top = max(self.freqs) if self.freqs else 0
+            # decode_pkg: MHz = [8] x 3968 / 65 (MM40/41/50), or [8] / total ASICs (MM60)
+            freq = top * miners * self.model.asics if mm60 else round(top * 65 / 3968)
             return p.Status4(38 + self.number, self.fan_rpm(), freq, self.voltage4, works, hw, 1, 0).to_packet(opt)
         kind = turn % 3
         miner = (turn // 3) % miners

@@ -13,7 +13,8 @@ published driver at its default options, in its order and with its pauses:
 - Avalon4: driver-avalon4.c as in wareck/cgminer-gekko dd28e5f9 (ckolivas cgminer 4.x): the first
   poll after a 600 ms pause finds no module and detects (DETECT with the frequency limits and NTC B),
   avalon4_update sends the job, then per module avalon4_stratum_set (SET), avalon4_adjust_vf
-  (SET_VOLT, SET_FREQ) and the broadcast FINISH; replies carry little-endian CRCs and N + 0x4000.
+  (SET_VOLT, SET_FREQ) and the broadcast FINISH; replies carry little-endian CRCs and N + 0x4000. The
+  same script drives an MM60 (Avalon6: no adjust_vf, plain N, STATUS [8] summed over its chips).
 
 Every packet the host writes is a literal below (built once from those sources' formulas with their
 defaults, docs/avalon.md §B7.1 to §B7.3 shows the arithmetic); every reply is parsed the way the
@@ -437,8 +438,14 @@ def avalon4_fan_word(temp: int) -> int:
     return 0x80000000 | (0x3FF - pct * 0x3FF // 100)
 
 
-def test_cgminer_avalon4_driver_detects_sets_and_mines_an_emulated_mm41():
-    with AvalonEmulator("avalon4", rate_ghs=1.0, difficulty=MINE_DIFFICULTY) as emu, \
+@pytest.mark.parametrize("model", ["avalon4", "avalon6"])
+def test_cgminer_avalon4_driver_detects_sets_and_mines_an_emulated_module(model):
+    """MM41 (avalon4) and MM60 (avalon6): detect_modules sets 10 x 4 or 2 x 40; an MM60 gets no
+    avalon4_adjust_vf (its frequency goes in SET), reports plain N and STATUS [8] as the sum of its
+    chips' MHz, and sends no STATUS_HW."""
+    mm60 = model == "avalon6"
+    miners, asics = (2, 40) if mm60 else (10, 4)
+    with AvalonEmulator(model, rate_ghs=1.0, difficulty=MINE_DIFFICULTY) as emu, \
             serial.Serial(emu.path, 115200, timeout=0) as port:
         host = CgminerAuc(port)
         host.init()
@@ -448,8 +455,11 @@ def test_cgminer_avalon4_driver_detects_sets_and_mines_an_emulated_mm41():
         ack = detect(host, 1, AVALON4_DETECT_DATA, crc_le=True)
         assert ack is not None and ack[2] == 0x40, "ACKDETECT (its CRC little-endian)"
         dna, version = ack[6:14], ack[14:29]
-        assert version[:2] == b"41" and version[2:6] >= b"1501", version  # MM41, adjust_vf applies
-        assert be32(ack[6:38], 23) == 40  # total ASICs: 10 miners x 4
+        if mm60:
+            assert version[:2] == b"60" and version[2:6] >= b"1512", version  # mm_cmp_1512: PLLADJ mode
+        else:
+            assert version[:2] == b"41" and version[2:6] >= b"1501", version  # mm_cmp_1501: adjust_vf
+        assert be32(ack[6:38], 23) == miners * asics  # total ASICs
         assert detect(host, 2, AVALON4_DETECT_DATA, crc_le=True) is None
         # avalon4_update: detect_modules once more (id 2), the job, then the module's SET etc., FINISH.
         assert detect(host, 2, AVALON4_DETECT_DATA, crc_le=True) is None
@@ -457,13 +467,13 @@ def test_cgminer_avalon4_driver_detects_sets_and_mines_an_emulated_mm41():
                        *GENESIS_COINBASE_PKTS, *GENESIS_HEADER_PKTS]:
             host.send(0, packet)
         host.info()
-        for packet in AVALON4_SETTINGS:
+        for packet in AVALON4_SETTINGS[:1] if mm60 else AVALON4_SETTINGS:
             host.send(1, packet)
         host.send(0, AVALON4_FINISH)
         module = emu.modules[0]
-        assert module.settings == [0x20, 0x22] and module.freqs == (200, 200, 200)
+        assert module.settings == ([0x20] if mm60 else [0x20, 0x22]) and module.freqs == (200, 200, 200)
 
-        nonces, statuses, lw, hw_lw, temp, fan_word, fan_after = 0, 0, 0, 0, None, 0, None
+        nonces, statuses, lw, hw_seen, temp, fan_word, fan_after = 0, 0, 0, 0, None, 0, None
         last_fan = prepared
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (nonces >= 2 and fan_after is not None and lw):
@@ -478,26 +488,30 @@ def test_cgminer_avalon4_driver_detects_sets_and_mines_an_emulated_mm41():
             data = ret[6:38]
             if ret[2] == 0x42:  # AVA4_P_NONCE
                 miner, pool, nonce2, ntime, n = (be32(data, i) for i in range(0, 20, 4))
-                assert miner & 0xFFFF < 10 and pool == 0 and ntime == 0
+                assert miner & 0xFFFF < miners and pool == 0 and ntime == 0
                 assert data[20:22] == bytes.fromhex("2672")
-                n -= 0x4000  # MM40/41/50: the chip reports N + 0x4000
+                if not mm60:
+                    n -= 0x4000  # MM40/41/50: the chip reports N + 0x4000
                 assert verifies(genesis_header(nonce2.to_bytes(4, "big"), n.to_bytes(4, "big"))), ret.hex()
                 nonces += 1
             elif ret[2] == 0x41:  # AVA4_P_STATUS
                 temp = be32(data, 0)
                 if fan_word:
                     fan_after = be32(data, 4)
-                assert be32(data, 8) * 3968 // 65 <= 200  # get_frequency (MHz)
+                if mm60:
+                    assert be32(data, 8) // (miners * asics) == 200  # get_frequency: sum / total_asics
+                else:
+                    assert abs(be32(data, 8) * 3968 // 65 - 200) < 3968 / 65  # one step of its unit
                 assert decode_ncp5392p(be32(data, 12)) == 6875  # Vol[0.6875]: what SET set
                 assert be32(data, 20) == 0 and be32(data, 24) == 1 and be32(data, 28) == 0  # HW, PG, error
                 statuses += 1
-            elif ret[2] == 0x44:  # AVA4_P_STATUS_LW: ten 24-bit counts, added to the totals
-                lw += sum(int.from_bytes(data[3 * i : 3 * i + 3], "big") for i in range(10))
-            elif ret[2] == 0x45:  # AVA4_P_STATUS_HW
-                hw_lw += sum(int.from_bytes(data[3 * i : 3 * i + 3], "big") for i in range(10))
+            elif ret[2] == 0x44:  # AVA4_P_STATUS_LW: a 24-bit count a miner, added to the totals
+                lw += sum(int.from_bytes(data[3 * i : 3 * i + 3], "big") for i in range(miners))
+            elif ret[2] == 0x45 and not mm60:  # AVA4_P_STATUS_HW
+                hw_seen += sum(int.from_bytes(data[3 * i : 3 * i + 3], "big") for i in range(miners))
             else:
-                pytest.fail(f"a reply decode_pkg does not know: {ret.hex()}")
+                pytest.fail(f"a reply decode_pkg does not expect from {model}: {ret.hex()}")
         assert nonces >= 2, f"only {nonces} NONCE packets in 30 s"
-        assert fan_after is not None and statuses >= 2 and 0 < lw <= module.nonce2_done and hw_lw == 0
+        assert fan_after is not None and statuses >= 2 and 0 < lw <= module.nonce2_done and hw_seen == 0
         # The fan answers the first PWM word (temperature steady, so every later one is the same).
         assert fan_after == round(avalon_emulator.FAN_FULL_RPM * (0x3FF - (fan_word & 0x3FF)) / 0x3FF)
