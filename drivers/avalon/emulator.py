@@ -94,7 +94,7 @@ class Module:
         self.voltage_words: tuple[int, ...] = ()
         self.settings: list[int] = []  # every SET/SET_VOLT/SET_PLL/SET_SS/SET_FIN type, in order
         self.set_words: p.Set78 | None = None
-        self.smart_speed: tuple[int, ...] = ()  # SET_SS: th_pass, th_fail, th_init, th_ms, th_timeout
+        self.smart_speed: tuple[int, ...] = ()  # SET_SS words
         self.led = 0  # POLLING data[0..3]: the red LED
         self.fan_pwm: int | None = None  # POLLING data[4..7] & 0x3FF when bit 31 is set
         self.voltage4 = p.av4_voltage_word(6875)
@@ -183,7 +183,8 @@ class Module:
             self.voltage_words = p.WordList.from_packet(packet, self.model.miners).words
             return None
         if t == p.SET_SS and self.family is not p.Family.AVALON4:
-            self.smart_speed = p.WordList.from_packet(packet, 5).words
+            # th_pass, th_fail, th_init, th_ms, th_timeout (+ th_add on Avalon8), docs/avalon.md §B7.1, §B7.2
+            self.smart_speed = p.WordList.from_packet(packet, 6 if self.family is p.Family.AVALON8 else 5).words
             return None
         if t == p.SET_FIN:
             self.configured = True

@@ -39,8 +39,8 @@ from miner.core import hashing
 from miner.core.targets import difficulty_to_target
 from tests.devices.test_foreign_hosts import MINE_DIFFICULTY, read_for
 
-# The AUC answers within a millisecond or two; cgminer's own USB read timeout is longer. A reply that
-# has not come in this long is treated as none (the emulator NAKs an I2C read nobody answers).
+# How long a reply may take before it counts as none (cgminer's USB read timeout, in usbutils.c, was
+# not read; the emulated AUC answers within milliseconds and NAKs an I2C read nobody answers).
 READ_TIMEOUT = 0.5
 XDELAY = 19200  # AVA7_AUC_XDELAY, AVA8_AUC_XDELAY, AVA4_AUC_XDELAY: cgsleep_ms(xdelay / 4800 + 1) per xfer
 POLLING_DELAY = 0.020  # AVA7/8/4_DEFAULT_POLLING_DELAY 20 ms before each module's POLLING
@@ -296,6 +296,7 @@ def play_av78(model: str, versions: tuple[bytes, ...], settings: list[bytes], fa
             host.send(1, packet)
         assert module.settings == [0x20, 0x22] + [0x25] * miners + [0x26, 0x21], module.settings
         assert module.configured and module.miner_freqs == [defaults] * miners
+        assert module.set_words is not None and module.set_words.smart_speed and module.set_words.nonce_check
 
         parsed = Av78Host(dna, miners, asics, vout_ratio, defaults, freq_divisor)
         time.sleep(POLLING_DELAY)
@@ -361,7 +362,7 @@ def test_cgminer_avalon8_driver_configures_polls_and_mines_an_emulated_avalon8()
                             AVALON8_DEFAULT_FREQS)
     check_av78_status(emu, parsed, AVALON8_FAN_WORD, AVALON8_DEFAULT_FREQS)
     assert emu.modules[0].set_words is not None and emu.modules[0].set_words.ntime_roll
-    assert emu.modules[0].smart_speed == (160, 8000, 32767, 5, 20000)
+    assert emu.modules[0].smart_speed == (160, 8000, 32767, 5, 20000, 1)
     # Vo[]: the chip voltage the emulator states for every level (AV8_CHIP_VOLTS), within one ADC step.
     assert all(abs(v - avalon_emulator.AV8_CHIP_VOLTS * 10000) <= 10 for v in parsed.get_voltage)
 
