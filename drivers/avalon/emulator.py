@@ -2,7 +2,9 @@
 
 It speaks what the AUC speaks on its CDC-ACM port: 64-byte RESET/DEINIT/INIT/INFO frames and
 length-framed XFERs carrying 40-byte MM packets to I2C addresses. Its modules answer DETECT
-(adopting the id they are given), take configuration, accept a Stratum job as the real firmware
+(adopting the id they are given), take configuration (SET, SET_VOLT, SET_PLL per miner, SET_SS,
+SET_FIN: the PLL frequencies set the emulated rate, the status replies report what was set, the fan
+follows POLLING's PWM word; docs/avalon.md §B7.4), accept a Stratum job as the real firmware
 does (STATIC … HEADER, then JOB_FIN or SET+FINISH), build headers themselves by rolling extranonce2
 from the coinbase state the host sent, hash them with the C core at an emulated rate, and answer
 each POLLING with a queued NONCE or a status packet of their generation.
@@ -45,10 +47,10 @@ MODELS = {
     "avalon6": ("6015120", 3500.0),
 }
 NONCE_FIFO = 64
-# What STATUS_PLL counts and STATUS_VOLT measures (docs/avalon.md §B7.1, §B7.2, §B7.4). cgminer's avalon7_hash_cal /
-# avalon8_hash_cal multiply each PLL's count by its frequency and the api_stats divide the sum by
-# asics x miners x 128 (Avalon7) or x 172 (Avalon8) to print the mean frequency, so a count is a
-# number of cores at that PLL, 128 (A3212) or 172 (A3210) a chip [inferred from those divisors].
+# What STATUS_PLL counts and STATUS_VOLT measures (docs/avalon.md §B7.1, §B7.2, §B7.4). cgminer's
+# avalon7_hash_cal / avalon8_hash_cal multiply each PLL's count by its frequency and the api_stats
+# divide the sum by asics x miners x 128 (Avalon7) or x 172 (Avalon8) to print the mean frequency, so
+# a count is a number of cores at that PLL, 128 (A3212) or 172 (A3210) a chip [inferred from those].
 CORES_PER_CHIP = {p.Family.AVALON7: 128, p.Family.AVALON8: 172}
 # decode_voltage: STATUS_VOLT x ratio / asics / 100 = chip volts x 10000, the ratio being a 10-bit
 # (Avalon7) or 12-bit (Avalon8) ADC of 3.3 V behind a divider (driver-avalon7.h / driver-avalon8.h).
@@ -58,8 +60,8 @@ AV8_VOUT_ADC = 3.3 / 4095 * 63 / 20
 # How an Avalon8 voltage level maps to volts is in no source read; the emulator reports this chip
 # voltage whatever the level [unconfirmed], so that cgminer's Vo[] at least decodes to a real voltage.
 AV8_CHIP_VOLTS = 0.40
-# The fan answers its PWM word (PWM_MAX = 0x3FF is off, 0 is full speed, cgminer get_fan_pwm, §B7.4); the
-# speed at full duty is not in the sources read [inferred], nor is the speed before the first PWM word.
+# The fan answers its PWM word (0x3FF is off, 0 full speed: cgminer get_fan_pwm, docs/avalon.md §B7.4);
+# the speed at full duty is not in the sources read [inferred], nor the speed before the first word.
 FAN_PWM_MAX = 0x3FF
 FAN_FULL_RPM = 6000
 FAN_POWER_ON_RPM = 3000

@@ -2,8 +2,8 @@
 test that plays the host side exactly as cgminer's or bfgminer's driver does"). Each script is one
 published driver at its default options, in its order and with its pauses:
 
-- Avalon7: driver-avalon7.c as in jameshilliard/cgminer a8bb6e8e (Mikeqin / Con Kolivas, the cgminer
-  4.10 driver): avalon7_auc_init, detect_modules (DETECT, SYNC, the next id), avalon7_scanhash step 3
+- Avalon7: driver-avalon7.c as in jameshilliard/cgminer a8bb6e8e (the 2016 Mikeqin / Con Kolivas
+  driver for the 711/721/741): avalon7_auc_init, detect_modules (DETECT, SYNC, the next id), avalon7_scanhash step 3
   (avalon7_init_setting SET, avalon7_set_voltage, avalon7_set_freq per miner, avalon7_set_ss_param,
   avalon7_set_finish), polling (with the fan word every 2 s), avalon7_sswork_update (the stratum
   packets, AUC INFO, JOB_FIN), decode_pkg for every reply.
@@ -16,10 +16,12 @@ published driver at its default options, in its order and with its pauses:
   (SET_VOLT, SET_FREQ) and the broadcast FINISH; replies carry little-endian CRCs and N + 0x4000. The
   same script drives an MM60 (Avalon6: no adjust_vf, plain N, STATUS [8] summed over its chips).
 
-Every packet the host writes is a literal below (built once from those sources' formulas with their
-defaults, docs/avalon.md §B7.1 to §B7.3 shows the arithmetic); every reply is parsed the way the
-driver's decode_pkg does, and every nonce is rebuilt the host's way (nonce2 into the genesis coinbase
-little-endian, the txid as merkle root, N as header bytes 76..79) and hashed with the C core.
+The settings and job packets are literals below (built once from those sources' formulas with their
+defaults; docs/avalon.md §B7.1 to §B7.3 shows the arithmetic); DETECT, SYNC, POLLING and TARGET are
+built per call by `mm_packet`, the layout of avalon7_init_pkg, from the fields the driver fills in.
+Every reply is parsed the way the driver's decode_pkg does, and every nonce is rebuilt the host's
+way (nonce2 into the genesis coinbase little-endian, the txid as merkle root, N as header bytes
+76..79) and hashed with the C core.
 
 The nano 2.0 / Avalon4 mini (avalonm, driver-avalon-miner.c) are USB HID sticks with no pty emulator
 (tests/devices/test_avalon_hid.py plays them against an in-process report fake), so no script here.
