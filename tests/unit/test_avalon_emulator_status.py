@@ -56,7 +56,7 @@ av7_freq = st.sampled_from(range(24, 1405, 12))  # AVA7_DEFAULT_FREQUENCY_MIN 24
 av8_freq = st.sampled_from(range(0, 1201, 25))
 
 
-@settings(max_examples=30)  # a module (and its thread) per example
+@settings(max_examples=30, deadline=None)  # a module (and its thread) an example; a busy box is slow
 @given(st.tuples(*[av7_freq] * 6), st.integers(0, 3))
 def test_avalon7_status_pll_gives_cgminers_freq_the_mean_set_frequency(freqs, miner):
     m = module("7211804-abcde00")
@@ -67,7 +67,7 @@ def test_avalon7_status_pll_gives_cgminers_freq_the_mean_set_frequency(freqs, mi
     assert mhs / (m.model.asics * 128) == pytest.approx(sum(freqs) / 6, rel=0.01)
 
 
-@settings(max_examples=30)  # a module (and its thread) per example
+@settings(max_examples=30, deadline=None)  # a module (and its thread) an example; a busy box is slow
 @given(st.tuples(*[av8_freq] * 4))
 def test_avalon8_status_pll_counts_only_running_plls(freqs):
     m = module("8411811-abcde00")
@@ -79,7 +79,7 @@ def test_avalon8_status_pll_counts_only_running_plls(freqs):
     assert all(c == 0 for c, f in zip(counts, freqs, strict=True) if f == 0)
 
 
-@settings(max_examples=30)  # a module (and its thread) per example
+@settings(max_examples=30, deadline=None)  # a module (and its thread) an example; a busy box is slow
 @given(st.tuples(*[av7_freq] * 6))
 def test_avalon7_rate_follows_the_summed_pll_frequencies(freqs):
     m = module("7211804-abcde00")
@@ -88,7 +88,7 @@ def test_avalon7_rate_follows_the_summed_pll_frequencies(freqs):
     assert m.rate == pytest.approx(m.base_rate * sum(freqs) / sum(m.model.default_freqs))
 
 
-@settings(max_examples=30)  # a module (and its thread) per example
+@settings(max_examples=30, deadline=None)  # a module (and its thread) an example; a busy box is slow
 @given(st.integers(0, 0x3FF), st.integers(0, 0x3FF))
 def test_the_fan_follows_its_pwm_word_inverted(a, b):
     m = module("7211804-abcde00")
@@ -110,7 +110,7 @@ def test_the_fan_ends_of_the_pwm_range():
         assert m.fan_rpm() == rpm
 
 
-@settings(max_examples=30)  # a module (and its thread) per example
+@settings(max_examples=30, deadline=None)  # a module (and its thread) an example; a busy box is slow
 @given(st.lists(st.integers(0, 5000), min_size=1, max_size=6))
 def test_avalon4_status_lw_counts_add_up_to_the_works_started(steps):
     m = module("4115070-abcde00")
