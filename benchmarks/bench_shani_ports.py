@@ -19,6 +19,17 @@ The VM has no PMU (perf stat: cycles not supported), so core cycles come from th
 measured with a dependent chain of 64-bit adds (one per cycle): TSC ticks are not core cycles
 (the TSC runs at the nominal 2445 MHz, the core at ~2.9-3.0 GHz). Times are thread CPU time, best
 of N, because other processes load the two cores; the best run is the least disturbed.
+
+Measured on the Zen 3 machine, 2026-12-02 (README.md "How fast sha-ni is, and why it stops
+there"): rnds2 latency 3.9-4.0 cycles, one per cycle; msg2 latency 3, one per 2 cycles; msg1 0.6;
+floors 61 (rnds2 throughput), 80 (latency over 3 streams), 94-100 (the mix); the engine 102-116.
+Variants of scan_shani tried on the way, each timed side by side with the shipped one (TSC
+ticks/nonce, best of 41-61 runs; differences under ~2% are noise there): 4 streams 88-93 vs 86-91,
+VEX encoding (target "sha,avx": no register copies) the same at 3 and 4 streams, the high K+W half
+of the second rnds2 taken through memory (movq) instead of pshufd 128 (store-forward latency on the
+chain), the constant groups' high halves precomputed the same (GCC had hoisted them already),
+without the pre-allocation scheduler 92.6 vs 89.2, other scheduler/IRA options the same. None
+went in.
 """
 
 from __future__ import annotations
