@@ -10,7 +10,10 @@ speed (on the shared 2-core Zen 3 box it read sha-ni 19 MH/s on one thread and 2
 two, because a wall-clock second is not a second of this thread on the CPU). The second table is
 the engine's own speed: every thread scans short chunks and keeps the fastest in its own CPU time
 (time.thread_time; the least disturbed chunk is the honest one), at 1 and at N threads; measured
-that way sha-ni gives the same 26-28 MH/s per thread at 1 and 2 threads there.
+that way sha-ni gives the same 26-28 MH/s per thread at 1 and 2 threads there. Even CPU time
+moves: the core clock per CPU-second (a dependent add chain) reads 2.3-3.0 GHz from one 10 ms run to
+the next on that VM (steal time is ~0.6%; the host's clock or a sibling hyperthread), and every
+engine's rate moves with it, which is why the best chunk is kept.
 
 Cycles per nonce use the clock /proc/cpuinfo reports ("cpu MHz"); on a virtual machine that is
 usually the nominal (TSC) clock, not the boosted core clock, so read them as reference cycles
