@@ -35,6 +35,7 @@ went in.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -44,7 +45,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from miner import _sha256d
 from miner.core import hashing
 
 STREAMS = 3  # native/sha256d.c SHANI_STREAMS (the engine's default build)
@@ -158,9 +158,17 @@ int main(void) {{
 """
 
 
+def extension() -> Path:
+    """The built core (the cffi extension miner.core.hashing loads)."""
+    spec = importlib.util.find_spec("miner._sha256d")
+    if spec is None or not spec.origin:
+        raise SystemExit("the native core is not built: pip install -e .")
+    return Path(spec.origin)
+
+
 def kernel_counts() -> dict[str, float]:
     """Instructions per nonce in scan_shani's loop as built into the extension (objdump)."""
-    so = Path(_sha256d.__file__)
+    so = extension()
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(so)], capture_output=True, text=True,
                          check=True).stdout
     m = re.search(r"<scan_shani>:\n(.*?)\n\n", out, re.S)
@@ -229,7 +237,7 @@ def main() -> None:
             unit = "per pair" if "+" in label else "per op"
             print(f"{label:<34} {cycles:>11.2f}  {unit}")
     print()
-    print(f"scan_shani per nonce (objdump of {Path(_sha256d.__file__).name}, loop of {STREAMS} nonces):")
+    print(f"scan_shani per nonce (objdump of {extension().name}, loop of {STREAMS} nonces):")
     shown = ["sha256rnds2", "sha256msg2", "sha256msg1", "paddd", "pshufd", "palignr", "movdqa", "movaps", "(all)"]
     print("  " + "  ".join(f"{op} {per_nonce.get(op, 0):.0f}" for op in shown))
     print()
