@@ -135,3 +135,42 @@ async def test_the_command_line_opens_a_standard_channel_for_its_cpu_device(tmp_
     opened = [line for line in text.splitlines() if "standard channel" in line and "open for" in line]
     assert len(opened) == 1 and "Traceback" not in text
     assert pool.rejected == 0 and all(isinstance(s.message, c.SubmitSharesStandard) for s in pool.shares)
+
+
+async def test_failover_from_standard_channels_to_sv1_and_back():
+    from tests.helpers.stratum_pool import StratumTestPool
+
+    sv2 = Sv2TestPool(difficulty=EASY, share_batch_size=1, standard_only=True)
+    sv1 = StratumTestPool(difficulty=EASY)
+    port = await sv2.start()
+    await sv1.start()
+    dispatcher = Dispatcher()
+    manager = PoolManager([PoolConfig(sv2.url(), "worker.1", "x"),
+                           PoolConfig(f"stratum+tcp://localhost:{sv1.port}", "worker.1", "x")], FAST)
+    miner: Miner
+    work = DispatcherWorkSource(dispatcher)
+    cpus = [CpuDevice(work, lambda n: miner.on_nonce(n), threads=1, nonces_per_work=1 << 16, index=i)
+            for i in range(2)]
+    miner = Miner(manager, cpus, dispatcher, status_interval=0)
+    manager.local_devices = lambda: tuple(d.name for d in miner.devices if d.enabled)
+    task = asyncio.create_task(miner.run())
+    try:
+        await sv2.wait_shares(4, timeout=60)
+        assert set(dispatcher.device_jobs) == {"cpu0", "cpu1"}
+        await sv2.stop()
+        await until(lambda: manager.active is manager.pools[1], timeout=15, what="failover to SV1")
+        await sv1.wait_submits(3, accepted=True)
+        assert dispatcher.device_jobs == {}  # the shared V1 job ended the devices' own jobs
+        before = sv2.accepted
+        await sv2.start(port)
+        await until(lambda: manager.active is manager.pools[0], timeout=15, what="back to SV2")
+        await until(lambda: sv2.accepted >= before + 4, timeout=60, what="shares on standard channels again")
+        await until(lambda: set(dispatcher.device_jobs) == {"cpu0", "cpu1"}, what="a job per device again")
+    finally:
+        miner.request_stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+        await sv2.stop()
+        await sv1.stop()
+    assert sv2.rejected == 0 and all(s.accepted for s in sv1.submits)
+    assert len(set(sv2.headers)) == len(sv2.headers)
