@@ -4,6 +4,7 @@ that has only standard channels, and RequestExtensions answered, refused or igno
 
 import logging
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,7 +146,7 @@ def standard_session(devices=("cpu0", "cpu1")):
     session.connection_lost()
     pool = Pool(session, now=2.0)
     (setup,) = pool.received
-    assert setup.flags == c.REQUIRES_STANDARD_JOBS  # §5.1.1: SRI's pool then sends each channel its jobs
+    assert setup.flags == c.REQUIRES_STANDARD_JOBS  # §5.3.1: SRI's pool then sends each channel its jobs
     requests = negotiate(pool)
     assert [type(r) for r in requests] == [c.OpenStandardMiningChannel] * len(devices)
     assert len({r.request_id for r in requests}) == len(devices)  # one request id per channel
@@ -199,6 +200,26 @@ def test_standard_shares_go_to_their_channel_and_batched_successes_count_per_cha
     assert [(e.share, e.accepted) for e in events] == [(shares[1], False), (shares[3], True), (shares[4], True)]
     assert {ch.device: ch.accepted for ch in session.standard.values()} == {"cpu0": 3, "cpu1": 1}
     assert session.unanswered == 0 and session.batches == 3
+
+
+def test_update_channel_reports_each_standard_channels_own_rate():
+    session, pool = standard_session()  # channels opened at t=1.0
+    job_a = activate_standard(pool, 20, ROOT_A)[0].job
+    activate_standard(pool, 21, ROOT_B)
+    d = Dispatcher()
+    d.set_job(job_a)
+    shares = []
+    for _ in range(30):  # the easiest target: each share stands for 1 hash; 30 in 60 s is over the 25 % change
+        work = d.next_work(device="cpu0")
+        shares.append(check_nonce(work, Nonce(work.work_id, 1, device="cpu0"), device_target=EASIEST))
+        session.offer(shares[-1], 10.0)
+    pool.read()
+    pool.send(c.SubmitSharesSuccess(20, 30, 30, 30))
+    assert session.offer(shares[0], 30.0) == [ss.ShareDuplicate(shares[0])] and pool.read() == []  # < a minute
+    session.offer(shares[0], 61.0)
+    (update,) = pool.read()  # only cpu0's channel has a rate; cpu1's has none to report
+    assert update.channel_id == 20
+    assert update.nominal_hash_rate == pytest.approx(30 * job_a.share_difficulty * 2**32 / 60.0, rel=1e-6)
 
 
 def test_a_hot_plugged_device_gets_its_own_channel_and_one_that_goes_is_closed():

@@ -127,6 +127,10 @@ class StandardChannel:
     live: OrderedDict[str, Job] = field(default_factory=OrderedDict)  # jobs shares may be sent for
     current: Job | None = None
     accepted: int = 0  # shares the pool's SubmitShares.Success counted on this channel
+    accepted_work: float = 0.0  # sum of accepted difficulty since it opened, for UpdateChannel
+    opened_at: float = 0.0
+    last_update: float = 0.0
+    reported_rate: float = 0.0
 
     @property
     def open(self) -> bool:
@@ -268,7 +272,7 @@ class Sv2Session:
                 self.certificate_expires = cert.not_valid_after if cert is not None else None
                 until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.certificate_expires or 0))
                 log.info("%s: Noise handshake done; the pool's certificate is valid until %s", self.name, until)
-                # §5.1.1 flags: REQUIRES_STANDARD_JOBS once the pool said it has only standard channels,
+                # §5.3.1 flags: REQUIRES_STANDARD_JOBS once the pool said it has only standard channels,
                 # so SRI's pool sends each channel its own NewMiningJob and no group channel (§8)
                 flags = c.REQUIRES_STANDARD_JOBS if self.standard_only else 0
                 self._send(c.SetupConnection(
@@ -386,6 +390,7 @@ class Sv2Session:
                     return  # a device that went meanwhile: SRI's pool keeps the channel until we close it
                 ch.channel_id, ch.target, ch.extranonce_prefix = m.channel_id, c.target_from_u256(m.target), \
                     m.extranonce_prefix
+                ch.opened_at = ch.last_update = now
                 self.difficulty = Fraction(DIFF1_TARGET, max(1, ch.target))
                 log.info("%s: standard channel %d open for %s: difficulty %s", self.name, m.channel_id, ch.device,
                          f"{float(self.difficulty):g}")
@@ -501,7 +506,7 @@ class Sv2Session:
 
     def _standard_job(self, ch: StandardChannel, m: c.NewMiningJob, prev: c.SetNewPrevHash, clean: bool) -> Job:
         """A NewMiningJob as a `Job` for ch's device alone: the pool's merkle root, no coinbase (§5.3.15).
-        Version rolling: BIP320's bits, unless the pool said REQUIRES_FIXED_VERSION (§5.1.2)."""
+        Version rolling: BIP320's bits, unless the pool said REQUIRES_FIXED_VERSION (§5.3.1)."""
         rolling = self.config.version_rolling and not self.server_flags & c.REQUIRES_FIXED_VERSION
         return Job(job_id=str(m.job_id), prevhash=prev.prev_hash, coinb1=b"", coinb2=b"", merkle_branch=(),
                    version=m.version, nbits=prev.nbits, ntime=max(prev.min_ntime, m.min_ntime or 0), clean=clean,
@@ -646,10 +651,22 @@ class Sv2Session:
         for key in answered:
             entry = self._submitted.pop(key)
             self._accepted_work += entry.share.work.job.share_difficulty
+            ch = self.standard.get(entry.share.work.job.device) if entry.share.work.job.device else None
+            if ch is not None:
+                ch.accepted_work += entry.share.work.job.share_difficulty
             out.append(ShareAnswered(entry.share, True, None, None, now - entry.sent_at))
 
     def _maybe_update_channel(self, now: float) -> None:
-        """§5.3.7 UpdateChannel with the rate the accepted shares show (what the pool itself sees)."""
+        """§5.3.7 UpdateChannel with the rate the accepted shares show (what the pool itself sees);
+        for standard channels, each with its own device's rate (docs/sv2.md §8)."""
+        for ch in self.standard.values():
+            if not ch.open or now - ch.last_update < UPDATE_EVERY or now <= ch.opened_at:
+                continue
+            rate = ch.accepted_work * 2**32 / (now - ch.opened_at)
+            ch.last_update = now
+            if rate > 0 and abs(rate - ch.reported_rate) > UPDATE_CHANGE * max(ch.reported_rate, 1.0):
+                ch.reported_rate = rate
+                self._send(c.UpdateChannel(ch.channel_id, rate, MAX_TARGET))
         if self.channel is None or not self.ready or now - self._last_update < UPDATE_EVERY \
                 or now <= self._channel_opened_at:
             return
