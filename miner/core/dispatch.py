@@ -69,6 +69,14 @@ class Dispatcher:
             return self._device_jobs.get(device, self._job)
 
     @property
+    def shown_job(self) -> Job | None:
+        """The job a status line shows: the shared one, else one of the devices' own."""
+        with self._lock:
+            if self._job is not None or not self._device_jobs:
+                return self._job
+            return next(reversed(self._device_jobs.values()))
+
+    @property
     def device_jobs(self) -> dict[str, Job]:
         with self._lock:
             return dict(self._device_jobs)

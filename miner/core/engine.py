@@ -234,7 +234,7 @@ class Miner:
             f"{format_hashrate(self.hashrate(5.0))} (5s) {format_hashrate(self.hashrate())} (avg)",
             f"A:{s.accepted} R:{s.rejected_total} S:{s.stale} HW:{self.totals.hw_errors}",
         ]
-        job = self.dispatcher.job or next(iter(self.dispatcher.device_jobs.values()), None)
+        job = self.dispatcher.shown_job  # with a standard channel per device, one of theirs
         if job is not None:
             parts.append(f"diff {format_difficulty(job.share_difficulty)}")
         parts.append(f"best {format_difficulty(max(s.best_difficulty, self.totals.best_difficulty))}")

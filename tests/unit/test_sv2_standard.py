@@ -48,9 +48,11 @@ def test_a_device_job_goes_to_its_device_only_and_a_shared_job_ends_them_all():
     assert a.extranonce2 == b"" and a.header[36:68] == ROOT_A
     assert d.next_work(device="usb0") is None  # no job of its own and no shared one: nothing to hash
     assert d.job_for("cpu1") is d.device_jobs["cpu1"]
+    assert d.job is None and d.shown_job in (d.device_jobs["cpu0"], d.device_jobs["cpu1"])
     shared = Job("9", b"\x01" * 32, b"cb1", b"cb2", (), 0x20000000, 0x1D00FFFF, 1700000000, source="pool1")
     d.set_job(shared)
     assert d.device_jobs == {} and d.next_work(device="cpu0").job is shared and heard[-1] == ("", True)
+    assert d.shown_job is shared
 
 
 def test_the_engine_tells_only_the_jobs_device():
