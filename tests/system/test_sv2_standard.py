@@ -174,3 +174,44 @@ async def test_failover_from_standard_channels_to_sv1_and_back():
         await sv1.stop()
     assert sv2.rejected == 0 and all(s.accepted for s in sv1.submits)
     assert len(set(sv2.headers)) == len(sv2.headers)
+
+
+async def test_an_emulated_bm1366_and_a_cpu_device_each_on_their_own_standard_channel(caplog):
+    import logging
+
+    from miner.drivers.bm13xx import DRIVER
+    from miner.drivers.bm13xx.emulator import Bm13xxEmulator
+
+    from miner.devices.base import DeviceSpec
+
+    pool = Sv2TestPool(difficulty=0.002, share_batch_size=1, standard_only=True)
+    await pool.start()
+    emulator = Bm13xxEmulator("bm1366", chips=2, rate=10e6, difficulty=0.0005).start()
+    dispatcher = Dispatcher()
+    manager = PoolManager([PoolConfig(pool.url(), "worker.1", "x")], FAST)
+    miner: Miner
+    work = DispatcherWorkSource(dispatcher)
+    spec = DeviceSpec.parse(f"bm1366:{emulator.device_path},difficulty=0.0005,ramp_delay=0,enumerate=0.3")
+    chip = DRIVER.create(spec, work, lambda n: miner.on_nonce(n), 0)
+    cpu = CpuDevice(work, lambda n: miner.on_nonce(n), threads=1, nonces_per_work=1 << 16, index=0)
+    miner = Miner(manager, [chip, cpu], dispatcher, status_interval=0)
+    manager.local_devices = lambda: tuple(d.name for d in miner.devices if d.enabled)
+    task = asyncio.create_task(miner.run())
+    try:
+        with caplog.at_level(logging.WARNING):
+            await until(lambda: chip.stats.shares.accepted >= 3 and cpu.stats.shares.accepted >= 3, timeout=60,
+                        what="shares from the chip and the CPU")
+        client = pool.clients[-1]
+        assert len(client.standard) == 2
+        by_channel = Counter(s.message.channel_id for s in pool.shares if s.accepted)
+        assert len(by_channel) == 2  # each device on its own channel
+        assert any(s.message.version != 0x20000000 for s in pool.shares if s.accepted)  # the chip rolls versions
+    finally:
+        miner.request_stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+        emulator.stop()
+        await pool.stop()
+    assert pool.rejected == 0 and miner.totals.hw_errors == 0
+    assert len(set(pool.headers)) == len(pool.headers)
+    assert not [r for r in caplog.records if "waiting for the clock" in r.message]
