@@ -3,6 +3,7 @@ per-device standard jobs (fixed merkle root, no extranonce), the session's trans
 that has only standard channels, and RequestExtensions answered, refused or ignored."""
 
 import logging
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -176,6 +177,10 @@ def test_standard_only_pool_gets_one_channel_per_device_and_jobs_for_each_device
     # min_ntime set: mined at once on the channel's prev hash
     (now,) = pool.send(c.NewMiningJob(21, 6, 1700000003, 0x20000000, ROOT_A))
     assert now.job.device == "cpu1" and now.job.ntime == 1700000003 and not now.job.clean
+    # SetTarget for one channel: that device's job again, with the exact (fractional) target
+    (retarget,) = pool.send(c.SetTarget(21, c.u256_from_target((1 << 240) + 7)))
+    assert retarget.job.device == "cpu1" and retarget.job.share_target == (1 << 240) + 7
+    assert session.standard["cpu0"].target == EASIEST and session.difficulty == Fraction(0xFFFF << 208, (1 << 240) + 7)
 
 
 def test_standard_shares_go_to_their_channel_and_batched_successes_count_per_channel():

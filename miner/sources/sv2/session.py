@@ -495,6 +495,7 @@ class Sv2Session:
                 self._publish(self._standard_job(ch, job_message, m, clean=True), out)
             case c.SetTarget(maximum_target=raw):
                 ch.target = c.target_from_u256(raw)
+                self.difficulty = Fraction(DIFF1_TARGET, max(1, ch.target))  # the API shows the last one set
                 if ch.current is not None:
                     self._publish(replace(ch.current, share_target=ch.target, clean=False), out)
             case c.CloseChannel(reason_code=reason):
