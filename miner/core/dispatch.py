@@ -29,8 +29,9 @@ VERSIONS_PER_ROOT = 16
 class _FixedRootUnits:
     """How much of one standard job's work space (version bits x ntime) a device was given."""
 
-    key: tuple[str, bytes, bytes]  # job id, merkle root, prev hash: the job whose space this is
+    key: tuple[str, bytes | None, bytes, bytes]  # job id, fixed root, prev hash, coinb1: the job whose space this is
     started: float  # monotonic time the job arrived: ntime may run ahead by the seconds since
+    root: bytes  # the one merkle root
     next_unit: int = 0
     starved_logged: bool = False
 
@@ -115,8 +116,8 @@ class Dispatcher:
             job = self._device_jobs.get(device, self._job)
             if job is None:
                 return None
-            if job.fixed_merkle_root is not None:
-                return self._fixed_root_unit(job, device_rolls_version, device)
+            if job.fixed_merkle_root is not None or job.extranonce2_size == 0:
+                return self._fixed_root_unit(job, device_rolls_version)
             work_id = self._next_work_id
             self._next_work_id += 1
             rolls = min(VERSIONS_PER_ROOT, 1 << bin(job.version_mask).count("1"))
@@ -143,33 +144,37 @@ class Dispatcher:
                 self._works.popitem(last=False)
         return work
 
-    def _fixed_root_unit(self, job: Job, device_rolls_version: bool, device: str) -> Work | None:
-        """A unit of a standard job (docs/sv2.md §8), under the lock: the n-th unit of a job takes
-        version roll n mod 2^bits and ntime + n div 2^bits (a device rolling versions itself:
-        ntime + n), so no two units of it share a header. ntime never runs ahead of the seconds
-        since the job came (05-Mining-Protocol.md §5.3.11: at most min_ntime plus the time since
+    def _fixed_root_unit(self, job: Job, device_rolls_version: bool) -> Work | None:
+        """A unit of a job with one merkle root, under the lock: a standard job (docs/sv2.md §8), or
+        one whose extranonce2 is 0 bytes (so every unit had the same root, and 16 version rolls in
+        the headers would repeat). The n-th unit of the job takes version roll n mod 2^bits and
+        ntime + n div 2^bits (a device rolling versions itself: ntime + n), so no two units of it
+        share a header, whichever devices take them. ntime never runs ahead of the seconds since
+        the job came (05-Mining-Protocol.md §5.3.11: at most min_ntime plus the time since
         SetNewPrevHash); when that space is used up, None until the clock allows the next second."""
-        assert job.fixed_merkle_root is not None
-        key = (job.job_id, job.fixed_merkle_root, job.prevhash)
-        units = self._fixed_units.get(device)
+        space = job.device  # a device's own job, or "" for the one shared by every device
+        key = (job.job_id, job.fixed_merkle_root, job.prevhash, job.coinb1)
+        units = self._fixed_units.get(space)
         now = self.clock()
         if units is None or units.key != key:
-            units = self._fixed_units[device] = _FixedRootUnits(key, now)
+            root = job.fixed_merkle_root
+            if root is None:
+                root = job.make_work(0, b"").merkle_root
+            units = self._fixed_units[space] = _FixedRootUnits(key, now, root)
         rolls = 1 if device_rolls_version else 1 << bin(job.version_mask).count("1")
         n = units.next_unit
         ahead = n // rolls
         if ahead > now - units.started:
             if not units.starved_logged:
                 units.starved_logged = True
-                log.warning("%s: standard job %s: every version and ntime allowed so far is mined; waiting "
-                            "for the clock (the pool's channel has no extranonce to give more work)",
-                            device or "device", job.job_id)
+                log.warning("%s: job %s: every version and ntime allowed so far is mined; waiting for the "
+                            "clock (the job has no extranonce to give more work)", job.source, job.job_id)
             return None
         units.next_unit += 1
         version = roll_version(job.version, job.version_mask, spread_bits(n % rolls, job.version_mask))
         work_id = self._next_work_id
         self._next_work_id += 1
-        work = job.work_from_root(work_id, b"", job.fixed_merkle_root, version, (job.ntime + ahead) & 0xFFFFFFFF)
+        work = job.work_from_root(work_id, b"", units.root, version, (job.ntime + ahead) & 0xFFFFFFFF)
         self._works[work_id] = work
         while len(self._works) > self._remember:
             self._works.popitem(last=False)

@@ -113,6 +113,19 @@ def test_a_standard_job_never_repeats_a_header_and_ntime_never_runs_ahead_of_the
     assert headers
 
 
+def test_a_shared_job_without_extranonce2_no_longer_repeats_after_sixteen_version_rolls():
+    # the known gap: every unit of such a job had the same merkle root, and after VERSIONS_PER_ROOT
+    # rolls the next "fresh" root was the same root at roll 0 again
+    d = Dispatcher()
+    d.clock = Clock()
+    job = Job("7", b"\x01" * 32, b"cb1", b"cb2", (b"\x11" * 32,), 0x20000000, 0x1D00FFFF, 1700000000,
+              extranonce2_size=0, version_mask=0x1FFFE000, source="pool1")
+    d.set_job(job)
+    works = [d.next_work(device=name) for _ in range(100) for name in ("cpu0", "usb0")]
+    assert len({w.header for w in works}) == 200  # across both devices too: one space for the shared job
+    assert {w.merkle_root for w in works} == {job.make_work(0, b"").merkle_root}
+
+
 def test_a_new_job_for_the_device_starts_its_space_again_and_the_wait_is_logged_once(caplog):
     clock = Clock()
     d = Dispatcher()
