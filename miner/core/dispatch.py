@@ -29,7 +29,9 @@ VERSIONS_PER_ROOT = 16
 class _FixedRootUnits:
     """How much of one standard job's work space (version bits x ntime) a device was given."""
 
-    key: tuple[str, bytes | None, bytes, bytes]  # job id, fixed root, prev hash, coinb1: the job whose space this is
+    # what the headers are made of besides version and ntime: a new job id with the same makings
+    # (a pool resending a template) goes on in the same space instead of hashing it again
+    key: tuple[bytes | None, bytes, bytes, bytes, int, int, int]
     started: float  # monotonic time the job arrived: ntime may run ahead by the seconds since
     root: bytes  # the one merkle root
     next_unit: int = 0
@@ -153,7 +155,8 @@ class Dispatcher:
         the job came (05-Mining-Protocol.md §5.3.11: at most min_ntime plus the time since
         SetNewPrevHash); when that space is used up, None until the clock allows the next second."""
         space = job.device  # a device's own job, or "" for the one shared by every device
-        key = (job.job_id, job.fixed_merkle_root, job.prevhash, job.coinb1)
+        key = (job.fixed_merkle_root, job.coinb1 + job.extranonce1 + job.coinb2, b"".join(job.merkle_branch),
+               job.prevhash, job.version, job.nbits, job.ntime)
         units = self._fixed_units.get(space)
         now = self.clock()
         if units is None or units.key != key:

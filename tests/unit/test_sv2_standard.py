@@ -56,6 +56,35 @@ def test_a_device_job_goes_to_its_device_only_and_a_shared_job_ends_them_all():
     assert d.shown_job is shared
 
 
+DEVICES = ("cpu0", "cpu1", "usb0")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(("own", "shared", "work")), st.sampled_from(DEVICES)), max_size=40))
+def test_routing_a_device_mines_its_own_job_else_the_shared_one_and_never_anothers(steps):
+    d = Dispatcher()
+    own: dict[str, Job] = {}
+    shared: Job | None = None
+    headers: set[bytes] = set()
+    for n, (what, device) in enumerate(steps):
+        if what == "own":
+            own[device] = standard_job(device, root=bytes([DEVICES.index(device)]) * 32, job_id=str(n))
+            d.set_job(own[device])
+        elif what == "shared":
+            shared = Job(str(n), bytes([n]) * 32, b"cb1", b"cb2", (), 0x20000000, 0x1D00FFFF, 1700000000,
+                         source="pool1")
+            own.clear()
+            d.set_job(shared)
+        else:
+            work = d.next_work(device=device)
+            expected = own.get(device, shared)
+            assert (work.job if work is not None else None) is expected and d.job_for(device) is expected
+            if work is not None:
+                assert work.job.device in ("", device)  # never another device's job
+                assert work.header not in headers
+                headers.add(work.header)
+
+
 def test_the_engine_tells_only_the_jobs_device():
     from miner.core.engine import Miner
 
