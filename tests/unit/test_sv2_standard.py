@@ -340,3 +340,23 @@ def test_a_pool_that_never_answers_request_extensions_does_not_block_mining():
     assert isinstance(request, c.OpenExtendedMiningChannel)
     pool.send(c.RequestExtensionsSuccess(1, ()))  # a late answer changes nothing
     assert pool.read() == []
+
+
+def test_the_payout_check_says_a_standard_job_hides_its_coinbase():
+    from miner.sources.payout import PayoutMonitor, PayoutPolicy
+    from miner.sources.stratum.connection import PoolConnection
+    from miner.sources.stratum.url import PoolConfig
+
+    def pool(user):
+        return PoolConnection(PoolConfig("stratum+tcp://127.0.0.1:3333", user, "x"), "pool0", lambda p, j: None,
+                              lambda p: None)
+
+    monitor = PayoutMonitor(PayoutPolicy.parse((), 95.0, "enforce"))
+    job = standard_job("cpu0")
+    checked = pool("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq.rig")  # a solo pool's user: its address is checked
+    checked.current_job = job
+    assert not monitor.allows(checked, job)
+    assert "standard job" in monitor.latest["pool0"].summary and "coinbase" in monitor.latest["pool0"].summary
+    unchecked = pool("worker.1")
+    unchecked.current_job = job
+    assert monitor.allows(unchecked, job)  # nothing to check against: mined
