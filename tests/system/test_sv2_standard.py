@@ -215,3 +215,30 @@ async def test_an_emulated_bm1366_and_a_cpu_device_each_on_their_own_standard_ch
     assert pool.rejected == 0 and miner.totals.hw_errors == 0
     assert len(set(pool.headers)) == len(pool.headers)
     assert not [r for r in caplog.records if "waiting for the clock" in r.message]
+
+
+async def test_a_pool_that_ignores_request_extensions_is_mined_after_the_wait_and_an_error_is_one_line(caplog):
+    import logging
+
+    from miner.sources.sv2.session import EXTENSIONS_WAIT
+
+    silent = Sv2TestPool(difficulty=EASY, share_batch_size=1, extensions="ignore")  # §4.3: does not know it
+    strict = Sv2TestPool(difficulty=EASY, share_batch_size=1, required_extensions=(0x0002,))
+    for pool in (silent, strict):
+        await pool.start()
+        try:
+            with caplog.at_level(logging.INFO, logger="miner.sources.sv2.session"):
+                began = time.monotonic()
+                async with mining(pool.url(), 1):
+                    await pool.wait_shares(2, timeout=60)
+                    took = time.monotonic() - began
+            asks = [m for m in pool.clients[0].received if isinstance(m, c.RequestExtensions)]
+            assert len(asks) == 1 and asks[0].requested_extensions == ()
+            assert pool.clients[0].received.index(asks[0]) == 1  # right after SetupConnection
+            if pool is silent:
+                assert took >= EXTENSIONS_WAIT * 0.9  # the channel waited for the answer that never came
+        finally:
+            await pool.stop()
+    lines = [r.message for r in caplog.records if "RequestExtensions" in r.message or "extensions asked" in r.message]
+    assert any("no answer to RequestExtensions" in line for line in lines)
+    assert any("requires 0x0002" in line for line in lines)

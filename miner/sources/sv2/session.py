@@ -353,6 +353,8 @@ class Sv2Session:
                 self._request_id += 1
                 self._extensions_request = self._request_id & 0xFFFF
                 self._extensions_until = now + EXTENSIONS_WAIT
+                # the channel's own reply time starts when the wait for the extensions' answer ends
+                self._handshake_deadline = max(self._handshake_deadline, self._extensions_until + self.timeouts.reply)
                 self._send(c.RequestExtensions(self._extensions_request, REQUESTED_EXTENSIONS))
             case c.RequestExtensionsSuccess(request_id=rid, supported_extensions=supported) \
                     if self._extensions_until is not None and rid == self._extensions_request:
