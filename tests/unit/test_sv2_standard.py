@@ -325,7 +325,7 @@ def test_request_extensions_comes_first_and_an_error_is_one_info_line(caplog):
         pool.send(c.RequestExtensionsError(ask.request_id, (), (0x0003,)))
     (request,) = pool.read()
     assert isinstance(request, c.OpenExtendedMiningChannel)
-    lines = [r.message for r in caplog.records if "extensions" in r.message]
+    lines = [r.message for r in caplog.records if r.name == "miner.sources.sv2.session" and "extensions" in r.message]
     assert len(lines) == 1 and "0x0003" in lines[0] and "going on without" in lines[0]
 
 
