@@ -168,7 +168,7 @@ class AvalonDevice(SerialDevice):
                 if new:
                     self._last_job = None  # the new modules need the current job
             restart = self.take_restart()
-            job = self.work_source.job
+            job = self.work_source.job_for(self.name)  # its own (a standard channel, extranonce 0: refused below)
             if job is not None and (restart or job is not self._last_job or self._config_pending
                                     or time.monotonic() - self._last_sent_at > RESEND_AFTER):
                 if self._config_pending:
