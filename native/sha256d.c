@@ -417,13 +417,16 @@ static inline uint32_t v8_le_mask(const v8u32 *x, uint32_t t)
 /* ---------------------------------------------------------------- SHA-NI engine, several streams */
 /*
  * sha256rnds2 keeps the state as two registers, ABEF and CDGH (lane 3 holds A resp. C), and does
- * two rounds per instruction. Its latency is several times its issue interval (on Zen 3 about 3.4
- * TSC ticks against 0.95 with four independent chains), and one nonce is a single dependent chain
+ * two rounds per instruction. Its latency is four times its issue interval (Zen 3: 4 core cycles,
+ * one issued per cycle; benchmarks/bench_shani_ports.py), and one nonce is a single dependent chain
  * of rnds2, so SHANI_STREAMS nonces are hashed side by side: each step is issued for every stream
  * before the next step, and the streams' chains overlap in the unit. Measured on Zen 3 (TSC ticks
  * per nonce, best of many short runs): 2 streams ~98, 3 ~86, 4 ~88. Each stream needs six xmm
  * registers (state and message words) of the sixteen there are, so beyond three the state spills
- * and store-to-load latency lands on the very chain the streams are meant to hide.
+ * and store-to-load latency lands on the very chain the streams are meant to hide. With three the
+ * loop runs within ~5-15% of the throughput its own instruction mix allows on Zen 3's vector pipes
+ * (rnds2, msg2 -- two cycles per issue -- and the shuffles and adds share them), measured against
+ * cpuminer-opt 26.x side by side at 1.36-1.42x: README.md "How fast sha-ni is, and why it stops there".
  */
 #ifndef SHANI_STREAMS
 #define SHANI_STREAMS 3

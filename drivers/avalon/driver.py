@@ -168,7 +168,7 @@ class AvalonDevice(SerialDevice):
                 if new:
                     self._last_job = None  # the new modules need the current job
             restart = self.take_restart()
-            job = self.work_source.job
+            job = self.work_source.job_for(self.name)  # its own (a standard channel, extranonce 0: refused below)
             if job is not None and (restart or job is not self._last_job or self._config_pending
                                     or time.monotonic() - self._last_sent_at > RESEND_AFTER):
                 if self._config_pending:
@@ -401,7 +401,8 @@ class AvalonDevice(SerialDevice):
                 module.device_hw_errors += s4.hw_errors
                 module.error_code = s4.error_code
                 module.voltage_raw = (s4.voltage,)
-                module.frequency_reported = round(s4.frequency_mhz, 1) if s4.frequency else None
+                module.frequency_reported = (round(s4.frequency_mhz_of(module.model.name, module.asic_count), 1)
+                                             if s4.frequency else None)
             else:
                 s7 = p.Status7.from_packet(packet)
                 module.temperature, module.fan = s7.temperature, s7.fan

@@ -181,7 +181,7 @@ class AvalonMDevice(SerialDevice):
             self.take_restart()  # every batch is fresh work: a clean job needs nothing more
             batch = []
             for _ in range(self.asic_count):
-                work = self.work_source.next_work(device_rolls_version=False)
+                work = self.work_source.next_work(device_rolls_version=False, device=self.name)
                 if work is None:
                     break
                 batch.append(work)

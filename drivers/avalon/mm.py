@@ -320,6 +320,13 @@ class Status4(EightWords):
     def frequency_mhz(self) -> float:
         return self.frequency * 3968 / 65
 
+    def frequency_mhz_of(self, model_name: str, total_asics: int) -> float:
+        """cgminer decode_pkg AVA4_P_STATUS: an MM60 sends the sum of its chips' MHz (divided by the
+        ACKDETECT ASIC count), the MM40/41/50 a value that x 3968 / 65 gives MHz (docs/avalon.md §B7.3)."""
+        if model_name == "MM60":
+            return self.frequency / total_asics if total_asics else 0.0
+        return self.frequency_mhz
+
 
 @dataclass(frozen=True, slots=True)
 class WordList:

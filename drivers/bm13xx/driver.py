@@ -351,7 +351,7 @@ class Bm13xxDevice(SerialDevice):
                 self.version_mask = job.version_mask
                 self._send(port, p.write_register(p.REG_VERSION_MASK, p.version_mask_register(job.version_mask)))
             versions: tuple[int, ...] = (work.version,)
-            frame = p.HeaderJob(self._job_id, job.nbits, job.ntime, work.merkle_root, job.prevhash,
+            frame = p.HeaderJob(self._job_id, job.nbits, work.ntime, work.merkle_root, job.prevhash,
                                 work.version).encode()
         else:
             self.version_mask = job.version_mask  # rolled here, into the midstates
@@ -364,7 +364,7 @@ class Bm13xxDevice(SerialDevice):
             # range per core, as for the newer chips (2^32 / next_pow2(cores)); the emulator ignores it
             # and no source says how the BM1384 uses it [decision].
             frame = info.framing.encode_midstate_job(
-                p.MidstateJob(self._job_id, job.nbits, job.ntime, header[64:68], mids), ticket=self.ticket,
+                p.MidstateJob(self._job_id, job.nbits, work.ntime, header[64:68], mids), ticket=self.ticket,
                 hcn=(1 << 32) // p.next_pow2(info.big_cores))
         self._slots[self._job_id] = SentJob(work, versions, time.monotonic())
         port.write(frame)

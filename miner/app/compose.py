@@ -232,6 +232,7 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
         manager.scan_usb = False
     engine_source = source if serving is None else served_source(source, serving)
     miner = Miner(engine_source, devices, dispatcher, settings.run.status_interval, manager=manager)
+    attach_local_devices(source, miner)
     if max_blocks is not None and kind == NODE:
         def enough(share: object, accepted: bool, reason: str | None) -> None:
             if accepted and source.stats.accepted >= max_blocks:
@@ -241,6 +242,18 @@ async def run(settings: Settings, kind: str, max_blocks: int | None = None,
     remaining = None if deadline is None else max(0.0, deadline - loop.time())
     restart = await serve(miner, settings, remaining, downstream=serving is not None, payout=payout)
     return Outcome(source, restart, all_dead=every_device_dead(miner.devices))
+
+
+def attach_local_devices(source: JobSource, miner: Any) -> None:
+    """Tell the pools which local devices mine (a Stratum V2 pool with only standard channels gets
+    one channel per device, docs/sv2.md §8): enabled, present and not given up on."""
+    from miner.devices.bookkeeping import DeviceState
+    from miner.sources.stratum.failover import PoolManager
+
+    if isinstance(source, PoolManager):
+        gone = (DeviceState.NO_DEVICE, DeviceState.DISABLED, DeviceState.DEAD)
+        source.local_devices = lambda: tuple(d.name for d in miner.devices
+                                             if d.enabled and d.stats.state not in gone)
 
 
 def served_source(source: JobSource, serve: ServeOptions) -> JobSource:

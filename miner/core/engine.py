@@ -111,6 +111,8 @@ class Miner:
 
     def _on_job(self, job: Job, restart: bool) -> None:
         for device in self.devices:
+            if job.device and device.name != job.device:
+                continue  # a job for one device alone (a Stratum V2 standard channel, docs/sv2.md §8)
             if restart:
                 device.restart_work()
             else:
@@ -232,7 +234,7 @@ class Miner:
             f"{format_hashrate(self.hashrate(5.0))} (5s) {format_hashrate(self.hashrate())} (avg)",
             f"A:{s.accepted} R:{s.rejected_total} S:{s.stale} HW:{self.totals.hw_errors}",
         ]
-        job = self.dispatcher.job
+        job = self.dispatcher.shown_job  # with a standard channel per device, one of theirs
         if job is not None:
             parts.append(f"diff {format_difficulty(job.share_difficulty)}")
         parts.append(f"best {format_difficulty(max(s.best_difficulty, self.totals.best_difficulty))}")

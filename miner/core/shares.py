@@ -41,7 +41,7 @@ class CheckedNonce:
 
     @property
     def ntime(self) -> int:
-        return self.work.job.ntime if self.nonce.ntime is None else self.nonce.ntime
+        return self.work.ntime if self.nonce.ntime is None else self.nonce.ntime
 
 
 def check_nonce(work: Work, nonce: Nonce, device_target: int = DIFF1_TARGET) -> CheckedNonce:

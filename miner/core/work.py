@@ -118,6 +118,11 @@ class Job:
     version_mask: int = field(default=0, compare=False)  # bits devices may roll (BIP310), 0 = none
     source: str = ""  # who made the job; shares go back there
     height: int | None = None  # when the source knows it (getblocktemplate)
+    # A standard job (Stratum V2 standard channel, docs/sv2.md §8): the pool fixed the merkle root, so
+    # there is no coinbase and no extranonce (extranonce2_size 0); the work space is nonce x version
+    # bits x ntime. Such a job is cut for one device only, named here ("" = any device).
+    fixed_merkle_root: bytes | None = None
+    device: str = ""
 
     def __post_init__(self) -> None:
         # The header holds these in 32 bits; a source that let a wider one through (a node's
@@ -149,11 +154,18 @@ class Job:
         version = self.version if version is None else version
         if (version ^ self.version) & ~self.version_mask & 0xFFFFFFFF:
             raise ValueError(f"version {version:08x} differs from the job's outside its mask")
+        if self.fixed_merkle_root is not None:
+            if extranonce2:
+                raise ValueError(f"job {self.job_id}: a standard job has no extranonce2")
+            return self.work_from_root(work_id, b"", self.fixed_merkle_root, version)
         root = merkle_root(dsha256(self.coinbase(extranonce2)), self.merkle_branch)
         return self.work_from_root(work_id, extranonce2, root, version)
 
-    def work_from_root(self, work_id: int, extranonce2: bytes, root: bytes, version: int) -> Work:
-        header = build_header(version, self.prevhash, root, self.ntime, self.nbits, 0)
+    def work_from_root(self, work_id: int, extranonce2: bytes, root: bytes, version: int,
+                       ntime: int | None = None) -> Work:
+        """A unit on this merkle root; `ntime` (default the job's) is rolled only for standard jobs,
+        whose merkle root cannot change (docs/sv2.md §8)."""
+        header = build_header(version, self.prevhash, root, self.ntime if ntime is None else ntime, self.nbits, 0)
         return Work(work_id, self, extranonce2, root, header, version)
 
 
@@ -172,10 +184,15 @@ class Work:
     def target(self) -> int:
         return self.job.share_target
 
+    @property
+    def ntime(self) -> int:
+        """This unit's ntime: the job's, or one the dispatcher rolled for a standard job (§8)."""
+        return int.from_bytes(self.header[68:72], "little")
+
     def header_for(self, nonce: int, version: int | None = None, ntime: int | None = None) -> bytes:
         """The header a device hashed: this work's, with its nonce (and rolled version/ntime)."""
         v = self.version if version is None else version
-        t = self.job.ntime if ntime is None else ntime
+        t = self.ntime if ntime is None else ntime
         return struct.pack("<I", v) + self.header[4:68] + struct.pack("<III", t, self.job.nbits, nonce)
 
 

@@ -172,7 +172,7 @@ class CpuDevice(Device):
         can never leave a thread on a job the pool's window (session.py MAX_LIVE_JOBS) has dropped."""
         if piece.generation != self._generation:
             return False
-        job, current = piece.work.job, self.work_source.job
+        job, current = piece.work.job, self.work_source.job_for(self.name)
         return job is current or job == current
 
     def _next_slice(self) -> Slice | None:
@@ -180,7 +180,7 @@ class CpuDevice(Device):
             while self._slices and not self._current(self._slices[0]):
                 self._slices.popleft()  # cut from a job that has been replaced meanwhile
             if not self._slices:
-                work = self.work_source.next_work()
+                work = self.work_source.next_work(device=self.name)
                 if work is None:
                     return None
                 for start, count in split_range(0, self._nonces_per_work, self.threads):

@@ -149,7 +149,7 @@ class SerialDevice(Device):
 
     def next_work(self, wait: float = 0.5) -> Work | None:
         """A work unit, or None after waiting `wait` seconds for one (no job yet)."""
-        work = self.work_source.next_work(device_rolls_version=self.rolls_version)
+        work = self.work_source.next_work(device_rolls_version=self.rolls_version, device=self.name)
         if work is None:
             self._wake.wait(wait)
             self._wake.clear()

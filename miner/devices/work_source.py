@@ -20,9 +20,14 @@ class WorkSource(Protocol):
         """The current job (None before the first)."""
         ...
 
-    def next_work(self, device_rolls_version: bool = False) -> Work | None:
+    def job_for(self, device: str) -> Job | None:
+        """The job `device` mines: its own (a Stratum V2 standard channel's), else the current one."""
+        ...
+
+    def next_work(self, device_rolls_version: bool = False, device: str = "") -> Work | None:
         """A fresh unit, or None when there is no job. A device that rolls version bits itself
-        says so, and gets a merkle root no other unit shares."""
+        says so, and gets a merkle root no other unit shares. `device` (the device's name) picks
+        the job a source made for that device alone, if there is one (docs/sv2.md §8)."""
         ...
 
     def reserve_extranonce2(self, count: int) -> int:
@@ -44,8 +49,11 @@ class DispatcherWorkSource:
     def job(self) -> Job | None:
         return self._dispatcher.job
 
-    def next_work(self, device_rolls_version: bool = False) -> Work | None:
-        return self._dispatcher.next_work(device_rolls_version=device_rolls_version)
+    def job_for(self, device: str) -> Job | None:
+        return self._dispatcher.job_for(device)
+
+    def next_work(self, device_rolls_version: bool = False, device: str = "") -> Work | None:
+        return self._dispatcher.next_work(device_rolls_version=device_rolls_version, device=device)
 
     def reserve_extranonce2(self, count: int) -> int:
         return self._dispatcher.reserve_extranonce2(count)
@@ -59,7 +67,10 @@ class NoWork:
 
     job = None
 
-    def next_work(self, device_rolls_version: bool = False) -> Work | None:
+    def job_for(self, device: str) -> Job | None:
+        return None
+
+    def next_work(self, device_rolls_version: bool = False, device: str = "") -> Work | None:
         return None
 
     def reserve_extranonce2(self, count: int) -> int:

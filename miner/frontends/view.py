@@ -383,7 +383,7 @@ class MinerView:
         devices = self.devices
         stats = self.miner.source.stats
         best = self.best_session()
-        job = self.miner.dispatcher.job
+        job = self.miner.dispatcher.shown_job  # with a standard channel per device, one of theirs
         retired = self.retired
         results = list(self.miner.by_source.values())
         last = max(results, key=lambda r: r.last_share_at, default=ShareStats())

@@ -145,6 +145,12 @@ class PayoutMonitor:
     def _judge(self, pool: PoolConnection, job: Job) -> PayoutVerdict:
         expected = self.policy.expected_for(pool.config.user)
         family = family_of(expected[0]) if expected else "main"
+        if job.fixed_merkle_root is not None:
+            # A Stratum V2 standard job (docs/sv2.md §8) carries only the merkle root: the pool keeps
+            # the coinbase, so nothing says it pays the user and a checked pool fails, as unreadable.
+            return PayoutVerdict(bool(expected), not expected, 0.0, "", 0, 0,
+                                 "is a Stratum V2 standard job: the pool keeps its coinbase, so who it pays "
+                                 "cannot be seen")
         try:
             coinbase = job_coinbase(job, family)
         except CoinbaseError as exc:

@@ -92,7 +92,7 @@ def test_device_maps_nonce_m_back_to_its_work_and_it_verifies():
     nano = FakeNano()
 
     class Works(NoWork):
-        def next_work(self, device_rolls_version=False):
+        def next_work(self, device_rolls_version=False, device=""):
             return works.pop(0) if works else job.make_work(8 + len(found), b"\x00\x00\x00\x01")
 
     dev = AvalonMDevice(Works(), found.append, "AVM0", transport_factory=lambda: nano)

@@ -111,8 +111,8 @@ class RecordingWork(DispatcherWorkSource):
         self.first_unit: dict[str, float] = {}
         self.new_job = threading.Event()
 
-    def next_work(self, device_rolls_version: bool = False):
-        work = super().next_work(device_rolls_version)
+    def next_work(self, device_rolls_version: bool = False, device: str = ""):
+        work = super().next_work(device_rolls_version, device)
         if work is not None and work.job.job_id not in self.first_unit:
             self.first_unit[work.job.job_id] = time.monotonic()
             self.new_job.set()
@@ -191,11 +191,14 @@ def test_a_unit_that_cannot_be_built_is_logged_once_and_hashing_goes_on(caplog):
         def job(self):
             return inner.job
 
-        def next_work(self, device_rolls_version=False):
+        def job_for(self, device):
+            return inner.job_for(device)
+
+        def next_work(self, device_rolls_version=False, device=""):
             if failures["left"]:
                 failures["left"] -= 1
                 raise struct.error("argument out of range")
-            return inner.next_work(device_rolls_version)
+            return inner.next_work(device_rolls_version, device)
 
         def reserve_extranonce2(self, count):
             return inner.reserve_extranonce2(count)

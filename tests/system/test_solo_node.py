@@ -288,11 +288,13 @@ def test_cli_solo_mines_with_an_emulated_board(regtest_node, tmp_path):
         start = regtest_node.rpc("getblockcount")
         proc = run_cli("--rpc-url", regtest_node.url, "--rpc-pass", regtest_node.api_key, "--address",
                        ADDRESSES["p2wsh"][0], "--device", f"avalon:{link},difficulty={difficulty}", "--no-cpu",
-                       "--hotplug", "0", "--time-limit", "5", "--status-interval", "1")
+                       "--hotplug", "0", "--blocks", "2", "--time-limit", "120", "--status-interval", "1")
         assert proc.returncode == 0, proc.stderr[-3000:]
         final = [line for line in proc.stderr.splitlines() if "final:" in line][-1]
         found, accepted, rejected = map(int, final.split("blocks found/accepted/rejected ")[1].split()[0].split("/"))
-        assert accepted > 0 and rejected == 0, final
+        # --blocks 2 ends the run on the event (two accepted blocks), not after a fixed window that a
+        # loaded machine's emulator may not fill; --time-limit only bounds a run that finds none.
+        assert accepted >= 2 and rejected == 0, final
         assert "cpu" not in final.lower().split("|")[0]
         assert regtest_node.rpc("getblockcount") - start == accepted
     finally:

@@ -15,6 +15,7 @@ from miner.devices.cpu import CpuDevice
 from miner.devices.work_source import DispatcherWorkSource
 from miner.sources.stratum.failover import PoolManager
 from miner.sources.stratum.url import PoolConfig
+from miner.sources.sv2 import codec as c
 from miner.sources.sv2.connection import Sv2Connection
 from tests.helpers.stratum_pool import StratumTestPool
 from tests.helpers.sv2_pool import Sv2TestPool
@@ -200,5 +201,6 @@ async def test_the_command_line_mines_a_stratum2_pool_and_refuses_a_bad_key_with
     text = err.decode()
     assert proc.returncode == 0, text
     assert "Noise handshake done" in text and "extended channel 1 open" in text
-    assert pool.clients[0].received[1].user_identity == "bc1qworker.rig"
+    opened = [m for m in pool.clients[0].received if isinstance(m, c.OpenExtendedMiningChannel)]
+    assert opened[0].user_identity == "bc1qworker.rig"
     assert pool.rejected == 0

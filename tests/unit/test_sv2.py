@@ -289,6 +289,16 @@ class Pool:
         return self.session.receive_data(data, now)
 
 
+def setup_success(pool: Pool, flags: int = 0) -> list:
+    """SetupConnection.Success, then the extensions' exchange (RequestExtensions for none, answered
+    with Success), then what the session sends next (its channel requests)."""
+    pool.send(c.SetupConnectionSuccess(2, flags))
+    (ask,) = pool.read()
+    assert ask == c.RequestExtensions(ask.request_id, ())
+    pool.send(c.RequestExtensionsSuccess(ask.request_id, ()))
+    return pool.read()
+
+
 def make_session(**config) -> Sv2Session:
     url = f"stratum2+tcp://pool.example:34254/{n.encode_authority_key(secp.xonly_public(AUTH))}"
     return Sv2Session(PoolConfig(url, "worker.1", "x", **config), "pool0", wall_clock=lambda: 1767225600.0)
@@ -301,8 +311,7 @@ def open_channel(target: int = EASIEST, prefix: bytes = b"\xaa\xbb", size: int =
     setup = pool.received[0]
     assert (setup.protocol, setup.min_version, setup.max_version, setup.endpoint_host, setup.endpoint_port) == (
         0, 2, 2, "pool.example", 34254)
-    pool.send(c.SetupConnectionSuccess(2, 0))
-    (request,) = pool.read()
+    (request,) = setup_success(pool)
     assert isinstance(request, c.OpenExtendedMiningChannel) and request.user_identity == "worker.1"
     assert request.min_extranonce_size == 4 and request.max_target == b"\xff" * 32
     pool.send(c.OpenExtendedMiningChannelSuccess(request.request_id, 9, c.u256_from_target(target), size, prefix, 0))
@@ -333,8 +342,7 @@ def test_version_rolling_only_where_the_job_and_the_pool_allow_it():
     assert activate(pool, version_rolling=False)[0].job.version_mask == 0
     session = make_session()
     pool = Pool(session)
-    pool.send(c.SetupConnectionSuccess(2, c.REQUIRES_FIXED_VERSION))
-    (request,) = pool.read()
+    (request,) = setup_success(pool, c.REQUIRES_FIXED_VERSION)
     pool.send(c.OpenExtendedMiningChannelSuccess(request.request_id, 9, bytes(32), 4, b"", 0))
     assert activate(pool)[0].job.version_mask == 0
 
@@ -402,8 +410,7 @@ def test_shares_held_while_down_are_sent_when_the_channel_is_back():
     share = share_for(job)
     assert session.offer(share, 3.0) == [ss.ShareHeld(share)]
     pool = Pool(session, now=4.0)
-    pool.send(c.SetupConnectionSuccess(2, 0))
-    (request,) = pool.read()
+    (request,) = setup_success(pool)
     pool.send(c.OpenExtendedMiningChannelSuccess(request.request_id, 9, c.u256_from_target(EASIEST), 4, b"\xaa\xbb",
                                                  0))
     events = pool.send(c.NewExtendedMiningJob(9, 5, 1700000000, 0x20000000, True, (b"\x11" * 32,), b"cb1", b"cb2"))

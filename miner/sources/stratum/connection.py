@@ -88,6 +88,12 @@ class PoolConnection:
         self.result_listeners: list[Callable[[CheckedNonce, bool, str | None], None]] = []
         # The last job published, as the listeners saw it (the session's may be ahead within a read).
         self.current_job: Job | None = None
+        # The last job for each device that has its own (Job.device, a Stratum V2 standard channel;
+        # "" for the shared job): what a switch to this pool hands the dispatcher again.
+        self.current_jobs: dict[str, Job] = {}
+        # The local devices that mine (names): the Stratum V2 shell opens a standard channel for each
+        # when the pool has only those (docs/sv2.md §8); PoolManager sets it.
+        self.local_devices: Callable[[], tuple[str, ...]] = tuple
         self.submit_latency: float | None = None
         self.last_error = ""
         self._writer: asyncio.StreamWriter | None = None
@@ -176,6 +182,9 @@ class PoolConnection:
             match event:
                 case ss.PublishJob(job=job):
                     self.current_job = job
+                    if not job.device:
+                        self.current_jobs.clear()
+                    self.current_jobs[job.device] = job
                     self._on_job(self, job)
                 case ss.PoolAlive():
                     self._set_state(PoolState.ALIVE)
@@ -197,6 +206,10 @@ class PoolConnection:
             if state is PoolState.ALIVE:
                 self.alive_since = time.monotonic()
             self._on_state(self)
+
+    def _idle(self) -> None:
+        """A DEADLINE_CHECK passed with nothing read: the Stratum V2 shell lets its session act on
+        time and on the local devices (sv2/connection.py); Stratum V1 has nothing to do."""
 
     # -------------------------------------------------------------------- I/O
     def _flush(self) -> None:
@@ -303,6 +316,7 @@ class PoolConnection:
                 # is looked at again at least every DEADLINE_CHECK s while the read stays pending.
                 done, _ = await asyncio.wait({read}, timeout=min(timeout, DEADLINE_CHECK))
                 if not done:
+                    self._idle()
                     continue
                 data, read = read.result(), None
                 if not data:

@@ -72,6 +72,11 @@ class PoolManager:
         self.slice_seconds = slice_seconds
         self._slicer: asyncio.TimerHandle | None = None
         self.job_check: JobCheck = lambda pool, job: True
+        # The names of the local devices that mine (compose sets it): a Stratum V2 pool with only
+        # standard channels gets one channel per device (docs/sv2.md §8).
+        self.local_devices: Callable[[], tuple[str, ...]] = tuple
+        for pool in self.pools:
+            pool.local_devices = self._local_devices
 
     @property
     def stats(self) -> ShareStats:
@@ -118,6 +123,7 @@ class PoolManager:
                                             self._timeouts, self._user_agent)
         self._next_id += 1
         pool.result_listeners = self.result_listeners
+        pool.local_devices = self._local_devices
         self.pools.append(pool)
         self.order.append(pool)
         if self.picker is not None:
@@ -199,6 +205,9 @@ class PoolManager:
             return
         await pool.submit(share)
 
+    def _local_devices(self) -> tuple[str, ...]:
+        return tuple(self.local_devices())
+
     def _on_job(self, pool: PoolConnection, job: Job) -> None:
         if pool not in self.order:  # removed, still closing
             return
@@ -264,7 +273,9 @@ class PoolManager:
             log.log(level, "mining on %s (%s)%s", candidate.name,
                     candidate.host, f", was {old.name}" if old is not None else "")
             assert candidate.current_job is not None
-            self._sink(replace(candidate.current_job, clean=True))
+            # a pool with a job per device (standard channels, docs/sv2.md §8) hands over all of them
+            for job in list(candidate.current_jobs.values()) or [candidate.current_job]:
+                self._sink(replace(job, clean=True))
 
     def _usable(self, pool: PoolConnection) -> bool:
         return pool.alive and pool.enabled and pool.current_job is not None and pool in self.order

@@ -19,6 +19,7 @@ from typing import ClassVar
 HEADER_SIZE = 6
 CHANNEL_BIT = 0x8000  # the top bit of extension_type: the message is for a channel
 EXTENSION_NONE = 0x0000
+EXTENSION_NEGOTIATION = 0x0001  # extensions/0x0001-extensions-negotiation.md
 MINING_PROTOCOL = 0  # SetupConnection.protocol (03-Protocol-Overview.md §3.4)
 PROTOCOL_VERSION = 2  # min_version = max_version = 2, as SRI and ESP-Miner send
 
@@ -346,6 +347,31 @@ class SetTarget(Message):
 class SetGroupChannel(Message):
     group_channel_id: int
     channel_ids: tuple[int, ...]
+
+
+# --- extension 0x0001, Extensions Negotiation (extensions/0x0001-extensions-negotiation.md §2, §3):
+# extension_type 0x0001 in the frame header, channel bit 0; docs/sv2.md §9
+class _Negotiation(Message):
+    EXTENSION = EXTENSION_NEGOTIATION
+
+
+@_message(0x00, False, "U16", "SEQ0_64K[U16]")
+class RequestExtensions(_Negotiation):
+    request_id: int
+    requested_extensions: tuple[int, ...]
+
+
+@_message(0x01, False, "U16", "SEQ0_64K[U16]")
+class RequestExtensionsSuccess(_Negotiation):
+    request_id: int
+    supported_extensions: tuple[int, ...]
+
+
+@_message(0x02, False, "U16", "SEQ0_64K[U16]", "SEQ0_64K[U16]")
+class RequestExtensionsError(_Negotiation):
+    request_id: int
+    unsupported_extensions: tuple[int, ...]
+    required_extensions: tuple[int, ...]
 
 
 # ------------------------------------------------------------------------------------ frames

@@ -9,8 +9,10 @@ session, so the socket is plain TCP (no TLS: Noise is the transport security, §
 from __future__ import annotations
 
 import logging
+import time
 
 from miner.sources.stratum.connection import PoolConnection, protocol_log
+from miner.sources.stratum.session import SessionEvent
 from miner.sources.stratum.url import PoolConfig, Timeouts
 from miner.sources.sv2.session import Sv2Session
 
@@ -27,6 +29,19 @@ class Sv2Connection(PoolConnection):
 
     async def stop(self, answer_wait: float = STOP_ANSWER_WAIT) -> None:
         await super().stop(answer_wait)
+
+    def _idle(self) -> None:
+        """Every DEADLINE_CHECK s without data: the session's timers (an unanswered RequestExtensions)
+        and the local devices, so a hot-plugged device gets its standard channel (docs/sv2.md §8)."""
+        now = time.monotonic()
+        self._act(self.session.set_devices(self.local_devices(), now))
+        self._act(self.session.tick(now))
+        self._flush()
+
+    def _act(self, events: list[SessionEvent]) -> None:
+        # the devices are read before every input, so channels follow them while data flows too
+        self.session.set_devices(self.local_devices(), time.monotonic())
+        super()._act(events)
 
     def make_session(self, config: PoolConfig, name: str, timeouts: Timeouts | None,  # type: ignore[override]
                      user_agent: str) -> Sv2Session:
