@@ -29,6 +29,8 @@ downstream_message_handler.rs and mining_pool/setup_connection.rs) where the spe
 - SetTarget from the same vardiff as V1 (vardiff.py), at once (SRI's pool checks every share
   against the channel's current target); shares for a job sent before a raise are judged at the
   lower of the two, as the V1 path does (ckpool's diff_change_job_id);
+- RequestExtensions (extension 0x0001) answered at once, so a client that waits for the answer
+  before opening its channels (extensions/0x0001 §4.2, this repository's client) does not wait;
 - UpdateChannel: the nominal rate sets the difficulty (SRI's `update_channel`), the maximum target
   becomes the floor, and SetTarget follows, as SRI sends it; CloseChannel frees the prefix.
 """
@@ -283,6 +285,14 @@ class Sv2DownstreamSession:
                 self._update(message, now)
             case c.CloseChannel(channel_id=channel_id) if channel_id in self.channels:
                 self._drop_channel(self.channels[channel_id], now)
+            case c.RequestExtensions(request_id=request_id, requested_extensions=wanted):
+                # extensions/0x0001-extensions-negotiation.md §4.1: Success with the supported ones
+                # (none here: every extension this server speaks is the negotiation itself), Error
+                # listing the unsupported when none is; we require none (docs/sv2.md §9)
+                if wanted:
+                    self._send(c.RequestExtensionsError(request_id, wanted, ()))
+                else:
+                    self._send(c.RequestExtensionsSuccess(request_id, ()))
             case _:
                 self._bad_input(f"unexpected {type(message).__name__}", events)
                 return

@@ -572,3 +572,13 @@ def test_the_shared_job_payload_is_the_codecs_frame_for_every_channel(channel_id
                                                      padding + job.coinb2))
     assert extended_job_frame(channel_id, job_id, job, min_ntime, padding) == expected
     assert extended_job_frame(channel_id ^ 1, job_id, job, min_ntime, padding)[10:] == expected[10:]  # cached tail
+
+
+def test_request_extensions_is_answered_at_once():
+    rig = Rig()
+    rig.send(rig.miner.setup())
+    (ok,) = rig.send(rig.miner.frame(c.RequestExtensions(7, ())))
+    assert ok == c.RequestExtensionsSuccess(7, ())
+    (error,) = rig.send(rig.miner.frame(c.RequestExtensions(8, (0x0002, 0x0003))))
+    assert error == c.RequestExtensionsError(8, (0x0002, 0x0003), ())
+    assert rig.session.closed is None
