@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from miner.core.work import build_header
 from miner.sources.node.template import (
+    EXTRANONCE2_SIZE,
     MAX_HEIGHT,
     MAX_TAG,
     TemplateError,
@@ -125,12 +126,13 @@ def parse_tx(data: bytes, pos: int = 0):
 def test_coinbase_layout_before_segwit():
     prepared = prepare(template(height=300, rules=[]), PAYOUT, b"/tag/")
     job = prepared.job("j", b"\xaa" * 4, "node", clean=True)
-    coinbase = job.coinbase(b"\xbb" * 4)
+    coinbase = job.coinbase(b"\xbb" * EXTRANONCE2_SIZE)
     inputs, outputs, witness, end, _ = parse_tx(coinbase)
     assert end == len(coinbase) and not witness
     prevout, script_sig, sequence = inputs[0]
     assert prevout == bytes(32) + b"\xff" * 4 and sequence == b"\xff" * 4
-    assert script_sig == bytes.fromhex("022c01") + b"\x08" + b"\xaa" * 4 + b"\xbb" * 4 + b"\x05/tag/"
+    extranonce = bytes([4 + EXTRANONCE2_SIZE]) + b"\xaa" * 4 + b"\xbb" * EXTRANONCE2_SIZE
+    assert script_sig == bytes.fromhex("022c01") + extranonce + b"\x05/tag/"
     assert outputs == [(5_000_000_000, PAYOUT)]  # bcoin offers a commitment before activation; not used
     assert prepared.commitment is None
     assert job.share_target == job.network_target == 0x7FFFFF << 232
@@ -141,7 +143,7 @@ def test_coinbase_after_segwit_commits_and_carries_the_reserved_value():
     prepared = prepare(template(rules=["csv", "!segwit"]), PAYOUT)
     assert prepared.commitment.hex() == EMPTY_COMMITMENT
     job = prepared.job("j", bytes(4), "node", clean=True)
-    coinbase = job.coinbase(bytes(4))
+    coinbase = job.coinbase(bytes(EXTRANONCE2_SIZE))
     _, outputs, _, _, _ = parse_tx(coinbase)
     assert outputs[1] == (0, bytes.fromhex(EMPTY_COMMITMENT))
     inputs, outputs2, witness, end, stripped = parse_tx(with_witness(coinbase))
@@ -151,7 +153,7 @@ def test_coinbase_after_segwit_commits_and_carries_the_reserved_value():
 def test_scriptsig_stays_within_consensus_limits_at_the_extremes():
     for height, tag in ((1, b""), (MAX_HEIGHT, b"x" * MAX_TAG)):
         job = prepare(template(height=height), PAYOUT, tag).job("j", bytes(4), "node", True)
-        script_sig = parse_tx(job.coinbase(bytes(4)))[0][0][1]
+        script_sig = parse_tx(job.coinbase(bytes(EXTRANONCE2_SIZE)))[0][0][1]
         assert 2 <= len(script_sig) <= 100
     with pytest.raises(ValueError, match="at most 64"):
         prepare(template(), PAYOUT, b"x" * (MAX_TAG + 1))
@@ -169,9 +171,10 @@ def test_block_serialization_merkle_root_and_witness_commitment(count):
     txs = [fake_tx(i, witness=i % 2 == 0) for i in range(count)]
     prepared = prepare(template(transactions=txs, rules=["!segwit"]), PAYOUT)
     job = prepared.job("j", b"\x01\x02\x03\x04", "node", clean=True)
-    work = job.make_work(1, b"\x05\x06\x07\x08")
+    extranonce2 = bytes(range(5, 5 + EXTRANONCE2_SIZE))
+    work = job.make_work(1, extranonce2)
     header = work.header_for(12345)
-    block = prepared.block(header, job.coinbase(b"\x05\x06\x07\x08"))
+    block = prepared.block(header, job.coinbase(extranonce2))
     assert block[:80] == header and block[80] == count + 1
     pos, txids, wtxids = 81, [], []
     for i in range(count + 1):

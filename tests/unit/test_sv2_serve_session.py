@@ -582,3 +582,17 @@ def test_request_extensions_is_answered_at_once():
     (error,) = rig.send(rig.miner.frame(c.RequestExtensions(8, (0x0002, 0x0003))))
     assert error == c.RequestExtensionsError(8, (0x0002, 0x0003), ())
     assert rig.session.closed is None
+
+
+def test_a_solo_templates_job_leaves_a_v2_downstream_the_extranonce_our_client_asks_for():
+    """`miner serve` on a node: the solo coinbase's extranonce2 (template.EXTRANONCE2_SIZE) less the
+    server's prefix must still hold the client's MIN_EXTRANONCE_SIZE (with 4 + 4 it held 2 and every
+    V2 miner was refused min-extranonce-size-too-large)."""
+    from miner.sources.node.template import EXTRANONCE2_SIZE
+    from miner.sources.sv2.session import MIN_EXTRANONCE_SIZE
+
+    rig = Rig(source_job(en2_size=EXTRANONCE2_SIZE))
+    rig.send(rig.miner.setup())
+    success, *_ = rig.send(rig.miner.open("alice.1", min_extranonce=MIN_EXTRANONCE_SIZE))
+    assert isinstance(success, c.OpenExtendedMiningChannelSuccess)
+    assert success.extranonce_size >= MIN_EXTRANONCE_SIZE

@@ -20,7 +20,9 @@ from miner.core.targets import checked_compact_target, nbits_to_target
 from miner.core.work import Job, dsha256, merkle_branch, merkle_root
 
 EXTRANONCE1_SIZE = 4
-EXTRANONCE2_SIZE = 4
+# 8, not 4: `miner serve` keeps 2 of them for downstream prefixes (docs/serve.md §2), and a Stratum V2
+# downstream asks for 4 of its own (docs/sv2.md), as a V1 miner's 4 are the common pool size.
+EXTRANONCE2_SIZE = 8
 MAX_SCRIPTSIG = 100  # consensus: a coinbase scriptSig is 2..100 bytes (bad-cb-length)
 MAX_TAG = 64
 WITNESS_RESERVED_VALUE = bytes(32)
@@ -259,7 +261,7 @@ class Coinbase:
 
 def build_coinbase(template: BlockTemplate, payout_script: bytes, tag: bytes = b"",
                    witness_commitment: bytes | None = None) -> Coinbase:
-    """Coinbase halves around the 8 extranonce bytes. witness_commitment is the output script
+    """Coinbase halves around the 12 extranonce bytes. witness_commitment is the output script
     (None: no commitment output and no coinbase witness)."""
     check_tag(tag)
     height = bip34_height(template.height)
