@@ -188,6 +188,7 @@ class IcarusEmulator:
             if data:
                 buffer += data
                 last = now
+                self._leading_commands(buffer)
                 while len(buffer) >= p.WORK_SIZE:
                     packet = bytes(buffer[:p.WORK_SIZE])
                     del buffer[:p.WORK_SIZE]
@@ -202,6 +203,26 @@ class IcarusEmulator:
                 log.debug("emulator: dropped %d bytes of an incomplete packet", len(buffer))
                 self.dropped_partial += 1
                 buffer.clear()
+
+    def _leading_commands(self, buffer: bytearray) -> None:
+        """Take the 4-byte commands at the front of bytes that arrived together with a work packet.
+
+        The host leaves a pause after each command (cgminer and bfgminer sleep around them), and a
+        command alone is told from the start of a packet by the silence after it (Part C). But this
+        loop can be late on a busy machine and read a command (or a U3's voltage and clock
+        commands) together with the golden packet behind it: 68 or 72 bytes, no gap between them.
+        A buffer that is not a whole number of packets and starts with a command whose CRC holds is
+        that command first. A packet that merely starts like a valid command (3 first bytes in 256,
+        then a 5-bit CRC: 1 in ~2700) is misread only if its bytes also arrive split; the host writes
+        each packet in one go."""
+        if not self.model.has_clock:
+            return
+        while len(buffer) > p.COMMAND_SIZE and len(buffer) % p.WORK_SIZE:
+            command = bytes(buffer[:p.COMMAND_SIZE])
+            if p.decode_command(command) is None:
+                return
+            del buffer[:p.COMMAND_SIZE]
+            self._command(command)
 
     def _command(self, data: bytes) -> None:
         command = p.decode_command(data)
