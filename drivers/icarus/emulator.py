@@ -40,12 +40,12 @@ COMMAND_GAP = 0.010  # a 4-byte command is a burst followed by this much silence
 PARTIAL_PACKET_TIMEOUT = 0.2  # an incomplete packet with no more bytes for this long is dropped
 # A U3 at its power-on voltage: ~5 GH/s of the ~63 GH/s it makes once set up (luke-jr/bfgminer #628).
 POWER_ON_FRACTION = 5.0 / 63.0
-# The first nonces of a job are hashed in small chunks that grow to a full one, so the golden nonce
-# (100 258 hashes in) comes back within milliseconds even on a loaded CPU (docs/icarus.md §A7.1).
-FIRST_CHUNK = 1 << 12
-# ... and no chunk is larger than this, so an abandoned job's thread notices within a few ms and
-# stops taking CPU from the new job's (the scan checks for a new job between chunks).
-LAST_CHUNK = 1 << 16
+# A job is hashed in small chunks, so the golden nonce (100 258 hashes in) comes back after ~106 000
+# hashes (8192, then 16384 at a time) instead of after a whole chunk, and a new packet stops the old
+# job within one chunk (the scan checks between chunks). Measured, docs/icarus.md §A7.1b:
+# benchmarks/bench_emulator_golden.py.
+FIRST_CHUNK = 1 << 13
+LAST_CHUNK = 1 << 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,12 @@ class IcarusEmulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._generation = 0  # bumped by every new job, unplug and stop: running jobs check it
+        # One hashing thread per engine for the emulator's life, each taking the latest job: no
+        # thread is started per job, and an abandoned job never hashes beside the new one.
+        self._engines = list(self.model.engine_ranges())
+        self._hashers: list[threading.Thread] = []
+        self._wakeups = [threading.Event() for _ in self._engines]
+        self._work: tuple[p.WorkPacket, int, float] | None = None  # packet, generation, rate per engine
         self._power_on()
         # what happened, for tests and the log
         self.jobs: list[p.WorkPacket] = []
@@ -118,14 +124,23 @@ class IcarusEmulator:
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=f"icarus-emu-{self.port.path}", daemon=True)
         self._thread.start()
+        self._hashers = [threading.Thread(target=self._hasher, args=(index, start, count), daemon=True,
+                                          name=f"icarus-emu-hash{index}")
+                         for index, (start, count) in enumerate(self._engines)]
+        for hasher in self._hashers:
+            hasher.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._abandon()
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
+        for wakeup in self._wakeups:
+            wakeup.set()
+        for thread in [self._thread, *self._hashers]:
+            if thread is not None:
+                thread.join(2.0)
+        self._thread = None
+        self._hashers = []
         self.port.close()
 
     def __enter__(self) -> IcarusEmulator:
@@ -251,11 +266,22 @@ class IcarusEmulator:
         if not self.powered:
             return
         with self._lock:
-            generation = self._generation
-        rate = self.rate / self.model.engines
-        for start, count in self.model.engine_ranges():
-            threading.Thread(target=self._hash, args=(packet, generation, start, count, rate),
-                             name="icarus-emu-hash", daemon=True).start()
+            self._work = (packet, self._generation, self.rate / self.model.engines)
+        for wakeup in self._wakeups:
+            wakeup.set()
+
+    def _hasher(self, index: int, start: int, count: int) -> None:
+        """Engine `index`: hash its share of the latest job, then wait for the next one."""
+        wakeup = self._wakeups[index]
+        while not self._stop.is_set():
+            wakeup.wait()
+            wakeup.clear()
+            with self._lock:
+                work = self._work
+            if work is None or work[1] != self._generation:
+                continue  # abandoned already (an unplug); the next job wakes this thread again
+            packet, generation, rate = work
+            self._hash(packet, generation, start, count, rate)
 
     def _hash(self, packet: p.WorkPacket, generation: int, start: int, count: int, rate: float) -> None:
         def stale() -> bool:
