@@ -46,6 +46,14 @@ POWER_ON_FRACTION = 5.0 / 63.0
 # benchmarks/bench_emulator_golden.py.
 FIRST_CHUNK = 1 << 13
 LAST_CHUNK = 1 << 14
+# The front of a job (engine 0's first FRONT nonces, where the golden nonce is) is hashed by the
+# serving thread itself, the one the packet woke, before engine 0's hashing thread takes the rest.
+# On a loaded machine that matters: the scheduler runs a thread that has been waiting on the port at
+# once, while the hashing thread, busy with the old job, waits its turn behind every other process
+# (measured: docs/icarus.md §A7.1b). Only for sticks that are through the front within FRONT_LEAD,
+# whose nonces there are due as soon as the CPU finds them; slower ones are paced by their thread.
+FRONT = 1 << 17
+FRONT_LEAD = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,10 @@ class IcarusEmulator:
         self._engines = list(self.model.engine_ranges())
         self._hashers: list[threading.Thread] = []
         self._wakeups = [threading.Event() for _ in self._engines]
-        self._work: tuple[p.WorkPacket, int, float] | None = None  # packet, generation, rate per engine
+        # the latest job: packet, generation, rate per engine, and where each engine starts (engine 0
+        # after the front the serving thread hashed)
+        self._work: tuple[p.WorkPacket, int, float, dict[int, int]] | None = None
+        self._front_pending = False
         self._power_on()
         # what happened, for tests and the log
         self.jobs: list[p.WorkPacket] = []
@@ -207,7 +218,9 @@ class IcarusEmulator:
                 while len(buffer) >= p.WORK_SIZE:
                     packet = bytes(buffer[:p.WORK_SIZE])
                     del buffer[:p.WORK_SIZE]
-                    self._job(p.WorkPacket.decode(packet))
+                    self._job(p.WorkPacket.decode(packet), now)
+                if self._front_pending and not buffer:
+                    self._front(now)
                 continue
             if not buffer:
                 continue
@@ -260,15 +273,47 @@ class IcarusEmulator:
         with self._lock:
             self._generation += 1
 
-    def _job(self, packet: p.WorkPacket) -> None:
+    def _job(self, packet: p.WorkPacket, now: float) -> None:
         self._abandon()  # a new packet abandons the current job at once (§A4 item 1)
         self.jobs.append(packet)
+        self._front_pending = False
         if not self.powered:
             return
+        rate = self.rate / self.model.engines
         with self._lock:
-            self._work = (packet, self._generation, self.rate / self.model.engines)
-        for wakeup in self._wakeups:
-            wakeup.set()
+            self._work = (packet, self._generation, rate, {})
+        self._front_pending = min(FRONT, self._engines[0][1]) / rate <= FRONT_LEAD
+        for index, wakeup in enumerate(self._wakeups):
+            if index or not self._front_pending:
+                wakeup.set()
+
+    def _front(self, arrived: float) -> None:
+        """Hash the front of engine 0's range here, answering what it finds, then hand the rest of
+        the range to engine 0's thread. Bytes from the host end it early (the serving thread must
+        read them: a new job, a command)."""
+        self._front_pending = False
+        with self._lock:
+            work = self._work
+        if work is None or work[1] != self._generation:
+            return
+        packet, generation, rate, starts = work
+        start, count = self._engines[0]
+        pos, end = start, start + min(FRONT, count)
+        scan = self._scanner(packet)
+        while pos < end and not self.port.has_input():
+            size = min(FIRST_CHUNK, end - pos)
+            for nonce in scan(pos, size):
+                wait_until(arrived + (nonce - start) / rate, lambda: False, step=0.001)  # <= FRONT_LEAD
+                self._answer(packet, p.Reply(nonce, packet.work_id & p.WORK_ID_MASK if self.model.work_ids
+                                             else None), generation)
+                if self.model.first_nonce_only:
+                    return  # engine 0 is done with the job (§A4 item 3)
+            pos += size
+        with self._lock:
+            if self._generation != generation:
+                return
+            starts[0] = pos
+        self._wakeups[0].set()
 
     def _hasher(self, index: int, start: int, count: int) -> None:
         """Engine `index`: hash its share of the latest job, then wait for the next one."""
@@ -280,28 +325,33 @@ class IcarusEmulator:
                 work = self._work
             if work is None or work[1] != self._generation:
                 continue  # abandoned already (an unplug); the next job wakes this thread again
-            packet, generation, rate = work
-            self._hash(packet, generation, start, count, rate)
+            packet, generation, rate, starts = work
+            begin = starts.get(index, start)
+            if begin < start + count:
+                self._hash(packet, generation, begin, start + count - begin, rate)
 
     def _hash(self, packet: p.WorkPacket, generation: int, start: int, count: int, rate: float) -> None:
         def stale() -> bool:
             return self._generation != generation or self._stop.is_set()
 
-        def scanner(first: int, size: int) -> list[int]:
-            found = hashing.scan_midstate(packet.midstate, packet.tail, first, size, self.target, self.engine,
-                                          nonce_be=True)
-            with self._lock:
-                self.hashes_scanned += size
-            return found
-
-        for found in paced_scan(b"", self.target, rate, start, count, stale, chunk=LAST_CHUNK, scanner=scanner,
-                                first_chunk=FIRST_CHUNK):
+        for found in paced_scan(b"", self.target, rate, start, count, stale, chunk=LAST_CHUNK,
+                                scanner=self._scanner(packet), first_chunk=FIRST_CHUNK):
             if not wait_until(found.due, stale, step=0.005):
                 return
             reply = p.Reply(found.nonce, packet.work_id & p.WORK_ID_MASK if self.model.work_ids else None)
             self._answer(packet, reply, generation)
             if self.model.first_nonce_only:
                 return  # this engine is done with the job (§A4 item 3)
+
+    def _scanner(self, packet: p.WorkPacket):
+        """scan(first, size): the nonces at the stick's target, counting the hashes done."""
+        def scan(first: int, size: int) -> list[int]:
+            found = hashing.scan_midstate(packet.midstate, packet.tail, first, size, self.target, self.engine,
+                                          nonce_be=True)
+            with self._lock:
+                self.hashes_scanned += size
+            return found
+        return scan
 
     def _answer(self, packet: p.WorkPacket, reply: p.Reply, generation: int) -> None:
         with self._lock:
