@@ -40,12 +40,20 @@ COMMAND_GAP = 0.010  # a 4-byte command is a burst followed by this much silence
 PARTIAL_PACKET_TIMEOUT = 0.2  # an incomplete packet with no more bytes for this long is dropped
 # A U3 at its power-on voltage: ~5 GH/s of the ~63 GH/s it makes once set up (luke-jr/bfgminer #628).
 POWER_ON_FRACTION = 5.0 / 63.0
-# The first nonces of a job are hashed in small chunks that grow to a full one, so the golden nonce
-# (100 258 hashes in) comes back within milliseconds even on a loaded CPU (docs/icarus.md §A7.1).
-FIRST_CHUNK = 1 << 12
-# ... and no chunk is larger than this, so an abandoned job's thread notices within a few ms and
-# stops taking CPU from the new job's (the scan checks for a new job between chunks).
-LAST_CHUNK = 1 << 16
+# A job is hashed in small chunks, so the golden nonce (100 258 hashes in) comes back after ~106 000
+# hashes (8192, then 16384 at a time) instead of after a whole chunk, and a new packet stops the old
+# job within one chunk (the scan checks between chunks). Measured, docs/icarus.md §A7.1b:
+# benchmarks/bench_emulator_golden.py.
+FIRST_CHUNK = 1 << 13
+LAST_CHUNK = 1 << 14
+# The front of a job (engine 0's first FRONT nonces, where the golden nonce is) is hashed by the
+# serving thread itself, the one the packet woke, before engine 0's hashing thread takes the rest.
+# On a loaded machine that matters: the scheduler runs a thread that has been waiting on the port at
+# once, while the hashing thread, busy with the old job, waits its turn behind every other process
+# (measured: docs/icarus.md §A7.1b). Only for sticks that are through the front within FRONT_LEAD,
+# whose nonces there are due as soon as the CPU finds them; slower ones are paced by their thread.
+FRONT = 1 << 17
+FRONT_LEAD = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,15 @@ class IcarusEmulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._generation = 0  # bumped by every new job, unplug and stop: running jobs check it
+        # One hashing thread per engine for the emulator's life, each taking the latest job: no
+        # thread is started per job, and an abandoned job never hashes beside the new one.
+        self._engines = list(self.model.engine_ranges())
+        self._hashers: list[threading.Thread] = []
+        self._wakeups = [threading.Event() for _ in self._engines]
+        # the latest job: packet, generation, rate per engine, and where each engine starts (engine 0
+        # after the front the serving thread hashed)
+        self._work: tuple[p.WorkPacket, int, float, dict[int, int]] | None = None
+        self._front_pending = False
         self._power_on()
         # what happened, for tests and the log
         self.jobs: list[p.WorkPacket] = []
@@ -118,14 +135,23 @@ class IcarusEmulator:
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=f"icarus-emu-{self.port.path}", daemon=True)
         self._thread.start()
+        self._hashers = [threading.Thread(target=self._hasher, args=(index, start, count), daemon=True,
+                                          name=f"icarus-emu-hash{index}")
+                         for index, (start, count) in enumerate(self._engines)]
+        for hasher in self._hashers:
+            hasher.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._abandon()
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
+        for wakeup in self._wakeups:
+            wakeup.set()
+        for thread in [self._thread, *self._hashers]:
+            if thread is not None:
+                thread.join(2.0)
+        self._thread = None
+        self._hashers = []
         self.port.close()
 
     def __enter__(self) -> IcarusEmulator:
@@ -188,10 +214,13 @@ class IcarusEmulator:
             if data:
                 buffer += data
                 last = now
+                self._leading_commands(buffer)
                 while len(buffer) >= p.WORK_SIZE:
                     packet = bytes(buffer[:p.WORK_SIZE])
                     del buffer[:p.WORK_SIZE]
-                    self._job(p.WorkPacket.decode(packet))
+                    self._job(p.WorkPacket.decode(packet), now)
+                if self._front_pending and not buffer:
+                    self._front(now)
                 continue
             if not buffer:
                 continue
@@ -202,6 +231,26 @@ class IcarusEmulator:
                 log.debug("emulator: dropped %d bytes of an incomplete packet", len(buffer))
                 self.dropped_partial += 1
                 buffer.clear()
+
+    def _leading_commands(self, buffer: bytearray) -> None:
+        """Take the 4-byte commands at the front of bytes that arrived together with a work packet.
+
+        The host leaves a pause after each command (cgminer and bfgminer sleep around them), and a
+        command alone is told from the start of a packet by the silence after it (Part C). But this
+        loop can be late on a busy machine and read a command (or a U3's voltage and clock
+        commands) together with the golden packet behind it: 68 or 72 bytes, no gap between them.
+        A buffer that is not a whole number of packets and starts with a command whose CRC holds is
+        that command first. A packet that merely starts like a valid command (3 first bytes in 256,
+        then a 5-bit CRC: 1 in ~2700) is misread only if its bytes also arrive split; the host writes
+        each packet in one go."""
+        if not self.model.has_clock:
+            return
+        while len(buffer) > p.COMMAND_SIZE and len(buffer) % p.WORK_SIZE:
+            command = bytes(buffer[:p.COMMAND_SIZE])
+            if p.decode_command(command) is None:
+                return
+            del buffer[:p.COMMAND_SIZE]
+            self._command(command)
 
     def _command(self, data: bytes) -> None:
         command = p.decode_command(data)
@@ -224,37 +273,85 @@ class IcarusEmulator:
         with self._lock:
             self._generation += 1
 
-    def _job(self, packet: p.WorkPacket) -> None:
+    def _job(self, packet: p.WorkPacket, now: float) -> None:
         self._abandon()  # a new packet abandons the current job at once (§A4 item 1)
         self.jobs.append(packet)
+        self._front_pending = False
         if not self.powered:
             return
-        with self._lock:
-            generation = self._generation
         rate = self.rate / self.model.engines
-        for start, count in self.model.engine_ranges():
-            threading.Thread(target=self._hash, args=(packet, generation, start, count, rate),
-                             name="icarus-emu-hash", daemon=True).start()
+        with self._lock:
+            self._work = (packet, self._generation, rate, {})
+        self._front_pending = min(FRONT, self._engines[0][1]) / rate <= FRONT_LEAD
+        for index, wakeup in enumerate(self._wakeups):
+            if index or not self._front_pending:
+                wakeup.set()
+
+    def _front(self, arrived: float) -> None:
+        """Hash the front of engine 0's range here, answering what it finds, then hand the rest of
+        the range to engine 0's thread. Bytes from the host end it early (the serving thread must
+        read them: a new job, a command)."""
+        self._front_pending = False
+        with self._lock:
+            work = self._work
+        if work is None or work[1] != self._generation:
+            return
+        packet, generation, rate, starts = work
+        start, count = self._engines[0]
+        pos, end = start, start + min(FRONT, count)
+        scan = self._scanner(packet)
+        while pos < end and not self.port.has_input():
+            size = min(FIRST_CHUNK, end - pos)
+            for nonce in scan(pos, size):
+                wait_until(arrived + (nonce - start) / rate, lambda: False, step=0.001)  # <= FRONT_LEAD
+                self._answer(packet, p.Reply(nonce, packet.work_id & p.WORK_ID_MASK if self.model.work_ids
+                                             else None), generation)
+                if self.model.first_nonce_only:
+                    return  # engine 0 is done with the job (§A4 item 3)
+            pos += size
+        with self._lock:
+            if self._generation != generation:
+                return
+            starts[0] = pos
+        self._wakeups[0].set()
+
+    def _hasher(self, index: int, start: int, count: int) -> None:
+        """Engine `index`: hash its share of the latest job, then wait for the next one."""
+        wakeup = self._wakeups[index]
+        while not self._stop.is_set():
+            wakeup.wait()
+            wakeup.clear()
+            with self._lock:
+                work = self._work
+            if work is None or work[1] != self._generation:
+                continue  # abandoned already (an unplug); the next job wakes this thread again
+            packet, generation, rate, starts = work
+            begin = starts.get(index, start)
+            if begin < start + count:
+                self._hash(packet, generation, begin, start + count - begin, rate)
 
     def _hash(self, packet: p.WorkPacket, generation: int, start: int, count: int, rate: float) -> None:
         def stale() -> bool:
             return self._generation != generation or self._stop.is_set()
 
-        def scanner(first: int, size: int) -> list[int]:
-            found = hashing.scan_midstate(packet.midstate, packet.tail, first, size, self.target, self.engine,
-                                          nonce_be=True)
-            with self._lock:
-                self.hashes_scanned += size
-            return found
-
-        for found in paced_scan(b"", self.target, rate, start, count, stale, chunk=LAST_CHUNK, scanner=scanner,
-                                first_chunk=FIRST_CHUNK):
+        for found in paced_scan(b"", self.target, rate, start, count, stale, chunk=LAST_CHUNK,
+                                scanner=self._scanner(packet), first_chunk=FIRST_CHUNK):
             if not wait_until(found.due, stale, step=0.005):
                 return
             reply = p.Reply(found.nonce, packet.work_id & p.WORK_ID_MASK if self.model.work_ids else None)
             self._answer(packet, reply, generation)
             if self.model.first_nonce_only:
                 return  # this engine is done with the job (§A4 item 3)
+
+    def _scanner(self, packet: p.WorkPacket):
+        """scan(first, size): the nonces at the stick's target, counting the hashes done."""
+        def scan(first: int, size: int) -> list[int]:
+            found = hashing.scan_midstate(packet.midstate, packet.tail, first, size, self.target, self.engine,
+                                          nonce_be=True)
+            with self._lock:
+                self.hashes_scanned += size
+            return found
+        return scan
 
     def _answer(self, packet: p.WorkPacket, reply: p.Reply, generation: int) -> None:
         with self._lock:

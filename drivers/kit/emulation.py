@@ -170,6 +170,19 @@ class PtyPort:
         finally:
             self._leave()
 
+    def has_input(self) -> bool:
+        """Whether the driver wrote bytes not read yet (False when unplugged)."""
+        try:
+            master = self._enter()
+        except Unplugged:
+            return False
+        try:
+            return bool(select.select([master], [], [], 0)[0])
+        except OSError:
+            return False
+        finally:
+            self._leave()
+
     def drain_input(self) -> None:
         """Forget bytes the driver sent that were not read yet."""
         while self.read(4096, 0):

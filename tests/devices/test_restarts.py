@@ -127,3 +127,18 @@ def test_avalon_restarts_find_the_modules_again():
             assert run == 0 or took >= 3.0
     finally:
         emulator.stop()
+
+
+@pytest.mark.parametrize("model", ["u1", "u3"])
+def test_commands_read_together_with_the_golden_packet(model):
+    # A busy emulator can read the host's clock (and a U3's voltage) command in one go with the
+    # golden packet behind it, the pause between them lost; it must still see commands, then a job.
+    import serial
+
+    with IcarusEmulator(model, rate_ghs=RATE) as emu, serial.Serial(emu.device_path, 115200, timeout=2) as port:
+        stick = ip.model_named(model)
+        commands = (ip.voltage_command(stick.default_millivolts) if stick.default_millivolts else b"")
+        commands += stick.frequency_setting(stick.default_mhz)[1]
+        port.write(commands + ip.GOLDEN_WORK)
+        assert port.read(5) == ip.GOLDEN_REPLY + b"\0"
+        assert len(emu.commands) == len(commands) // ip.COMMAND_SIZE and len(emu.jobs) == 1
