@@ -48,6 +48,8 @@ NONCE_WINDOW = 1 << 16  # nonces one lane (midstate or rolled version) scans bef
 # BM1387: no source gives it either; cgminer mines it before any PLL write, taking the chip to be
 # at its start frequency; 100 MHz (the chip table's default, 00 20 02 41 in cgminer's
 # compac_set_frequency encoding) [decision].
+PLL_ENABLE = 0x40000000  # BM1366+ PLL0 bit 30 (the 0x40 of the top byte, §3.6)
+PLL_LOCKED = 0x80000000
 PLL0_RESET = {"bm1397": 0xC0600161, "bm1384": 0x0783, "bm1387": 0x00200241}
 
 
@@ -71,7 +73,13 @@ class EmulatedChip:
     def read(self, reg: int) -> int:
         if reg == p.REG_CHIP_ID:
             return (self.info.id_value & ~0xFF) | self.address
-        return self.registers.get(reg, 0)
+        value = self.registers.get(reg, 0)
+        if reg == self.info.pll_reg and self.info.header_jobs and value & PLL_ENABLE:
+            # A running PLL reads back with bit 31 set: mujina's bring-up (asic/bm13xx/thread.rs
+            # initialize_chain, its readback check) expects "PLL_DIVIDER bit 31, the lock report
+            # (LOCKED), which a healthy chip answers set after the ramp" (docs/bm13xx.md §3.6).
+            value |= PLL_LOCKED
+        return value
 
     def write(self, reg: int, value: int) -> None:
         self.registers[reg] = value
