@@ -67,8 +67,11 @@ class ChipInfo:
     midstates: int = 4  # most midstates per job (host-rolled versions; BM1384 takes one)
     # Hash domains with their own difficulty-1 counters, 0x88..0x8B next to the total in 0x8C and the
     # error count in 0x4C (counters.py; ESP-Miner device_config.h hash_domains = 4 on BM1366/68/70).
-    # 0: no counters the driver reads (the BM1397's hashrate register has no confirmed unit).
+    # 0: no result counters.
     hash_domains: int = 0
+    # BM1397: a hash-rate register (0x04, 2^20 H/s per unit) and the error count in 0x4C instead
+    # (counters.py; docs/bm13xx.md §7.1.1).
+    hashrate_register: bool = False
 
     @property
     def long_replies(self) -> bool:
@@ -177,7 +180,7 @@ CHIPS: dict[str, ChipInfo] = {
         broadcast_init=((REG_CLOCK_ORDER0, 0), (REG_CLOCK_ORDER1, 0), (REG_ORDERED_CLOCK, 1),
                         (REG_CORE_CTRL, 0x80008074), (REG_PLL3, 0xC0700111), (REG_FAST_UART, 0x0600000F),
                         (REG_MISC, 0x00007A31), (REG_PLL0_DIVIDER, 0x0F0F0F00)),
-        required=frozenset({REG_CORE_CTRL, REG_PLL0_DIVIDER, REG_PLL0})),
+        required=frozenset({REG_CORE_CTRL, REG_PLL0_DIVIDER, REG_PLL0}), hashrate_register=True),
     "bm1366": ChipInfo(
         "bm1366", 0x1366, 0x13660000, 112, 894, 485.0, 8, job_interval=2.0,
         clocks=Bm1366Clocks((144, 235)), pre_enumerate=((REG_VERSION_MASK, _VR),) * 3,

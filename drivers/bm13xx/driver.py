@@ -24,7 +24,14 @@ from typing import Any
 
 import serial
 from miner.drivers.bm13xx import protocol as p
-from miner.drivers.bm13xx.counters import COUNTER_REGISTERS, HASHES_PER_COUNT, REG_ERROR_COUNT, ChainCounters
+from miner.drivers.bm13xx.counters import (
+    COUNTER_REGISTERS,
+    HASHES_PER_COUNT,
+    HASHRATE_UNIT,
+    REG_ERROR_COUNT,
+    REG_HASHRATE,
+    ChainCounters,
+)
 
 from miner.core import hashing
 from miner.core.shares import CheckedNonce, Verdict
@@ -86,8 +93,8 @@ class Bm13xxDevice(SerialDevice):
         self.fixed_job_interval = job_interval
         self.enumerate_timeout = enumerate_timeout
         # The chips' own hash and error counters (counters.py), read every counter_interval s (0: off).
-        self.counter_interval = counter_interval if chip.hash_domains else 0.0
-        self.counters = ChainCounters(0, HASHES_PER_COUNT * scale)
+        self.counter_interval = counter_interval if self._has_counters else 0.0
+        self.counters = self._new_counters(0, scale)
         self.chip_count = 0
         self.chip_stats: list[ChipStats] = []
         self.ticket = self.configured_ticket
@@ -166,9 +173,24 @@ class Bm13xxDevice(SerialDevice):
             **self._chain_counter_details(),
         }
 
+    @property
+    def _has_counters(self) -> bool:
+        return bool(self.info.hash_domains or self.info.hashrate_register)
+
+    def _new_counters(self, chips: int, scale: float) -> ChainCounters:
+        # An emulator at difficulty D counts (and measures its 0x04 rate) at D: the same D here.
+        unit = HASHRATE_UNIT * scale if self.info.hashrate_register else None
+        return ChainCounters(chips, HASHES_PER_COUNT * scale, unit)
+
+    def _counter_registers(self) -> tuple[int, ...]:
+        """What the counter poll reads: 0x8C, the domains' 0x88.., 0x4C; the BM1397 0x04 and 0x4C."""
+        if self.info.hashrate_register:
+            return (REG_HASHRATE, REG_ERROR_COUNT)
+        return COUNTER_REGISTERS[: 1 + self.info.hash_domains] + (REG_ERROR_COUNT,)
+
     def _chain_counter_details(self) -> dict[str, Any]:
         """The chain's counter rate and error % (flat, so estats and devs carry them as cgminer does)."""
-        if not self.info.hash_domains:
+        if not self._has_counters:
             return {}
         rate, error = self.counters.chain_rate(), self.counters.error_percent()
         return {"Counter Hashrate": None if rate is None else round(rate),
@@ -218,7 +240,7 @@ class Bm13xxDevice(SerialDevice):
             self.chip_stats = [ChipStats(a) for a in addresses]
         for stats in self.chip_stats:
             stats.present, stats.missed = True, 0
-        self.counters = ChainCounters(count, HASHES_PER_COUNT * self.scale)
+        self.counters = self._new_counters(count, self.scale)
         self._set_ticket(self.configured_ticket)
         if not info.ticket_in_job:
             self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(self.ticket)))
@@ -276,7 +298,7 @@ class Bm13xxDevice(SerialDevice):
                 self._send(port, p.read_register(p.REG_CHIP_ID))
                 next_poll = now + self.poll_interval
             if now >= next_counters:
-                for reg in COUNTER_REGISTERS[: 1 + self.info.hash_domains] + (REG_ERROR_COUNT,):
+                for reg in self._counter_registers():
                     self._send(port, p.read_register(reg))
                 next_counters = now + self.counter_interval
             self.between_reads()
@@ -287,7 +309,7 @@ class Bm13xxDevice(SerialDevice):
                     if isinstance(item, p.RegisterReply):
                         if polled is not None and item.reg == p.REG_CHIP_ID:
                             polled.add(item.chip)
-                        elif item.reg in COUNTER_REGISTERS:
+                        elif item.reg in self._counter_registers():
                             self._on_counter(item)
                     else:
                         self._on_item(item)
@@ -423,14 +445,16 @@ class Bm13xxDevice(SerialDevice):
 
     def _counter_details(self, index: int) -> dict[str, Any]:
         """One chip's counter figures for details(): H/s over the last WINDOW s, per domain, error %."""
-        if not self.info.hash_domains or index >= len(self.counters.chips):
+        if not self._has_counters or index >= len(self.counters.chips):
             return {}
         rate = self.counters.chip_rate(index)
-        domains = self.counters.domain_rates(index)[: self.info.hash_domains]
         error = self.counters.error_percent(index)
-        return {"Counter Hashrate": None if rate is None else round(rate),
-                "Domain Hashrates": [None if r is None else round(r) for r in domains],
-                "Error %": None if error is None else round(error, 3)}
+        figures: dict[str, Any] = {"Counter Hashrate": None if rate is None else round(rate),
+                                   "Error %": None if error is None else round(error, 3)}
+        if self.info.hash_domains:
+            domains = self.counters.domain_rates(index)[: self.info.hash_domains]
+            figures["Domain Hashrates"] = [None if r is None else round(r) for r in domains]
+        return figures
 
     def _note_presence(self, answered: set[int]) -> None:
         """After each poll: a chip missing from MISSED_POLLS polls in a row has dropped out (one
