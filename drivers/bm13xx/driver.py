@@ -205,7 +205,7 @@ class Bm13xxDevice(SerialDevice):
         port.baudrate = BOOT_BAUD
         self.baud = BOOT_BAUD
         port.reset_input_buffer()
-        self._parser = info.reply_parser()
+        self._parser = info.reply_parser(long=False if info.enumerates_short else None)
         self._slots.clear()
         for reg, value in info.pre_enumerate:
             self._send(port, p.write_register(reg, value))
@@ -215,7 +215,7 @@ class Bm13xxDevice(SerialDevice):
         if not ids:
             raise DeviceError(f"{self.port}: no {info.name.upper()} answered the chip-id read (powered? reset? "
                               "the right --device family?)")
-        wrong = [r.value >> 16 for r in ids if r.value >> 16 != info.chip_id]
+        wrong = [r.value >> 16 for r in ids if not info.accepts_id(r.value >> 16)]
         if wrong:
             raise NotThisDevice(f"{self.port}: a chip answers id {wrong[0]:04x}, not {info.chip_id:04x} "
                                 f"({info.name.upper()}); use --device bm{wrong[0]:04x}:{self.port} if that is the chip")
@@ -226,7 +226,7 @@ class Bm13xxDevice(SerialDevice):
         # Chain inactive (cgminer sends it three times to BM1397), then one address per chip.
         for _ in range(1 if info.header_jobs else 3):
             self._send(port, p.chain_inactive())
-        interval = p.address_interval(count)
+        interval = info.address_stride or p.address_interval(count)
         addresses = [i * interval for i in range(count)]
         for address in addresses:
             self._send(port, p.set_address(address))
@@ -234,7 +234,7 @@ class Bm13xxDevice(SerialDevice):
             self._send(port, p.write_register(reg, value))
         for address in addresses:
             for reg, value in info.per_chip_init:
-                self._send(port, p.write_register(reg, value, chip=address))
+                self._send(port, p.write_register(reg, value, chip=info.command_address(address)))
         self.chip_count = count
         if len(self.chip_stats) != count:
             self.chip_stats = [ChipStats(a) for a in addresses]
@@ -248,10 +248,13 @@ class Bm13xxDevice(SerialDevice):
         self._ramp(port, self.target_frequency)
         if info.header_jobs:
             # ESP-Miner's hash counting number: the nonce range per core before the chip moves on.
-            hcn = int((1 << 32) / p.next_pow2(info.big_cores) / p.next_pow2(count) * 25 / self.stats.frequency * 0.5)
+            hcn = info.hash_counting or int(
+                (1 << 32) / p.next_pow2(info.big_cores) / p.next_pow2(count) * 25 / self.stats.frequency * 0.5)
             self._send(port, p.write_register(p.REG_HASH_COUNTING, hcn))
             self.version_mask = 0x1FFFE000
             self._send(port, p.write_register(p.REG_VERSION_MASK, p.version_mask_register(self.version_mask)))
+            if info.enumerates_short:
+                self._parser = info.reply_parser()  # version rolling on: 11-byte replies from here
         if self.fast_baud and self.fast_baud != BOOT_BAUD:
             self._send(port, p.write_register(info.baud_register, info.fast_baud_value))
             port.flush()

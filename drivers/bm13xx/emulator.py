@@ -346,7 +346,8 @@ class Bm13xxEmulator:
                     chip.address, chip.awaiting_address = cmd.chip, False
                     break
         else:
-            targets = present if cmd.broadcast else [c for c in present if c.address == cmd.chip]
+            targets = present if cmd.broadcast else [
+                c for c in present if self.info.command_address(c.address) == cmd.chip]
             for chip in targets:
                 if cmd.cmd == p.CMD_READ:
                     value = chip.read(cmd.reg)
