@@ -230,6 +230,29 @@ CHIPS: dict[str, ChipInfo] = {
                        (REG_CORE_CTRL, 0x8000800C), (REG_CORE_CTRL, 0x800082AA), (REG_B9, 0x00004480),
                        (REG_ANALOG_MUX, 0x00000002), (REG_B9, 0x00004480), (REG_CORE_CTRL, 0x80008DEE)),
         required=_REQUIRED_NEW, **{**_BM1366_LIKE, "core_bits": 4}),
+    # BM1362 (GekkoScience Compac A1 / Terminus A1; Antminer S19j Pro; emberOne/00): the init is
+    # cgminer's (kanoi/cgminer driver-gekko.c compac_send_chain_inactive, its BM1362 branch; the
+    # PLL in calc_gsa1_freq), cross-checked with 256foundation/mujina (asic/bm13xx/chip_config.rs
+    # bm1362(): SoftResetControl::core_reset 0x00000002, clock select core reg 5 = 0x40, PLL FBDIV
+    # 0x10..0xFA, a VCO of 2000..3200 MHz, 525 MHz from the S19j Pro capture). docs/bm13xx.md §3.10.
+    # Chip id: cgminer's captured reply AA 55 13 62 03 00 .. (reg 0x00 = 0x13620300). Rate: cgminer's
+    # `cores` 512 (MHz x 512); no source gives a big-core count [unconfirmed: 512 here too, used
+    # for nothing since the HCN is cgminer's fixed 0x12C9]. Jobs, b7 and version bits as the
+    # BM1366's (ids +8, three small-core bits, §4.3). UART: cgminer's 3 Mbaud write is commented
+    # out, so the chain stays at its reset rate. No hash counters are known: none are read.
+    # [decision] the version mask before the chip-id read, so the id reply is the 11-byte form
+    # cgminer's capture shows; job interval the BM1366's.
+    "bm1362": ChipInfo(
+        "bm1362", 0x1362, 0x13620300, 512, 512, 525.0, 8, job_interval=2.0,
+        # FBDIV 160..240: cgminer's famax 0xF0, and from 160 a VCO (25 MHz x FBDIV / 2) inside mujina's
+        # 2000..3200 MHz [decision: the search itself is ESP-Miner's, as for the BM1366]
+        clocks=Bm1366Clocks((160, 240)), pre_enumerate=((REG_VERSION_MASK, 0x9000FFFF),),
+        broadcast_init=((REG_CORE_CTRL, 0x80008540), (REG_CORE_CTRL, 0x80008008), (REG_ANALOG_MUX, 0x00000003),
+                        (REG_IO_DRIVER, 0x00011111), (REG_PLL0_DIVIDER, 0x0F0F0F00)),
+        per_chip_init=((REG_A8, 0x00000002), (REG_MISC, 0xB000C100), (REG_CORE_CTRL, 0x80008540),
+                       (REG_CORE_CTRL, 0x80008008), (REG_CORE_CTRL, 0x800082AA)),
+        required=_REQUIRED_NEW, hash_counting=0x000012C9,
+        **{**_BM1366_LIKE, "hash_domains": 0, "fast_baud_value": 0, "fast_baud": 115_200}),
     # BM1372 / BM1373 (Bitaxe Naja; S21 Pro's successors): ESP-Miner components/asic/bm1373.c
     # BM1373_init and main/device_config.h ASIC_BM1373 @ bitaxeorg/ESP-Miner 13b59eb
     # (docs/bm13xx.md §3.9). One table for both: ESP-Miner counts either id ("BM1372_CHIP_ID 0x1372",
