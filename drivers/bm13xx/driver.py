@@ -212,6 +212,12 @@ class Bm13xxDevice(SerialDevice):
         # Enumerate: every chip answers the broadcast chip-id read, in chain order.
         self._send(port, p.read_register(p.REG_CHIP_ID))
         ids = [r for r in self._collect(port, self.enumerate_timeout) if r.reg == p.REG_CHIP_ID]
+        if not ids and info.enumerates_short:
+            # A chain still rolling versions from an earlier run (no reset line here) answers in
+            # 11 bytes, not the 9 of a fresh one (§2.3, §3.9): read the ids again in that form.
+            self._parser = info.reply_parser()
+            self._send(port, p.read_register(p.REG_CHIP_ID))
+            ids = [r for r in self._collect(port, self.enumerate_timeout) if r.reg == p.REG_CHIP_ID]
         if not ids:
             raise DeviceError(f"{self.port}: no {info.name.upper()} answered the chip-id read (powered? reset? "
                               "the right --device family?)")
