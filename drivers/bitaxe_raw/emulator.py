@@ -3,6 +3,10 @@ I2C to a TPS546 and an EMC2101, the ASIC reset GPIO, the VDD ADC, the fan) and t
 real emulated BM13xx chain (drivers/bm13xx/emulator.py) that hashes only while the regulator is on
 and the reset line is high, as the chips on the board do (docs/bitaxe-raw.md §4).
 
+The TPS546 and the EMC2101 are register files that answer what a host reads (identity, status,
+what it wrote; docs/bitaxe-raw.md §3), so other hosts' init sequences (mujina's) run too; `framing`
+picks the firmware generation's answer framing (§2.1).
+
 Faults for tests: garbage and silence on the control port, CRC errors on the data port (the chain's
 own fault), an unplug of both ports, and the temperature (an over-temperature is set_temperature).
 """
