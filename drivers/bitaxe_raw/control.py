@@ -6,6 +6,9 @@ driver and its emulator; no port, no clock.
 Facts (docs/bitaxe-raw.md §1-§3 with their sources): a request is LEN(2, LE, the whole packet) ID
 BUS(0) PAGE CMD DATA; the answer is LEN(2, LE, the whole packet) ID DATA, or LEN ID FF CODE [text]
 for an error; pages I2C 0x05, GPIO 0x06 (the command byte is the pin), ADC 0x07, fan 0x09.
+Answers come in three framings, one per firmware generation (§2.1): FRAMING_PACKET above (the
+current firmware), FRAMING_V0 (the original: LEN counts the data only) and FRAMING_V1 (a status byte
+after the id); the requests are the same in all three.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ ERRORS = {0x10: "timeout", 0x11: "invalid command", 0x12: "denied", 0x13: "fault
 HEADER = 6  # request: length, id, bus, page, command
 MIN_RESPONSE = 3  # length and id
 MAX_PACKET = 4096  # the firmware's USB buffer
+
+# Answer framings (docs/bitaxe-raw.md §2.1). PACKET: bitaxeorg/bitaxe-raw src/control/mod.rs
+# Controller::run, LEN = len(data) + 3. V0 and V1 as 256foundation/mujina names them
+# (mgmt_protocol/bitaxe_raw/mod.rs ResponseFormat): V0 LEN = len(data), the original firmware, whose
+# error answers still carry the whole packet's length (CommandError::to_bytes is shared); V1 LEN =
+# the whole packet, then a status byte, 0x00 or the error code.
+FRAMING_PACKET = "packet"
+FRAMING_V0 = "v0"
+FRAMING_V1 = "v1"
+FRAMINGS = (FRAMING_PACKET, FRAMING_V0, FRAMING_V1)
+STATUS_OK = 0x00
 
 GPIO_ASIC_RESET = 0x00  # RST_N, active low (the Gamma's ASIC reset; bitaxe-raw README, mujina bitaxe.rs)
 
@@ -60,12 +74,18 @@ class Response:
     error: int | None = None  # an ERRORS code
     message: str = ""
 
-    def encode(self) -> bytes:
+    def encode(self, framing: str = FRAMING_PACKET) -> bytes:
         body = bytes([self.id & 0xFF])
-        if self.error is not None:
+        if framing == FRAMING_V1 and self.error is not None:
+            body += bytes([self.error]) + self.message.encode()
+        elif framing == FRAMING_V1:
+            body += bytes([STATUS_OK]) + self.data
+        elif self.error is not None:
             body += bytes([ERROR_MARKER, self.error]) + self.message.encode()
         else:
             body += self.data
+            if framing == FRAMING_V0:
+                return struct.pack("<H", len(self.data)) + body
         return struct.pack("<H", len(body) + 2) + body
 
     def check(self) -> bytes:
@@ -90,10 +110,14 @@ class _Framer:
     def __init__(self) -> None:
         self._buf = bytearray()
 
+    def _total(self, length: int) -> int:
+        """The whole packet's size for a LEN field."""
+        return length
+
     def _frames(self, data: bytes) -> Iterator[bytes | Garbage]:
         self._buf += data
         while len(self._buf) >= 2:
-            length = self._buf[0] | self._buf[1] << 8
+            length = self._total(self._buf[0] | self._buf[1] << 8)
             if not self.minimum <= length <= MAX_PACKET:
                 yield Garbage(bytes(self._buf[:1]))
                 del self._buf[:1]
@@ -113,9 +137,25 @@ class _Framer:
 
 
 class ResponseParser(_Framer):
-    """Board -> host. A response whose first data byte is FF is an error (the firmware's
-    CommandError::to_bytes); a command whose good answer starts with FF cannot be told from one,
-    so the driver never issues reads whose first byte may be FF unless it checks the length too."""
+    """Board -> host, in one of FRAMINGS. A response whose first data byte is FF is an error (the
+    firmware's CommandError::to_bytes); a command whose good answer starts with FF cannot be told
+    from one, so the driver never issues reads whose first byte may be FF unless it checks the
+    length too. V1 has a status byte instead and no such ambiguity."""
+
+    def __init__(self, framing: str = FRAMING_PACKET) -> None:
+        if framing not in FRAMINGS:
+            raise ValueError(f"bitaxe-raw framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+        super().__init__()
+        self.framing = framing
+
+    def _total(self, length: int) -> int:
+        if self.framing != FRAMING_V0:
+            return length
+        # V0: LEN counts the data, except in an error answer (LEN ID FF CODE: the whole packet).
+        if (len(self._buf) >= 5 and self._buf[3] == ERROR_MARKER and self._buf[4] in ERRORS
+                and length >= 5):
+            return length
+        return length + 3
 
     def feed(self, data: bytes) -> Iterator[Response | Garbage]:
         for frame in self._frames(data):
@@ -123,6 +163,14 @@ class ResponseParser(_Framer):
                 yield frame
                 continue
             ident, body = frame[2], frame[3:]
+            if self.framing == FRAMING_V1:
+                if not body:
+                    yield Garbage(frame)
+                elif body[0] == STATUS_OK:
+                    yield Response(ident, bytes(body[1:]))
+                else:
+                    yield Response(ident, b"", body[0], body[1:].decode(errors="replace"))
+                continue
             if len(body) >= 2 and body[0] == ERROR_MARKER and body[1] in ERRORS:
                 yield Response(ident, b"", body[1], body[2:].decode(errors="replace"))
             else:

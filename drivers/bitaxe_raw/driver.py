@@ -44,7 +44,7 @@ class BitaxeRawDevice(Bm13xxDevice):
 
     def __init__(self, chip: bp.ChipInfo, work: WorkSource, sink: NonceSink, name: str, control_port: str,
                  data_port: str, millivolts: int | None = None, temp_cutoff: float = DEFAULT_CUTOFF,
-                 **chain_options: Any):
+                 framing: str = c.FRAMING_PACKET, **chain_options: Any):
         super().__init__(chip, work, sink, name, data_port, **chain_options)
         self.control_port = control_port
         self.millivolts = millivolts or DEFAULT_MILLIVOLTS.get(chip.name, 1200)
@@ -52,7 +52,7 @@ class BitaxeRawDevice(Bm13xxDevice):
             raise DeviceError(f"{name}: core voltage {self.millivolts} mV is out of range (1..4999)")
         self.temp_cutoff = temp_cutoff
         self._control: serial.Serial | None = None
-        self._control_parser = c.ResponseParser()
+        self._control_parser = c.ResponseParser(framing)  # the firmware generation's answers (§2.1)
         self._ident = 0
         self._next_thermal = 0.0
         self._pending_millivolts: int | None = None
@@ -204,7 +204,7 @@ class BitaxeRawDevice(Bm13xxDevice):
 
 
 def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> BitaxeRawDevice:
-    """`--device bitaxe-raw:CONTROL,data=DATA[,chip=bm1370][,voltage=mV][,temp_cutoff=C]` and the bm13xx
+    """`--device bitaxe-raw:CONTROL,data=DATA[,chip=bm1370][,voltage=mV][,temp_cutoff=C][,framing=v0]` and the bm13xx
     chain options (chips=, frequency=, ticket=, difficulty=, ...)."""
     if not spec.port:
         raise DeviceError("bitaxe-raw: give the control port, e.g. --device bitaxe-raw:/dev/ttyACM0,data=/dev/ttyACM1")
@@ -214,11 +214,15 @@ def create(spec: DeviceSpec, work: WorkSource, sink: NonceSink, index: int) -> B
     chip = (spec.option("chip", str) or spec.option("model", str) or "bm1370").lower()
     if chip not in bp.CHIPS:
         raise DeviceError(f"bitaxe-raw:{spec.port}: unknown chip {chip!r} (have: {', '.join(bp.CHIPS)})")
+    framing = (spec.option("framing", str) or c.FRAMING_PACKET).lower()
+    if framing not in c.FRAMINGS:
+        raise DeviceError(f"bitaxe-raw:{spec.port}: framing={framing} is not one of {', '.join(c.FRAMINGS)} "
+                          f"(v0 for the original firmware, docs/bitaxe-raw.md §2.1)")
     cutoff = spec.option("temp_cutoff", float, DEFAULT_CUTOFF)
     if not 0 < cutoff < 150:
         raise DeviceError(f"bitaxe-raw:{spec.port}: temp_cutoff={cutoff} is out of range (0..150 °C)")
     return BitaxeRawDevice(
-        bp.CHIPS[chip], work, sink, f"BXR{index}", spec.port, data, spec.option("voltage", int), cutoff,
+        bp.CHIPS[chip], work, sink, f"BXR{index}", spec.port, data, spec.option("voltage", int), cutoff, framing,
         scale=spec.difficulty(), chips=spec.option("chips", int), frequency=spec.option("frequency", float),
         ticket=spec.option("ticket", float, DEFAULT_TICKET), ramp_delay=spec.option("ramp_delay", float, 0.1),
         poll_interval=spec.option("poll", float, 1.0), enumerate_timeout=spec.option("enumerate", float, 0.5),

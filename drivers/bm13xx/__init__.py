@@ -1,6 +1,6 @@
 """Bitmain BM13xx chip chains: the GekkoScience Compac F / NewPac / R606 / Compac sticks and
-Bitaxe-class boards. `--device bm1397:PORT` (or bm1384, bm1387, bm1366, bm1368, bm1370) picks the chip;
-`miner emulate bm1366 --chips 4` runs an emulated chain."""
+Bitaxe-class boards. `--device bm1397:PORT` (or bm1384, bm1387, bm1362, bm1366, bm1368, bm1370, bm1372,
+bm1373) picks the chip; `miner emulate bm1366 --chips 4` runs an emulated chain."""
 
 from miner.drivers.bm13xx.driver import Bm13xxDevice, create
 from miner.drivers.kit.usb import UsbId
@@ -32,7 +32,7 @@ def emulator_main(name: str, argv: list[str]) -> int:
 
 DRIVER = DriverInfo(
     name="bm13xx",
-    aliases=("bm1384", "bm1387", "bm1397", "bm1366", "bm1368", "bm1370"),
+    aliases=("bm1384", "bm1387", "bm1397", "bm1362", "bm1366", "bm1368", "bm1370", "bm1372", "bm1373"),
     usb_ids=USB_IDS,
     description="Bitmain BM13xx chains: GekkoScience Compac F / NewPac / R606 / Compac, Bitaxe boards",
     create=create,

@@ -14,6 +14,7 @@ from miner.drivers.bm13xx.messages import Command, Reply
 from miner.drivers.bm13xx.registers import (
     REG_A8,
     REG_ANALOG_MUX,
+    REG_AUTO_WORK,
     REG_B9,
     REG_BM1384_PLL,
     REG_BM1387_BAUD,
@@ -24,10 +25,12 @@ from miner.drivers.bm13xx.registers import (
     REG_FAST_UART,
     REG_IO_DRIVER,
     REG_MISC,
+    REG_MISC_ADD,
     REG_ORDERED_CLOCK,
     REG_PLL0,
     REG_PLL0_DIVIDER,
     REG_PLL3,
+    REG_ROSC_PAD,
     REG_VERSION_MASK,
     version_mask_register,
 )
@@ -67,8 +70,26 @@ class ChipInfo:
     midstates: int = 4  # most midstates per job (host-rolled versions; BM1384 takes one)
     # Hash domains with their own difficulty-1 counters, 0x88..0x8B next to the total in 0x8C and the
     # error count in 0x4C (counters.py; ESP-Miner device_config.h hash_domains = 4 on BM1366/68/70).
-    # 0: no counters the driver reads (the BM1397's hashrate register has no confirmed unit).
+    # 0: no result counters.
     hash_domains: int = 0
+    # BM1397: a hash-rate register (0x04, 2^20 H/s per unit) and the error count in 0x4C instead
+    # (counters.py; docs/bm13xx.md §7.1.1).
+    hashrate_register: bool = False
+    # Chip addresses are i * address_stride instead of 256 / chips apart (ESP-Miner's BM1372:
+    # BM1372_SET_ADDRESS_STRIDE 0x10), and a command reaches the chip at address >> this shift
+    # while its replies carry the address itself ("BM1372 uses distinct command/response address
+    # encodings": BM1372_COMMAND_ADDRESS_SHIFT 2).
+    address_stride: int | None = None
+    command_address_shift: int = 0
+    hash_counting: int | None = None  # a fixed 0x10 value instead of ESP-Miner's nonce-space formula
+    chip_id_aliases: tuple[int, ...] = ()  # other ids a chip of this table answers with
+
+    def command_address(self, address: int) -> int:
+        """Where a per-chip command for the chip at `address` goes (its replies carry `address`)."""
+        return address >> self.command_address_shift
+
+    def accepts_id(self, chip_id: int) -> bool:
+        return chip_id == self.chip_id or chip_id in self.chip_id_aliases
 
     @property
     def long_replies(self) -> bool:
@@ -90,8 +111,14 @@ class ChipInfo:
     def encode_reply(self, reply: Reply, long: bool = False) -> bytes:
         return self.framing.encode_reply(reply, long)
 
-    def reply_parser(self) -> ReplyStream:
-        return self.framing.reply_parser(self.long_replies)
+    def reply_parser(self, long: bool | None = None) -> ReplyStream:
+        return self.framing.reply_parser(self.long_replies if long is None else long)
+
+    @property
+    def enumerates_short(self) -> bool:
+        """BM1366+ reply in 11 bytes only once version rolling is on (§2.3): a chip enumerated before
+        any version-mask write (BM1372/BM1373) answers the chip-id read in 9."""
+        return self.long_replies and not any(reg == REG_VERSION_MASK for reg, _ in self.pre_enumerate)
 
     def command_parser(self) -> CommandStream:
         return self.framing.command_parser(self.header_jobs)
@@ -177,7 +204,7 @@ CHIPS: dict[str, ChipInfo] = {
         broadcast_init=((REG_CLOCK_ORDER0, 0), (REG_CLOCK_ORDER1, 0), (REG_ORDERED_CLOCK, 1),
                         (REG_CORE_CTRL, 0x80008074), (REG_PLL3, 0xC0700111), (REG_FAST_UART, 0x0600000F),
                         (REG_MISC, 0x00007A31), (REG_PLL0_DIVIDER, 0x0F0F0F00)),
-        required=frozenset({REG_CORE_CTRL, REG_PLL0_DIVIDER, REG_PLL0})),
+        required=frozenset({REG_CORE_CTRL, REG_PLL0_DIVIDER, REG_PLL0}), hashrate_register=True),
     "bm1366": ChipInfo(
         "bm1366", 0x1366, 0x13660000, 112, 894, 485.0, 8, job_interval=2.0,
         clocks=Bm1366Clocks((144, 235)), pre_enumerate=((REG_VERSION_MASK, _VR),) * 3,
@@ -203,6 +230,53 @@ CHIPS: dict[str, ChipInfo] = {
                        (REG_CORE_CTRL, 0x8000800C), (REG_CORE_CTRL, 0x800082AA), (REG_B9, 0x00004480),
                        (REG_ANALOG_MUX, 0x00000002), (REG_B9, 0x00004480), (REG_CORE_CTRL, 0x80008DEE)),
         required=_REQUIRED_NEW, **{**_BM1366_LIKE, "core_bits": 4}),
+    # BM1362 (GekkoScience Compac A1 / Terminus A1; Antminer S19j Pro; emberOne/00): the init is
+    # cgminer's (kanoi/cgminer driver-gekko.c compac_send_chain_inactive, its BM1362 branch; the
+    # PLL in calc_gsa1_freq), cross-checked with 256foundation/mujina (asic/bm13xx/chip_config.rs
+    # bm1362(): SoftResetControl::core_reset 0x00000002, clock select core reg 5 = 0x40, PLL FBDIV
+    # 0x10..0xFA, a VCO of 2000..3200 MHz, 525 MHz from the S19j Pro capture). docs/bm13xx.md §3.10.
+    # Chip id: cgminer's captured reply AA 55 13 62 03 00 .. (reg 0x00 = 0x13620300). Rate: cgminer's
+    # `cores` 512 (MHz x 512); no source gives a big-core count [unconfirmed: 512 here too, used
+    # for nothing since the HCN is cgminer's fixed 0x12C9]. Jobs, b7 and version bits as the
+    # BM1366's (ids +8, three small-core bits, §4.3). UART: cgminer's 3 Mbaud write is commented
+    # out, so the chain stays at its reset rate. No hash counters are known: none are read.
+    # [decision] the version mask before the chip-id read, so the id reply is the 11-byte form
+    # cgminer's capture shows; job interval the BM1366's.
+    "bm1362": ChipInfo(
+        "bm1362", 0x1362, 0x13620300, 512, 512, 525.0, 8, job_interval=2.0,
+        # FBDIV 160..240: cgminer's famax 0xF0, and from 160 a VCO (25 MHz x FBDIV / 2) inside mujina's
+        # 2000..3200 MHz [decision: the search itself is ESP-Miner's, as for the BM1366]
+        clocks=Bm1366Clocks((160, 240)), pre_enumerate=((REG_VERSION_MASK, 0x9000FFFF),),
+        broadcast_init=((REG_CORE_CTRL, 0x80008540), (REG_CORE_CTRL, 0x80008008), (REG_ANALOG_MUX, 0x00000003),
+                        (REG_IO_DRIVER, 0x00011111), (REG_PLL0_DIVIDER, 0x0F0F0F00)),
+        per_chip_init=((REG_A8, 0x00000002), (REG_MISC, 0xB000C100), (REG_CORE_CTRL, 0x80008540),
+                       (REG_CORE_CTRL, 0x80008008), (REG_CORE_CTRL, 0x800082AA)),
+        required=_REQUIRED_NEW, hash_counting=0x000012C9,
+        **{**_BM1366_LIKE, "hash_domains": 0, "fast_baud_value": 0, "fast_baud": 115_200}),
+    # BM1372 / BM1373 (Bitaxe Naja; S21 Pro's successors): ESP-Miner components/asic/bm1373.c
+    # BM1373_init and main/device_config.h ASIC_BM1373 @ bitaxeorg/ESP-Miner 13b59eb
+    # (docs/bm13xx.md §3.9). One table for both: ESP-Miner counts either id ("BM1372_CHIP_ID 0x1372",
+    # "BM1373_CHIP_ID_ALIAS 0x1373"). No version mask before the chip-id read, so the id reply is
+    # the 9-byte one; fixed HCN 0x1EB5 ("the known-good S21 Pro stock register value"); the UART
+    # goes to 3 Mbaud with 0x28 = 0x80000000; 128 cores, 6725 small cores, 4 hash domains,
+    # 327 MHz, PLL FBDIV 160..239 as the BM1370's, job ids +24 mod 128, b7 as the BM1370's.
+    # ESP-Miner's order, which broadcast_init keeps (the driver sends the ticket mask after it and
+    # switches baud after the ramp, as for the other chips): core reg 0x0D = 0x04 (nonce-bin
+    # overflow), [ticket mask], IO strength 0x00011111 (and 0x0001F111 on each voltage domain's
+    # last chip, left out here: the domains are a board's), ROSC pads 0x68 = 0x5AA55AA5, 0xC4 = 0,
+    # [0x28 3 Mbaud], 0xA8 = 0xF00701F0, 0x18 = 0xFF00C100, 0x19 = 0, core 0x0B = 0, core 0x00 =
+    # 0x5A, core 0x02 = 0xAA, analog mux 2; then the ramp from 50 MHz, 0x10, 0xA4.
+    **{name: ChipInfo(
+        name, chip_id, chip_id << 16, 128, 6725, 327.0, 24, job_interval=0.5,
+        clocks=Bm1366Clocks((160, 239)),
+        broadcast_init=((REG_CORE_CTRL, 0x80008D04), (REG_IO_DRIVER, 0x00011111), (REG_ROSC_PAD, 0x5AA55AA5),
+                        (REG_AUTO_WORK, 0x00000000), (REG_A8, 0xF00701F0), (REG_MISC, 0xFF00C100),
+                        (REG_MISC_ADD, 0x00000000), (REG_CORE_CTRL, 0x80008B00), (REG_CORE_CTRL, 0x8000805A),
+                        (REG_CORE_CTRL, 0x800082AA), (REG_ANALOG_MUX, 0x00000002)),
+        required=_REQUIRED_NEW, address_stride=0x10, command_address_shift=2, hash_counting=0x1EB5,
+        chip_id_aliases=aliases,
+        **{**_BM1366_LIKE, "core_bits": 4, "fast_baud_value": 0x80000000, "fast_baud": 3_000_000})
+       for name, chip_id, aliases in (("bm1372", 0x1372, (0x1373,)), ("bm1373", 0x1373, (0x1372,)))},
     # Legacy framing (§2.4; cgminer driver-gekko.c is the only source). BM1387: NewPac / R606, four
     # host-rolled midstates per job like BM1397, job ids 0x10..0x7C in steps of 4 so that the
     # reply's b5 reads the same whether the chip sends job + midstate or job | midstate (§4.3,

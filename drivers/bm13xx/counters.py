@@ -15,6 +15,14 @@ results at D, so a count is worth 2^32 * D hashes; the driver is given the same 
 
 Error percentage [decision; ESP-Miner shows the raw 0x4C count]: errors / (errors + results) in the
 window, both counted in the same units, as a share of what the chip produced.
+
+The BM1397 has no result counters but a hash-rate register, 0x04 (ESP-Miner bm1397.c REGISTER_MAP
+`[0x04] = REGISTER_HASHRATE`, `[0x4C] = REGISTER_ERROR_COUNT`; docs/bm13xx.md §7.1.1): the chip's
+own rate in units of HASHRATE_UNIT = 2^20 H/s (`update_hashrate`: `value & 0x7FFFFFFF` times
+`HASHRATE_UNIT 0x100000`), not valid while bit 31 (the "long" flag; the register resets to
+0x80000000) is set or the value is 0x007FFFFF. Here each valid reading is integrated over the time
+since the previous one, so its window rate is the time-weighted mean of the readings; its 0x4C
+errors count like the newer chips' (2^32 hashes each, `update_hash_counter`).
 """
 
 from __future__ import annotations
@@ -22,11 +30,15 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
+REG_HASHRATE = 0x04  # BM1397: the chip's measured rate
 REG_ERROR_COUNT = 0x4C
 REG_DOMAIN_COUNT = (0x88, 0x89, 0x8A, 0x8B)
 REG_TOTAL_COUNT = 0x8C
 COUNTER_REGISTERS = (REG_TOTAL_COUNT, *REG_DOMAIN_COUNT, REG_ERROR_COUNT)
 HASHES_PER_COUNT = 1 << 32
+HASHRATE_UNIT = 1 << 20  # H/s per unit of the BM1397's 0x04 (ESP-Miner HASHRATE_UNIT 0x100000)
+HASHRATE_LONG = 0x80000000  # 0x04 bit 31: no valid reading (its reset value, skot/BM1397 registers.md)
+HASHRATE_INVALID = 0x007FFFFF  # a value ESP-Miner's update_hashrate skips
 WRAP = 1 << 32
 WINDOW = 30.0  # seconds of samples the reported rates cover
 MAX_SAMPLES = 256  # per register: bounded however often the host polls
@@ -49,6 +61,14 @@ class Counter:
         while len(self.samples) > 2 and now - self.samples[1][0] >= WINDOW:
             self.samples.popleft()  # keep one sample at or before the window's start
 
+    def feed_rate(self, units: float, now: float) -> None:
+        """A rate reading (units per second): integrated over the time since the previous reading."""
+        if self.samples:
+            self.total += units * (now - self.samples[-1][0])
+        self.samples.append((now, self.total))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= WINDOW:
+            self.samples.popleft()
+
     def span(self) -> tuple[float, int]:
         """(seconds, counts) between the oldest and newest sample kept."""
         if len(self.samples) < 2:
@@ -69,6 +89,7 @@ class ChipCounters:
     total: Counter = field(default_factory=Counter)
     domains: tuple[Counter, ...] = field(default_factory=lambda: tuple(Counter() for _ in REG_DOMAIN_COUNT))
     errors: Counter = field(default_factory=Counter)
+    reported: Counter = field(default_factory=Counter)  # BM1397: its 0x04 readings, integrated over time
 
     def counter(self, reg: int) -> Counter | None:
         if reg == REG_TOTAL_COUNT:
@@ -80,17 +101,31 @@ class ChipCounters:
         return None
 
 
-class ChainCounters:
-    """Every chip's counters; rates in H/s at `hashes_per_count` hashes per count."""
+def hashrate_units(value: int) -> int | None:
+    """The BM1397's 0x04 reading in HASHRATE_UNITs, or None while it holds no valid rate."""
+    if value & HASHRATE_LONG or value & 0x7FFFFFFF == HASHRATE_INVALID:
+        return None
+    return value & 0x7FFFFFFF
 
-    def __init__(self, chips: int, hashes_per_count: float = HASHES_PER_COUNT):
+
+class ChainCounters:
+    """Every chip's counters; rates in H/s at `hashes_per_count` hashes per count and, with
+    `hashes_per_unit` (the BM1397's rate register), that many H/s per unit of 0x04."""
+
+    def __init__(self, chips: int, hashes_per_count: float = HASHES_PER_COUNT, hashes_per_unit: float | None = None):
         self.hashes_per_count = hashes_per_count
+        self.hashes_per_unit = hashes_per_unit
         self.chips = [ChipCounters() for _ in range(chips)]
 
     def feed(self, chip: int, reg: int, value: int, now: float) -> bool:
         """A register reply from chip `chip` (its index in the chain); False if it is no counter."""
         if not 0 <= chip < len(self.chips):
             return False
+        if reg == REG_HASHRATE and self.hashes_per_unit is not None:
+            units = hashrate_units(value)
+            if units is not None:
+                self.chips[chip].reported.feed_rate(units, now)
+            return True
         counter = self.chips[chip].counter(reg)
         if counter is None:
             return False
@@ -101,7 +136,7 @@ class ChainCounters:
         """After a clock change or re-init: the old counts describe another rate (ESP-Miner clears its
         measurements when the frequency changes)."""
         for chip in self.chips:
-            for counter in (chip.total, *chip.domains, chip.errors):
+            for counter in (chip.total, *chip.domains, chip.errors, chip.reported):
                 counter.reset()
 
     def rate(self, counter: Counter) -> float | None:
@@ -109,16 +144,30 @@ class ChainCounters:
         return counts * self.hashes_per_count / seconds if seconds > 0 else None
 
     def chip_rate(self, chip: int) -> float | None:
+        if self.hashes_per_unit is not None:
+            seconds, units = self.chips[chip].reported.span()
+            return units * self.hashes_per_unit / seconds if seconds > 0 else None
         return self.rate(self.chips[chip].total)
 
     def domain_rates(self, chip: int) -> list[float | None]:
         return [self.rate(d) for d in self.chips[chip].domains]
 
     def error_percent(self, chip: int | None = None) -> float | None:
+        if self.hashes_per_unit is not None:
+            return self._rate_error_percent(range(len(self.chips)) if chip is None else [chip])
         chips = self.chips if chip is None else [self.chips[chip]]
         good = sum(c.total.span()[1] for c in chips)
         bad = sum(c.errors.span()[1] for c in chips)
         return 100.0 * bad / (good + bad) if good + bad else None
+
+    def _rate_error_percent(self, chips) -> float | None:
+        """BM1397 [decision]: the error rate (0x4C) over the error rate plus the reported rate (0x04)."""
+        good = [self.chip_rate(i) for i in chips]
+        bad = [self.rate(self.chips[i].errors) for i in chips]
+        if any(r is None for r in good + bad):
+            return None
+        total = sum(good) + sum(bad)  # type: ignore[arg-type]
+        return 100.0 * sum(bad) / total if total else None  # type: ignore[arg-type]
 
     def chain_rate(self) -> float | None:
         rates = [self.chip_rate(i) for i in range(len(self.chips))]
@@ -127,4 +176,6 @@ class ChainCounters:
 
     def counted_hashes(self) -> float:
         """Hashes the chain's total counters have counted since their first read (all chips)."""
+        if self.hashes_per_unit is not None:
+            return sum(c.reported.total for c in self.chips) * self.hashes_per_unit
         return sum(c.total.total for c in self.chips) * self.hashes_per_count

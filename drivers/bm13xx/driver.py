@@ -24,7 +24,14 @@ from typing import Any
 
 import serial
 from miner.drivers.bm13xx import protocol as p
-from miner.drivers.bm13xx.counters import COUNTER_REGISTERS, HASHES_PER_COUNT, REG_ERROR_COUNT, ChainCounters
+from miner.drivers.bm13xx.counters import (
+    COUNTER_REGISTERS,
+    HASHES_PER_COUNT,
+    HASHRATE_UNIT,
+    REG_ERROR_COUNT,
+    REG_HASHRATE,
+    ChainCounters,
+)
 
 from miner.core import hashing
 from miner.core.shares import CheckedNonce, Verdict
@@ -86,8 +93,8 @@ class Bm13xxDevice(SerialDevice):
         self.fixed_job_interval = job_interval
         self.enumerate_timeout = enumerate_timeout
         # The chips' own hash and error counters (counters.py), read every counter_interval s (0: off).
-        self.counter_interval = counter_interval if chip.hash_domains else 0.0
-        self.counters = ChainCounters(0, HASHES_PER_COUNT * scale)
+        self.counter_interval = counter_interval if self._has_counters else 0.0
+        self.counters = self._new_counters(0, scale)
         self.chip_count = 0
         self.chip_stats: list[ChipStats] = []
         self.ticket = self.configured_ticket
@@ -166,9 +173,24 @@ class Bm13xxDevice(SerialDevice):
             **self._chain_counter_details(),
         }
 
+    @property
+    def _has_counters(self) -> bool:
+        return bool(self.info.hash_domains or self.info.hashrate_register)
+
+    def _new_counters(self, chips: int, scale: float) -> ChainCounters:
+        # An emulator at difficulty D counts (and measures its 0x04 rate) at D: the same D here.
+        unit = HASHRATE_UNIT * scale if self.info.hashrate_register else None
+        return ChainCounters(chips, HASHES_PER_COUNT * scale, unit)
+
+    def _counter_registers(self) -> tuple[int, ...]:
+        """What the counter poll reads: 0x8C, the domains' 0x88.., 0x4C; the BM1397 0x04 and 0x4C."""
+        if self.info.hashrate_register:
+            return (REG_HASHRATE, REG_ERROR_COUNT)
+        return COUNTER_REGISTERS[: 1 + self.info.hash_domains] + (REG_ERROR_COUNT,)
+
     def _chain_counter_details(self) -> dict[str, Any]:
         """The chain's counter rate and error % (flat, so estats and devs carry them as cgminer does)."""
-        if not self.info.hash_domains:
+        if not self._has_counters:
             return {}
         rate, error = self.counters.chain_rate(), self.counters.error_percent()
         return {"Counter Hashrate": None if rate is None else round(rate),
@@ -183,17 +205,23 @@ class Bm13xxDevice(SerialDevice):
         port.baudrate = BOOT_BAUD
         self.baud = BOOT_BAUD
         port.reset_input_buffer()
-        self._parser = info.reply_parser()
+        self._parser = info.reply_parser(long=False if info.enumerates_short else None)
         self._slots.clear()
         for reg, value in info.pre_enumerate:
             self._send(port, p.write_register(reg, value))
         # Enumerate: every chip answers the broadcast chip-id read, in chain order.
         self._send(port, p.read_register(p.REG_CHIP_ID))
         ids = [r for r in self._collect(port, self.enumerate_timeout) if r.reg == p.REG_CHIP_ID]
+        if not ids and info.enumerates_short:
+            # A chain still rolling versions from an earlier run (no reset line here) answers in
+            # 11 bytes, not the 9 of a fresh one (§2.3, §3.9): read the ids again in that form.
+            self._parser = info.reply_parser()
+            self._send(port, p.read_register(p.REG_CHIP_ID))
+            ids = [r for r in self._collect(port, self.enumerate_timeout) if r.reg == p.REG_CHIP_ID]
         if not ids:
             raise DeviceError(f"{self.port}: no {info.name.upper()} answered the chip-id read (powered? reset? "
                               "the right --device family?)")
-        wrong = [r.value >> 16 for r in ids if r.value >> 16 != info.chip_id]
+        wrong = [r.value >> 16 for r in ids if not info.accepts_id(r.value >> 16)]
         if wrong:
             raise NotThisDevice(f"{self.port}: a chip answers id {wrong[0]:04x}, not {info.chip_id:04x} "
                                 f"({info.name.upper()}); use --device bm{wrong[0]:04x}:{self.port} if that is the chip")
@@ -204,7 +232,7 @@ class Bm13xxDevice(SerialDevice):
         # Chain inactive (cgminer sends it three times to BM1397), then one address per chip.
         for _ in range(1 if info.header_jobs else 3):
             self._send(port, p.chain_inactive())
-        interval = p.address_interval(count)
+        interval = info.address_stride or p.address_interval(count)
         addresses = [i * interval for i in range(count)]
         for address in addresses:
             self._send(port, p.set_address(address))
@@ -212,13 +240,13 @@ class Bm13xxDevice(SerialDevice):
             self._send(port, p.write_register(reg, value))
         for address in addresses:
             for reg, value in info.per_chip_init:
-                self._send(port, p.write_register(reg, value, chip=address))
+                self._send(port, p.write_register(reg, value, chip=info.command_address(address)))
         self.chip_count = count
         if len(self.chip_stats) != count:
             self.chip_stats = [ChipStats(a) for a in addresses]
         for stats in self.chip_stats:
             stats.present, stats.missed = True, 0
-        self.counters = ChainCounters(count, HASHES_PER_COUNT * self.scale)
+        self.counters = self._new_counters(count, self.scale)
         self._set_ticket(self.configured_ticket)
         if not info.ticket_in_job:
             self._send(port, p.write_register(p.REG_TICKET_MASK, p.ticket_mask(self.ticket)))
@@ -226,10 +254,13 @@ class Bm13xxDevice(SerialDevice):
         self._ramp(port, self.target_frequency)
         if info.header_jobs:
             # ESP-Miner's hash counting number: the nonce range per core before the chip moves on.
-            hcn = int((1 << 32) / p.next_pow2(info.big_cores) / p.next_pow2(count) * 25 / self.stats.frequency * 0.5)
+            hcn = info.hash_counting or int(
+                (1 << 32) / p.next_pow2(info.big_cores) / p.next_pow2(count) * 25 / self.stats.frequency * 0.5)
             self._send(port, p.write_register(p.REG_HASH_COUNTING, hcn))
             self.version_mask = 0x1FFFE000
             self._send(port, p.write_register(p.REG_VERSION_MASK, p.version_mask_register(self.version_mask)))
+            if info.enumerates_short:
+                self._parser = info.reply_parser()  # version rolling on: 11-byte replies from here
         if self.fast_baud and self.fast_baud != BOOT_BAUD:
             self._send(port, p.write_register(info.baud_register, info.fast_baud_value))
             port.flush()
@@ -276,7 +307,7 @@ class Bm13xxDevice(SerialDevice):
                 self._send(port, p.read_register(p.REG_CHIP_ID))
                 next_poll = now + self.poll_interval
             if now >= next_counters:
-                for reg in COUNTER_REGISTERS[: 1 + self.info.hash_domains] + (REG_ERROR_COUNT,):
+                for reg in self._counter_registers():
                     self._send(port, p.read_register(reg))
                 next_counters = now + self.counter_interval
             self.between_reads()
@@ -287,7 +318,7 @@ class Bm13xxDevice(SerialDevice):
                     if isinstance(item, p.RegisterReply):
                         if polled is not None and item.reg == p.REG_CHIP_ID:
                             polled.add(item.chip)
-                        elif item.reg in COUNTER_REGISTERS:
+                        elif item.reg in self._counter_registers():
                             self._on_counter(item)
                     else:
                         self._on_item(item)
@@ -423,14 +454,16 @@ class Bm13xxDevice(SerialDevice):
 
     def _counter_details(self, index: int) -> dict[str, Any]:
         """One chip's counter figures for details(): H/s over the last WINDOW s, per domain, error %."""
-        if not self.info.hash_domains or index >= len(self.counters.chips):
+        if not self._has_counters or index >= len(self.counters.chips):
             return {}
         rate = self.counters.chip_rate(index)
-        domains = self.counters.domain_rates(index)[: self.info.hash_domains]
         error = self.counters.error_percent(index)
-        return {"Counter Hashrate": None if rate is None else round(rate),
-                "Domain Hashrates": [None if r is None else round(r) for r in domains],
-                "Error %": None if error is None else round(error, 3)}
+        figures: dict[str, Any] = {"Counter Hashrate": None if rate is None else round(rate),
+                                   "Error %": None if error is None else round(error, 3)}
+        if self.info.hash_domains:
+            domains = self.counters.domain_rates(index)[: self.info.hash_domains]
+            figures["Domain Hashrates"] = [None if r is None else round(r) for r in domains]
+        return figures
 
     def _note_presence(self, answered: set[int]) -> None:
         """After each poll: a chip missing from MISSED_POLLS polls in a row has dropped out (one

@@ -26,7 +26,16 @@ import time
 from dataclasses import dataclass, field
 
 from miner.drivers.bm13xx import protocol as p
-from miner.drivers.bm13xx.counters import REG_DOMAIN_COUNT, REG_ERROR_COUNT, REG_TOTAL_COUNT
+from miner.drivers.bm13xx.counters import (
+    HASHES_PER_COUNT,
+    HASHRATE_INVALID,
+    HASHRATE_LONG,
+    HASHRATE_UNIT,
+    REG_DOMAIN_COUNT,
+    REG_ERROR_COUNT,
+    REG_HASHRATE,
+    REG_TOTAL_COUNT,
+)
 from miner.drivers.kit.bits import bswap32
 from miner.drivers.kit.emulation import (
     PtyPort,
@@ -52,6 +61,8 @@ SCAN_CHUNK = 1 << 14
 # BM1387: no source gives it either; cgminer mines it before any PLL write, taking the chip to be
 # at its start frequency; 100 MHz (the chip table's default, 00 20 02 41 in cgminer's
 # compac_set_frequency encoding) [decision].
+PLL_ENABLE = 0x40000000  # BM1366+ PLL0 bit 30 (the 0x40 of the top byte, §3.6)
+PLL_LOCKED = 0x80000000
 PLL0_RESET = {"bm1397": 0xC0600161, "bm1384": 0x0783, "bm1387": 0x00200241}
 
 
@@ -64,10 +75,13 @@ class EmulatedChip:
     present: bool = True
     registers: dict[int, int] = field(default_factory=dict)
     written: set[int] = field(default_factory=set)
+    results: int = 0  # BM1397: results counted for its 0x04 rate (it has no result counter registers)
+    rate_mark: tuple[float, int] | None = None  # (time, results) at the last 0x04 read
 
     def reset(self) -> None:
         self.address = 0
         self.awaiting_address = False
+        self.results, self.rate_mark = 0, None
         self.registers = {p.REG_CHIP_ID: self.info.id_value, p.REG_TICKET_MASK: 0, p.REG_VERSION_MASK: 0x0000FFFF,
                           self.info.pll_reg: PLL0_RESET.get(self.info.name, 0)}
         self.written = set()
@@ -75,18 +89,43 @@ class EmulatedChip:
     def read(self, reg: int) -> int:
         if reg == p.REG_CHIP_ID:
             return (self.info.id_value & ~0xFF) | self.address
-        return self.registers.get(reg, 0)
+        if reg == REG_HASHRATE and self.info.hashrate_register:
+            return self._measured_rate()
+        value = self.registers.get(reg, 0)
+        if reg == self.info.pll_reg and self.info.header_jobs and value & PLL_ENABLE:
+            # A running PLL reads back with bit 31 set: mujina's bring-up (asic/bm13xx/thread.rs
+            # initialize_chain, its readback check) expects "PLL_DIVIDER bit 31, the lock report
+            # (LOCKED), which a healthy chip answers set after the ramp" (docs/bm13xx.md §3.6).
+            value |= PLL_LOCKED
+        return value
+
+    def _measured_rate(self) -> int:
+        """BM1397 0x04: the rate since the previous read in 2^20 H/s units (counted at the emulator's
+        scale, as the counters are), bit 31 set until there is a first interval: its reset value
+        0x80000000 (skot/BM1397 registers.md). Over what time a real chip measures is not public:
+        here, since the last read [decision]."""
+        now = time.monotonic()
+        mark, self.rate_mark = self.rate_mark, (now, self.results)
+        if mark is None or now <= mark[0]:
+            return HASHRATE_LONG
+        units = round((self.results - mark[1]) * HASHES_PER_COUNT / (now - mark[0]) / HASHRATE_UNIT)
+        units = min(units, 0x7FFFFFFF)
+        return units - 1 if units == HASHRATE_INVALID else units
 
     def write(self, reg: int, value: int) -> None:
         self.registers[reg] = value
         self.written.add(reg)
 
-    def count_result(self, domain: int, error_rate: float, rng: random.Random) -> bool:
+    def count_result(self, domain: int | None, error_rate: float, rng: random.Random) -> bool:
         """One difficulty-1 result (at the emulator's scale): the total and its domain's counter
-        count it, or, with probability `error_rate`, the error counter does (False). uint32, wrapping."""
+        count it (the BM1397: its rate register), or, with probability `error_rate`, the error
+        counter does (False). uint32, wrapping."""
         if error_rate and rng.random() < error_rate:
             self._bump(REG_ERROR_COUNT)
             return False
+        if domain is None:
+            self.results += 1
+            return True
         self._bump(REG_TOTAL_COUNT)
         self._bump(REG_DOMAIN_COUNT[domain])
         return True
@@ -216,7 +255,7 @@ class Bm13xxEmulator:
 
     def inject_error_rate(self, rate: float) -> None:
         """From now on each counted result is a chip error with probability `rate` (0..1): counted in
-        register 0x4C instead of 0x8C and its domain's, and not sent (BM1366/68/70)."""
+        register 0x4C instead of 0x8C and its domain's (the BM1397: instead of its 0x04 rate), and not sent."""
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"error rate must be 0..1, got {rate}")
         self._error_rate = rate
@@ -311,7 +350,8 @@ class Bm13xxEmulator:
                     chip.address, chip.awaiting_address = cmd.chip, False
                     break
         else:
-            targets = present if cmd.broadcast else [c for c in present if c.address == cmd.chip]
+            targets = present if cmd.broadcast else [
+                c for c in present if self.info.command_address(c.address) == cmd.chip]
             for chip in targets:
                 if cmd.cmd == p.CMD_READ:
                     value = chip.read(cmd.reg)
@@ -365,7 +405,8 @@ class Bm13xxEmulator:
         # Chips with hash counters count every result at difficulty 1 (here: at the emulator's scale),
         # whatever the ticket mask lets through to the host; so the scan runs at the counting
         # target and the ticket decides what is sent (docs/bm13xx.md §7.1).
-        counting = self.info.hash_domains > 0
+        counting = self.info.hash_domains > 0 or self.info.hashrate_register
+        domains = self.info.hash_domains
         scan_target = p.report_target(self.scale) if counting else target
         freq = self.frequency
         rate = self.rate * (freq / self.info.default_mhz if freq else 1.0)
@@ -403,9 +444,9 @@ class Bm13xxEmulator:
                     if not chip.present:
                         continue
                     if counting:
-                        if not chip.count_result(index % self.info.hash_domains, self._error_rate, self._rng):
+                        if not chip.count_result(index % domains if domains else None, self._error_rate, self._rng):
                             continue  # an error: counted in 0x4C, never sent
-                        if scan_target != target and not self._meets(job, found.nonce, vbits, target):
+                        if scan_target != target and not self._meets(job, found.nonce, vbits, target, index):
                             continue  # under the ticket mask: counted, not sent
                     if over or self._stalled():
                         continue  # counted by the chip, but its job is over / the link is stalled
@@ -417,9 +458,11 @@ class Bm13xxEmulator:
                     return
                 self.hashes_done += scanned
 
-    def _meets(self, job, nonce: int, vbits: int | None, target: int) -> bool:
+    def _meets(self, job, nonce: int, vbits: int | None, target: int, lane: int = 0) -> bool:
         """Whether a found nonce (header order) also meets `target` (the ticket mask's)."""
-        assert isinstance(job, p.HeaderJob)
+        if not isinstance(job, p.HeaderJob):  # midstate jobs (BM1397): the lane is the midstate
+            return bool(hashing.scan_midstate(job.midstates[lane], job.tail, nonce, 1, target, self.engine,
+                                              nonce_be=self.info.counts_big_endian))
         header = job.header(p.rolled_version(job.version, vbits or 0))
         return bool(hashing.scan(header, nonce, 1, target, self.engine))
 

@@ -57,6 +57,15 @@ def test_power_up_in_order_then_the_chain_mines():
         assert device.stats.temperature == 45.0
 
 
+def test_a_board_on_the_original_v0_firmware_is_driven_with_framing_v0():
+    # the answer framing mujina's Gamma support speaks (ResponseFormat::V0, docs/bitaxe-raw.md §2.1)
+    with board(",framing=v0", framing=c.FRAMING_V0) as (emu, device, nonces):
+        device.start()
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, 15, "init over V0 answers")
+        wait_for(lambda: len(nonces) >= 1, 15, "nonces")
+        assert emu.vout == pytest.approx(1.15, abs=2**-9) and device.control_errors == 0
+
+
 def test_thermal_cutoff_idles_the_chain_within_a_second_and_recovers():
     with board(",temp_cutoff=70") as (emu, device, nonces):
         device.start()
@@ -113,6 +122,7 @@ def test_control_port_faults_are_survived(tmp_path):
 def test_bad_options_are_one_line_errors():
     for text, message in (("bitaxe-raw:/dev/x", "data port"), ("bitaxe-raw:/dev/x,data=/dev/y,chip=bm9999",
                                                                  "unknown chip"),
-                          ("bitaxe-raw:/dev/x,data=/dev/y,temp_cutoff=500", "out of range")):
+                          ("bitaxe-raw:/dev/x,data=/dev/y,temp_cutoff=500", "out of range"),
+                          ("bitaxe-raw:/dev/x,data=/dev/y,framing=v7", "framing")):
         with pytest.raises(DeviceError, match=message):
             DRIVER.create(DeviceSpec.parse(text), NoWork(), lambda n: None, 0)

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from miner.drivers.bm13xx import DRIVER
+from miner.drivers.bm13xx.counters import HASHES_PER_COUNT, HASHRATE_UNIT
 from miner.drivers.bm13xx.emulator import Bm13xxEmulator
 
 from miner.core.dispatch import Dispatcher
@@ -101,6 +102,55 @@ def test_counter_rate_and_error_percent_match_what_the_emulator_did(chip, error_
             assert sum(c["Domain Hashrates"]) == pytest.approx(c["Counter Hashrate"], rel=0.02)
             for d in c["Domain Hashrates"]:
                 assert d == pytest.approx(c["Counter Hashrate"] / 4, rel=0.2)
+    finally:
+        device.stop(timeout=2.0)
+        hashes.stop()
+        emulator.stop()
+
+
+def test_bm1397_rate_register_and_error_counter_match_what_the_emulator_did():
+    """The BM1397's own rate register (0x04, 2^20 H/s units, docs/bm13xx.md §7.1.1) and its error
+    counter 0x4C: the rate the driver integrates from the readings within ±2 % of what the emulator
+    hashed over the same reads, the error % within ±0.5 points of the injected rate."""
+    error_rate = 0.05
+    emulator = Bm13xxEmulator("bm1397", chips=2, rate=20e6, difficulty=SCALE).start()
+    emulator.inject_error_rate(error_rate)
+    hashes = HashLog(emulator)
+    dispatcher = Dispatcher()
+    dispatcher.set_job(sandbox_job(difficulty=1e6))
+    spec = DeviceSpec.parse(f"bm1397:{emulator.device_path},difficulty={SCALE},ticket={TICKET},ramp_delay=0,"
+                            "poll=0.5,enumerate=0.3,counters=0.5")
+    device = DRIVER.create(spec, DispatcherWorkSource(dispatcher), lambda n: None, 0)
+    device.start()
+
+    def reported() -> tuple[float, float, float]:
+        """(first, last reading time, results those readings stand for) over the chain."""
+        chips = device.counters.chips
+        first = min(c.reported.samples[0][0] for c in chips)
+        last = max(c.reported.samples[-1][0] for c in chips)
+        units = sum(c.reported.span()[1] for c in chips)
+        return first, last, units * HASHRATE_UNIT / HASHES_PER_COUNT
+
+    try:
+        wait_for(lambda: device.stats.state is DeviceState.ALIVE, 15, "init")
+        wait_for(lambda: all(len(c.reported.samples) >= 2 for c in device.counters.chips), 15, "two rate readings")
+        wait_for(lambda: reported()[2] >= COUNTS, 240, f"readings worth {COUNTS} results")
+        first, last, results = reported()
+        true = hashes.at(last) - hashes.at(first)
+        errors = sum(c.errors.span()[1] for c in device.counters.chips)
+        from_register = results * device.counters.hashes_per_count
+        # the chips' errors are hashes too, but not in their rate: compare the sum with the true count
+        with_errors = from_register + errors * device.counters.hashes_per_count
+        assert with_errors == pytest.approx(true, rel=0.02), (with_errors, true)
+        details = device.details()
+        assert details["Counter Hashrate"] > 0
+        assert abs(details["Counter Error %"] - 100 * error_rate) <= 0.5
+        per_chip = details["Per Chip"]
+        assert len(per_chip) == 2 and all("Domain Hashrates" not in c for c in per_chip)  # no domains
+        for c in per_chip:
+            assert c["Counter Hashrate"] == pytest.approx(details["Counter Hashrate"] / 2, rel=0.1)
+        # the readings themselves: 2^20-hash units; 0x04 reads 0x80000000 ("long": no rate) at first
+        assert device.counters.hashes_per_unit == HASHRATE_UNIT * SCALE
     finally:
         device.stop(timeout=2.0)
         hashes.stop()

@@ -83,7 +83,7 @@ def bm13xx_run(emulator, chip: str, chips: int, run: int) -> None:
     assert device.chip_count == chips
 
 
-@pytest.mark.parametrize("chip, chips", [("bm1384", 1), ("bm1397", 2), ("bm1370", 2)])
+@pytest.mark.parametrize("chip, chips", [("bm1384", 1), ("bm1397", 2), ("bm1370", 2), ("bm1362", 2), ("bm1373", 2)])
 def test_bm13xx_chain_restarts(chip, chips):
     with Bm13xxEmulator(chip, chips=chips, rate=6e6, difficulty=0.0001) as emulator:
         for run in range(RUNS):

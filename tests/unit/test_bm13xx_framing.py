@@ -9,10 +9,12 @@ from miner.drivers.bm13xx import protocol as p
 
 CHIPS = sorted(p.CHIPS)
 FAMILY = {"bm1397": p.FRAMING_55AA, "bm1366": p.FRAMING_55AA, "bm1368": p.FRAMING_55AA,
-          "bm1370": p.FRAMING_55AA, "bm1387": p.FRAMING_BM1387, "bm1384": p.FRAMING_BM1384}
+          "bm1370": p.FRAMING_55AA, "bm1372": p.FRAMING_55AA, "bm1373": p.FRAMING_55AA,
+          "bm1362": p.FRAMING_55AA,
+          "bm1387": p.FRAMING_BM1387, "bm1384": p.FRAMING_BM1384}
 # The chip UART rate after the driver's fast-baud write (docs/bm13xx.md §1.1; BM1384 has none).
 FAST_BAUD = {"bm1397": 3_125_000, "bm1366": 1_041_666, "bm1368": 1_041_666, "bm1370": 1_041_666,
-             "bm1387": 1_562_500}
+             "bm1372": 3_125_000, "bm1373": 3_125_000, "bm1387": 1_562_500}
 
 
 def commands_for(chip: str):

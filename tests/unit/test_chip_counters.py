@@ -10,12 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from miner.drivers.bm13xx.counters import (
     HASHES_PER_COUNT,
+    HASHRATE_UNIT,
     REG_DOMAIN_COUNT,
     REG_ERROR_COUNT,
+    REG_HASHRATE,
     REG_TOTAL_COUNT,
     WINDOW,
     ChainCounters,
     Counter,
+    hashrate_units,
 )
 
 from miner.frontends.http import chip_counter_metrics
@@ -81,3 +84,37 @@ def test_metrics_carry_each_chips_counter_figures():
     assert [(s.labels, s.value) for s in rates] == [({"device": "bm1370-0", "chip": "0"}, 4e11)]
     assert len(families["miner_chip_domain_hashrate_hertz"].samples) == 4
     assert families["miner_chip_error_percent"].samples[0].value == 0.5
+
+
+def test_the_bm1397_rate_register_decodes_as_esp_miners_update_hashrate():
+    # bit 31 ("long", the reset value 0x80000000) and 0x007FFFFF carry no rate; else value x 2^20 H/s
+    assert hashrate_units(0x80000000) is None and hashrate_units(0x80001234) is None
+    assert hashrate_units(0x007FFFFF) is None
+    assert hashrate_units(0x00044A3D) == 0x44A3D  # ~294 GH/s: a BM1397 at 437 MHz x 672 cores
+    assert HASHRATE_UNIT == 0x100000
+
+
+def test_bm1397_readings_are_integrated_and_their_errors_are_a_share_of_all_results():
+    chain = ChainCounters(1, HASHES_PER_COUNT, HASHRATE_UNIT)
+    assert chain.feed(0, REG_HASHRATE, 0x80000000, 0.0)  # a counter register, but no reading yet
+    assert chain.chip_rate(0) is None
+    for t in range(1, 61, 5):
+        chain.feed(0, REG_HASHRATE, 4096 if t < 30 else 2048, float(t))  # 2^32 H/s, then half
+        chain.feed(0, REG_ERROR_COUNT, t // 5, float(t))  # 0.2 counts a second: 0.2 x 2^32 H/s
+    seconds, units = chain.chips[0].reported.span()
+    assert units / seconds == pytest.approx(2048, rel=0.2)  # the window holds mostly the later rate
+    assert chain.chip_rate(0) == pytest.approx(units / seconds * HASHRATE_UNIT)
+    good, bad = chain.chip_rate(0), 0.2 * HASHES_PER_COUNT
+    assert chain.error_percent(0) == pytest.approx(100 * bad / (good + bad), rel=0.1)
+    assert not ChainCounters(1).feed(0, REG_HASHRATE, 1, 0.0)  # only on a chain with the register
+
+
+@given(st.lists(st.tuples(st.integers(0, 0x7FFFFFFF), st.floats(0.01, 10.0)), min_size=2, max_size=40))
+def test_integrated_readings_are_the_time_weighted_sum(readings):
+    c, now, expected = Counter(), 0.0, 0.0
+    c.feed_rate(0, now)
+    for units, dt in readings:
+        now += dt
+        c.feed_rate(units, now)
+        expected += units * dt
+    assert c.total == pytest.approx(expected, rel=1e-9)
