@@ -85,18 +85,25 @@ BM13XX = (
     Emulated("bm1370", ("bm1370", "--chips", "2", "--rate", "0.002", "--difficulty", "0.0001"),
              "bm1370:{path},chips=2," + _BM, "BM1370", chips=2),
 )
+# The chips whose tables came later (docs/bm13xx.md §3.9, §3.10), in a miner of their own so that no
+# one miner drives more than six chains on a loaded machine.
+BM13XX_LATER = tuple(
+    Emulated(chip, (chip, "--chips", "2", "--rate", "0.002", "--difficulty", "0.0001"),
+             f"{chip}:{{path}},chips=2," + _BM, chip.upper(), chips=2)
+    for chip in ("bm1362", "bm1373"))
 # Avalon controllers (an AUC with two MM modules): 4 MH/s at difficulty 0.0001 per controller. The
 # model is the modules' (drivers/avalon/models.py, from their ACKDETECT version).
 AVALON = tuple(
     Emulated(model, ("avalon", "--model", model, "--modules", "2", "--rate", "0.004", "--difficulty", "0.0001"),
              "avalon:{path},difficulty=0.0001", module, modules=2)
-    for model, module in (("avalon7", "721"), ("avalon8", "841"), ("avalon4", "MM41")))
+    for model, module in (("avalon7", "721"), ("avalon8", "841"), ("avalon4", "MM41"), ("avalon6", "MM60")))
 # A Bitaxe Gamma on bitaxe-raw: the control port, then the data port with its BM1370.
 BITAXE_RAW = (
     Emulated("bitaxe-raw", ("bitaxe-raw", "--chip", "bm1370", "--rate", "0.002", "--difficulty", "0.0001"),
              "bitaxe-raw:{path},data={data}," + _BM.removesuffix(",job_interval=1"), "BM1370", chips=1),
 )
-FAMILIES = {"icarus": ICARUS, "bm13xx": BM13XX, "avalon": AVALON, "bitaxe-raw": BITAXE_RAW}
+FAMILIES = {"icarus": ICARUS, "bm13xx": BM13XX, "bm13xx-later": BM13XX_LATER, "avalon": AVALON,
+            "bitaxe-raw": BITAXE_RAW}
 
 
 def free_port() -> int:

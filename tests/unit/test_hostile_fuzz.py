@@ -61,11 +61,11 @@ def test_any_node_answer_is_a_minable_template_or_one_template_error(raw):
         assert "\n" not in str(exc) and str(exc).startswith("template: ")
         return
     job = prepare(template, PAYOUT).job("j", bytes(4), "node", True)
-    work = job.make_work(1, bytes(4))
+    work = job.make_work(1, bytes(job.extranonce2_size))
     fields = parse_header(work.header_for(12345))
     assert fields.ntime == template.curtime < 1 << 32 and fields.nbits == template.nbits
     assert 0 < template.target < 1 << 256 and 0 <= template.coinbase_value <= 21_000_000 * 10**8
-    block = prepare(template, PAYOUT).block(work.header_for(12345), job.coinbase(bytes(4)))
+    block = prepare(template, PAYOUT).block(work.header_for(12345), job.coinbase(bytes(job.extranonce2_size)))
     assert block[:80] == work.header_for(12345)
 
 

@@ -12,6 +12,7 @@ from miner.drivers.kit.crc import crc5, crc16_ccitt_false, crc16_xmodem
 from tests.conftest import load_vectors
 
 BM13XX = load_vectors("bm13xx.json")
+BM13XX_LATER = load_vectors("bm13xx_sources.json")["command_frames"]
 ICARUS = load_vectors("icarus.json")
 AVALON = load_vectors("avalon.json")
 
@@ -44,7 +45,7 @@ def test_crc5_check_value_and_the_worked_example():
     assert crc5(bytes.fromhex("53050000")) == 0x03  # docs/bm13xx.md §2.1: chain inactive
 
 
-@pytest.mark.parametrize("vector", BM13XX["command_frames"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("vector", BM13XX["command_frames"] + BM13XX_LATER, ids=lambda v: v["name"])
 def test_crc5_of_every_bm13xx_command_vector(vector):
     frame = bytes.fromhex(vector["frame"])
     assert crc5(frame[2:-1]) == frame[-1]
