@@ -16,6 +16,7 @@ the dispatcher for a merkle root of its own.
 from __future__ import annotations
 
 import logging
+import random
 import struct
 import threading
 import time
@@ -109,7 +110,13 @@ class Bm13xxDevice(SerialDevice):
         self.duplicates = 0
         self.jobs_sent = 0
         self._slots: dict[int, SentJob] = {}
+        # A random first id: after a host that died mid-job, the chips may still send a nonce for that
+        # run's last job; a new run that starts its ids elsewhere finds no slot for it and counts it
+        # stale, where one that starts at the same id would hash it against its own job (an HW error).
+        # (k steps into the chip's own id sequence, so the ids keep the alignment its job byte needs).
         self._job_id = 0
+        for _ in range(random.randrange(chip.job_ids[1] - chip.job_ids[0])):
+            self._job_id = chip.next_job_id(self._job_id)
         self._last_nonce: tuple[int, int] | None = None
         self._parser = chip.reply_parser()
         self._pending_frequency: float | None = None

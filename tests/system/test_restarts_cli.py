@@ -227,7 +227,11 @@ def test_three_miner_runs_against_running_emulators(family, tmp_path):
                 where = f"run {run + 1}, {emulated.name}: {item}\n{log.read_text()}"
                 assert item.get("Status") == "Alive", where
                 assert item.get("Model") == emulated.model, where
-                assert item["Accepted"] >= RESULTS and item["Hardware Errors"] == 0, where
+                # After a restart, a chip still hashing the previous run's last job may send one nonce
+                # for it before the new run's first job lands; a BM13xx driver starts its job ids at a
+                # random point, so that nonce is mostly counted stale, but it can meet a reused id
+                # (1 in 31 ids on a BM1384) and be one HW error, as on a real stick. Never more.
+                assert item["Accepted"] >= RESULTS and item["Hardware Errors"] <= (1 if run else 0), where
                 if emulated.chips is not None:
                     assert item.get("Chips") == emulated.chips, where
                 if emulated.modules is not None:
