@@ -81,6 +81,25 @@ def proc_cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """utime + stime of one thread of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every thread of a process so far: each time a
+    thread slept (a select, a lock, the loop's epoll) and woke, or was preempted."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        total += sum(int(line.split()[1]) for line in text.splitlines() if "ctxt_switches" in line)
+    return total
+
+
 def proc_threads(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Threads:"):
@@ -129,17 +148,20 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
                 time.sleep(0.5)
             time.sleep(warmup)
             before, cpu0, t0 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
+            loop0, switches0 = thread_cpu_seconds(miner.pid, miner.pid), context_switches(miner.pid)
             spy = None
             if profile and profile.endswith(".strace"):  # syscall counts of every miner thread
                 spy = subprocess.Popen(["strace", "-c", "-f", "-p", str(miner.pid), "-o", profile],
                                        stderr=subprocess.DEVNULL)
             elif profile:  # Python samples holding the GIL: where the interpreter's time goes
+                kind = {".json": "speedscope", ".txt": "raw"}.get(Path(profile).suffix, "flamegraph")
                 spy = subprocess.Popen(["py-spy", "record", "--pid", str(miner.pid), "--duration", str(int(seconds)),
-                                        "--format", "speedscope" if profile.endswith(".json") else "flamegraph",
+                                        "--format", kind,
                                         "-o", profile, "--threads", "--gil", "--rate", "200"],
                                        stdout=subprocess.DEVNULL)
             time.sleep(seconds)
             after, cpu1, t1 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
+            loop1, switches1 = thread_cpu_seconds(miner.pid, miner.pid), context_switches(miner.pid)
             if spy is not None:
                 if profile and profile.endswith(".strace"):
                     spy.send_signal(signal.SIGINT)
@@ -168,7 +190,8 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
     cpu = user + system
     return {"sticks": sticks, "seconds": wall, "cpu_seconds": cpu, "user_percent": 100 * user / wall,
             "system_percent": 100 * system / wall, "nonces": nonces, "threads": threads,
-            "work_per_s": jobs / wall, "mining": mining,
+            "work_per_s": jobs / wall, "mining": mining, "loop_percent": 100 * (loop1 - loop0) / wall,
+            "wakes_per_s": (switches1 - switches0) / wall,
             "nonces_per_s": nonces / wall, "cpu_percent": 100 * cpu / wall,
             "percent_per_stick": 100 * cpu / wall / max(1, mining),
             "us_per_nonce": 1e6 * cpu / nonces if nonces else 0.0}
@@ -236,7 +259,8 @@ def main() -> int:
     parser.add_argument("--nonce-rate", type=float, default=U3_NONCE_RATE,
                         help=f"nonces/s per stick (default {U3_NONCE_RATE:.1f}: a 60 GH/s U3 at difficulty 1)")
     parser.add_argument("--profile", metavar="FILE", help="profile the miner over the window of the last run: "
-                        "FILE.svg flame graph or FILE.json speedscope (py-spy, PyPI), FILE.strace syscall counts")
+                        "FILE.svg flame graph, FILE.json speedscope or FILE.txt collapsed stacks (py-spy, PyPI), "
+                        "FILE.strace syscall counts")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
@@ -259,14 +283,15 @@ def main() -> int:
           "(60 GH/s at diff 1); the driver sends a U3 work every 72 ms; CPU time of the miner process only")
     print()
     print(f"{'sticks':>6} {'mining':>6} {'nonces/s':>9} {'work/s':>7} {'miner CPU %':>11} {'(user/sys)':>11} "
-          f"{'% per stick':>11} {'us/nonce':>9} {'threads':>7}")
+          f"{'loop %':>7} {'% per stick':>11} {'us/nonce':>9} {'wakes/s':>8} {'threads':>7}")
     for r in runs:
         split = f"{r['user_percent']:.1f}/{r['system_percent']:.1f}"
         print(f"{r['sticks']:>6} {r['mining']:>6} {r['nonces_per_s']:>9.1f} {r['work_per_s']:>7.1f} "
-              f"{r['cpu_percent']:>11.2f} {split:>11} {r['percent_per_stick']:>11.3f} {r['us_per_nonce']:>9.0f} "
-              f"{r['threads']:>7}")
+              f"{r['cpu_percent']:>11.2f} {split:>11} {r['loop_percent']:>7.2f} {r['percent_per_stick']:>11.3f} "
+              f"{r['us_per_nonce']:>9.0f} {r['wakes_per_s']:>8.0f} {r['threads']:>7}")
     print("(mining: sticks that took work in the window, % per stick is over those; us/nonce: all of the "
-          "miner's CPU time, work, polling and status included, over the nonces)")
+          "miner's CPU time, work, polling and status included, over the nonces; loop %: the event loop's "
+          "thread alone; wakes/s: context switches of all the miner's threads)")
     print()
     print(f"{'operation':<48} {'figure':>10} {'target':>8} {'ratio':>7}")
     print(f"{'share path (Miner._check), us/nonce, best of 5':<48} {share['us_per_nonce']:>10.1f} {20:>8} "
