@@ -25,6 +25,7 @@ def reverse_words(data: bytes) -> bytes:
         raise ValueError(f"reverse_words: length {len(data)} is not a multiple of 4")
     # In C, not a join over slices: it runs for every work unit an Icarus or BM13xx driver sends
     # (benchmarks/bench_host_cost.py). The words are reversed as machine words, their bytes untouched.
-    words = array(_WORD, data)
+    words = array(_WORD)
+    words.frombytes(data)  # any bytes-like (array(_WORD, memoryview) would take its bytes as numbers)
     words.reverse()
     return words.tobytes()

@@ -378,7 +378,9 @@ class LoopHost:
         while not self._ended.wait(1.0):
             if not self.loop.is_running():
                 self._detach()
-                break
+                if self._error is not None:
+                    raise self._error
+                return False  # the loop ended under the mining: the thread mines on
         if self._error is not None:
             raise self._error
         return True
