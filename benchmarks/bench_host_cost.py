@@ -20,8 +20,16 @@ How it measures (docs/testing.md, "benchmarks"):
   The cost of one work unit (cut from the job, midstate, packet) is also timed on its own.
 - Per nonce through the share path (Miner._check: rebuild the header, hash it once, classify,
   the device's verdict) is timed in this process with `time.process_time` over many nonces.
-CPU time does not depend on other load on the machine; the nonce rates do a little (the
-emulators hash on the same cores), so the table gives the nonce rate each run really had.
+- 0 sticks is the idle miner: the same command with one stick that is not plugged in (NoDevice,
+  its port tried once a second): the process's fixed cost (timers, the sandbox, statistics).
+- loop %: the event loop's thread alone (an Icarus stick mines there, docs/architecture.md,
+  "Host cost"); wakes/s: context switches of all the miner's threads (/proc/PID/task/*/status),
+  what most of the cost follows: on a busy machine each wake costs tens of microseconds of CPU
+  before any work is done.
+CPU time depends less on other load than wall time does, but not nothing: a wake on a machine
+whose caches the other processes keep cold costs more, so compare runs made side by side (say the
+load average). The nonce rates depend on load a little (the emulators hash on the same cores), so
+the table gives the nonce rate each run really had.
 """
 
 from __future__ import annotations
@@ -70,7 +78,7 @@ def serve_emulators(count: int, rate_ghs: float, difficulty: float) -> int:
             elif line.strip() == "quit":
                 break
     finally:
-        with ThreadPoolExecutor(len(emulators)) as pool:  # at once: each stop waits for its threads
+        with ThreadPoolExecutor(max(1, len(emulators))) as pool:  # at once: each stop waits for its threads
             list(pool.map(IcarusEmulator.stop, emulators))
     return 0
 
@@ -134,6 +142,8 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
                        "--time-limit", str(warmup + seconds + 120)]
             for path in paths:
                 command += ["--device", f"icarus:{path},model=u3,difficulty={DEVICE_DIFFICULTY!r}"]
+            if not paths:  # 0 sticks: the idle miner, waiting for a stick that is not plugged in
+                command += ["--device", f"icarus:{home}/no-stick,model=u3"]
             log_path = Path(home) / "miner.log"
             log_file = log_path.open("w")
             miner = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
@@ -142,7 +152,13 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
             # On a loaded machine an emulator may answer the golden job late and the miner gives that
             # stick up (Dead): after 60 s the run goes on with the sticks that mine, and says how many.
             deadline = time.monotonic() + 60
-            while min(jobs for _, jobs in sent()) < 5 and time.monotonic() < deadline:
+
+            def starting() -> bool:
+                if paths:
+                    return min(jobs for _, jobs in sent()) < 5
+                return "NoDevice" not in log_path.read_text()  # the idle miner is up once it said so
+
+            while starting() and time.monotonic() < deadline:
                 if miner.poll() is not None:
                     raise SystemExit(f"miner exited early: {log_path.read_text()[-2000:]}")
                 time.sleep(0.5)
@@ -253,7 +269,8 @@ def work_unit_cost(count: int = 5000) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sticks", default="1,10,50", help="comma-separated stick counts (default 1,10,50)")
+    parser.add_argument("--sticks", default="1,10,50", help="comma-separated stick counts (default 1,10,50; "
+                        "0: the idle miner, its one stick unplugged)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run (default 20)")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds after start-up before measuring")
     parser.add_argument("--nonce-rate", type=float, default=U3_NONCE_RATE,
@@ -266,7 +283,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--difficulty", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
+    if args.serve is not None:
         return serve_emulators(args.serve, args.rate, args.difficulty)
 
     # CPU time per operation, best of five: other load only ever adds to it (cold caches, steal)
