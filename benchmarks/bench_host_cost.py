@@ -20,8 +20,16 @@ How it measures (docs/testing.md, "benchmarks"):
   The cost of one work unit (cut from the job, midstate, packet) is also timed on its own.
 - Per nonce through the share path (Miner._check: rebuild the header, hash it once, classify,
   the device's verdict) is timed in this process with `time.process_time` over many nonces.
-CPU time does not depend on other load on the machine; the nonce rates do a little (the
-emulators hash on the same cores), so the table gives the nonce rate each run really had.
+- 0 sticks is the idle miner: the same command with one stick that is not plugged in (NoDevice,
+  its port tried once a second): the process's fixed cost (timers, the sandbox, statistics).
+- loop %: the event loop's thread alone (an Icarus stick mines there, docs/architecture.md,
+  "Host cost"); wakes/s: context switches of all the miner's threads (/proc/PID/task/*/status),
+  what most of the cost follows: on a busy machine each wake costs tens of microseconds of CPU
+  before any work is done.
+CPU time depends less on other load than wall time does, but not nothing: a wake on a machine
+whose caches the other processes keep cold costs more, so compare runs made side by side (say the
+load average). The nonce rates depend on load a little (the emulators hash on the same cores), so
+the table gives the nonce rate each run really had.
 """
 
 from __future__ import annotations
@@ -70,7 +78,7 @@ def serve_emulators(count: int, rate_ghs: float, difficulty: float) -> int:
             elif line.strip() == "quit":
                 break
     finally:
-        with ThreadPoolExecutor(len(emulators)) as pool:  # at once: each stop waits for its threads
+        with ThreadPoolExecutor(max(1, len(emulators))) as pool:  # at once: each stop waits for its threads
             list(pool.map(IcarusEmulator.stop, emulators))
     return 0
 
@@ -79,6 +87,25 @@ def proc_cpu_seconds(pid: int) -> tuple[float, float]:
     """(utime, stime) of a process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """utime + stime of one thread of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every thread of a process so far: each time a
+    thread slept (a select, a lock, the loop's epoll) and woke, or was preempted."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        total += sum(int(line.split()[1]) for line in text.splitlines() if "ctxt_switches" in line)
+    return total
 
 
 def proc_threads(pid: int) -> int:
@@ -115,6 +142,8 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
                        "--time-limit", str(warmup + seconds + 120)]
             for path in paths:
                 command += ["--device", f"icarus:{path},model=u3,difficulty={DEVICE_DIFFICULTY!r}"]
+            if not paths:  # 0 sticks: the idle miner, waiting for a stick that is not plugged in
+                command += ["--device", f"icarus:{home}/no-stick,model=u3"]
             log_path = Path(home) / "miner.log"
             log_file = log_path.open("w")
             miner = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
@@ -123,23 +152,32 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
             # On a loaded machine an emulator may answer the golden job late and the miner gives that
             # stick up (Dead): after 60 s the run goes on with the sticks that mine, and says how many.
             deadline = time.monotonic() + 60
-            while min(jobs for _, jobs in sent()) < 5 and time.monotonic() < deadline:
+
+            def starting() -> bool:
+                if paths:
+                    return min(jobs for _, jobs in sent()) < 5
+                return "NoDevice" not in log_path.read_text()  # the idle miner is up once it said so
+
+            while starting() and time.monotonic() < deadline:
                 if miner.poll() is not None:
                     raise SystemExit(f"miner exited early: {log_path.read_text()[-2000:]}")
                 time.sleep(0.5)
             time.sleep(warmup)
             before, cpu0, t0 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
+            loop0, switches0 = thread_cpu_seconds(miner.pid, miner.pid), context_switches(miner.pid)
             spy = None
             if profile and profile.endswith(".strace"):  # syscall counts of every miner thread
                 spy = subprocess.Popen(["strace", "-c", "-f", "-p", str(miner.pid), "-o", profile],
                                        stderr=subprocess.DEVNULL)
             elif profile:  # Python samples holding the GIL: where the interpreter's time goes
+                kind = {".json": "speedscope", ".txt": "raw"}.get(Path(profile).suffix, "flamegraph")
                 spy = subprocess.Popen(["py-spy", "record", "--pid", str(miner.pid), "--duration", str(int(seconds)),
-                                        "--format", "speedscope" if profile.endswith(".json") else "flamegraph",
+                                        "--format", kind,
                                         "-o", profile, "--threads", "--gil", "--rate", "200"],
                                        stdout=subprocess.DEVNULL)
             time.sleep(seconds)
             after, cpu1, t1 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
+            loop1, switches1 = thread_cpu_seconds(miner.pid, miner.pid), context_switches(miner.pid)
             if spy is not None:
                 if profile and profile.endswith(".strace"):
                     spy.send_signal(signal.SIGINT)
@@ -168,7 +206,8 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
     cpu = user + system
     return {"sticks": sticks, "seconds": wall, "cpu_seconds": cpu, "user_percent": 100 * user / wall,
             "system_percent": 100 * system / wall, "nonces": nonces, "threads": threads,
-            "work_per_s": jobs / wall, "mining": mining,
+            "work_per_s": jobs / wall, "mining": mining, "loop_percent": 100 * (loop1 - loop0) / wall,
+            "wakes_per_s": (switches1 - switches0) / wall,
             "nonces_per_s": nonces / wall, "cpu_percent": 100 * cpu / wall,
             "percent_per_stick": 100 * cpu / wall / max(1, mining),
             "us_per_nonce": 1e6 * cpu / nonces if nonces else 0.0}
@@ -230,19 +269,21 @@ def work_unit_cost(count: int = 5000) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sticks", default="1,10,50", help="comma-separated stick counts (default 1,10,50)")
+    parser.add_argument("--sticks", default="1,10,50", help="comma-separated stick counts (default 1,10,50; "
+                        "0: the idle miner, its one stick unplugged)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run (default 20)")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds after start-up before measuring")
     parser.add_argument("--nonce-rate", type=float, default=U3_NONCE_RATE,
                         help=f"nonces/s per stick (default {U3_NONCE_RATE:.1f}: a 60 GH/s U3 at difficulty 1)")
     parser.add_argument("--profile", metavar="FILE", help="profile the miner over the window of the last run: "
-                        "FILE.svg flame graph or FILE.json speedscope (py-spy, PyPI), FILE.strace syscall counts")
+                        "FILE.svg flame graph, FILE.json speedscope or FILE.txt collapsed stacks (py-spy, PyPI), "
+                        "FILE.strace syscall counts")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--difficulty", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
+    if args.serve is not None:
         return serve_emulators(args.serve, args.rate, args.difficulty)
 
     # CPU time per operation, best of five: other load only ever adds to it (cold caches, steal)
@@ -259,14 +300,15 @@ def main() -> int:
           "(60 GH/s at diff 1); the driver sends a U3 work every 72 ms; CPU time of the miner process only")
     print()
     print(f"{'sticks':>6} {'mining':>6} {'nonces/s':>9} {'work/s':>7} {'miner CPU %':>11} {'(user/sys)':>11} "
-          f"{'% per stick':>11} {'us/nonce':>9} {'threads':>7}")
+          f"{'loop %':>7} {'% per stick':>11} {'us/nonce':>9} {'wakes/s':>8} {'threads':>7}")
     for r in runs:
         split = f"{r['user_percent']:.1f}/{r['system_percent']:.1f}"
         print(f"{r['sticks']:>6} {r['mining']:>6} {r['nonces_per_s']:>9.1f} {r['work_per_s']:>7.1f} "
-              f"{r['cpu_percent']:>11.2f} {split:>11} {r['percent_per_stick']:>11.3f} {r['us_per_nonce']:>9.0f} "
-              f"{r['threads']:>7}")
+              f"{r['cpu_percent']:>11.2f} {split:>11} {r['loop_percent']:>7.2f} {r['percent_per_stick']:>11.3f} "
+              f"{r['us_per_nonce']:>9.0f} {r['wakes_per_s']:>8.0f} {r['threads']:>7}")
     print("(mining: sticks that took work in the window, % per stick is over those; us/nonce: all of the "
-          "miner's CPU time, work, polling and status included, over the nonces)")
+          "miner's CPU time, work, polling and status included, over the nonces; loop %: the event loop's "
+          "thread alone; wakes/s: context switches of all the miner's threads)")
     print()
     print(f"{'operation':<48} {'figure':>10} {'target':>8} {'ratio':>7}")
     print(f"{'share path (Miner._check), us/nonce, best of 5':<48} {share['us_per_nonce']:>10.1f} {20:>8} "

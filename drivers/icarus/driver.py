@@ -32,7 +32,7 @@ from miner.core.shares import CheckedNonce, Verdict
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, NonceSink, NotThisDevice, WorkSource
-from miner.devices.serialport import SerialDevice, open_serial, read_available, read_exactly
+from miner.devices.serialport import LoopHost, SerialDevice, open_serial, read_available, read_exactly, write_all
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,31 @@ class IcarusDevice(SerialDevice):
     # ------------------------------------------------------------ mining
     def mine(self, port: serial.Serial) -> None:
         model = self.chip_model or p.MODELS["erupter"]
+        loop = self.host_loop()
+        if loop is not None:
+            # On the event loop (serialport.py, LoopHost): the same rules as the threaded loop below,
+            # driven by the port's bytes and one timer. It hands the thread back for a frequency
+            # change (the command needs its pauses), which is made here before mining goes on.
+            while not self.stopping() and not self.reinit_requested():
+                if self._pending_frequency is not None:
+                    self._apply_frequency(port)
+                mining = _LoopMining(self, model)
+                mining.host = LoopHost(loop, port, mining.readable, mining.tick)
+                if not self.mine_on_loop(mining.host):
+                    break  # the loop stopped meanwhile: the thread mines, as without one
+                if self._pending_frequency is None:
+                    return
+        self._mine_threaded(port, model)
+
+    def _apply_frequency(self, port: serial.Serial) -> None:
+        assert self._pending_frequency is not None
+        mhz, command = self._pending_frequency
+        self._pending_frequency = None
+        self.stats.frequency = mhz
+        self._command(port, command)
+        self._reset_fit()
+
+    def _mine_threaded(self, port: serial.Serial, model: p.Model) -> None:
         framer = p.ReplyFramer(model.reply_size)
         current: Work | None = None
         previous: Work | None = None
@@ -250,24 +275,23 @@ class IcarusDevice(SerialDevice):
         done = False  # the stick has stopped working on `current`
         while not self.stopping() and not self.reinit_requested():
             if self._pending_frequency is not None:
-                mhz, command = self._pending_frequency
-                self._pending_frequency = None
-                self.stats.frequency = mhz
-                self._command(port, command)
-                self._reset_fit()
+                self._apply_frequency(port)
                 current = None
             restart = self.take_restart()
             now = time.monotonic()
-            if restart or done or current is None or now - sent_at >= self.range_time():
+            # Once a pass (not once per use): the pass runs ~28 times a second per U3, and the fit
+            # that changes it learns a few times a second at most (benchmarks/bench_host_cost.py).
+            range_time = self.range_time()
+            if restart or done or current is None or now - sent_at >= range_time:
                 work = self.next_work(wait=0.2)
                 if work is not None:
                     # A clean job's old work keeps its id too: a late nonce for it is stale, not broken.
                     previous, current = current, work
-                    sent_at = self._send(port, work, model)
+                    now = sent_at = self._send(port, work, model)
                     done = False
                 elif current is None:
                     continue
-            wait = min(0.1, max(0.001, sent_at + self.range_time() - time.monotonic()))
+            wait = min(0.1, max(0.001, sent_at + range_time - now))
             data = read_available(port, wait)
             now = time.monotonic()
             if data and framer.pending and now - last_byte > PARTIAL_REPLY_TIMEOUT:
@@ -287,16 +311,17 @@ class IcarusDevice(SerialDevice):
         log.warning("%s: dropped %d bytes of an incomplete reply (%s)", self.name, len(dropped), dropped.hex())
 
     def _send(self, port: serial.Serial, work: Work, model: p.Model) -> float:
+        write_all(port, self._packet(work, model))  # sent when it returns: the range timing starts now
+        self.jobs_sent += 1
+        return time.monotonic()
+
+    def _packet(self, work: Work, model: p.Model) -> bytes:
         work_id = 0
         if model.work_ids:
             work_id = self._next_id
             self._ring[work_id] = work
             self._next_id = (self._next_id + 1) % p.WORK_ID_COUNT
-        packet = p.work_packet(hashing.midstate(work.header), work.header, work_id)
-        port.write(packet)
-        port.flush()
-        self.jobs_sent += 1
-        return time.monotonic()
+        return p.work_packet(hashing.midstate(work.header), work.header, work_id)
 
     def _reply(self, reply: p.Reply, model: p.Model, current: Work | None, previous: Work | None,
                sent_at: float, now: float) -> Work | None:
@@ -354,6 +379,68 @@ class IcarusDevice(SerialDevice):
                 return
             self._hs = hs
             self._overhead = max(0.0, mean_t - hs * mean_x)
+
+
+class _LoopMining:
+    """`IcarusDevice._mine_threaded`'s rules on the event loop: `tick` (attached, told of work or a
+    clean job, or its timer ran) sends work when the range is done, a clean job came or the stick
+    stopped at its first find, and sets the timer for the range's end; `readable` frames the
+    replies. One timer: the range's end, or sooner a partial reply's deadline."""
+
+    def __init__(self, device: IcarusDevice, model: p.Model):
+        self.device = device
+        self.model = model
+        self.framer = p.ReplyFramer(model.reply_size)
+        self.host: LoopHost | None = None
+        self.current: Work | None = None
+        self.previous: Work | None = None
+        self.sent_at = 0.0
+        self.last_byte = 0.0
+        self.done = False  # the stick has stopped working on `current`
+
+    def tick(self) -> None:
+        device, host = self.device, self.host
+        assert host is not None
+        if device._pending_frequency is not None:  # noqa: SLF001 - its own device's state
+            host.finish()  # the command's pauses are the thread's: it takes over (IcarusDevice.mine)
+            return
+        now = time.monotonic()
+        if self.framer.pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
+            device._drop_partial(self.framer)  # noqa: SLF001
+        restart = device.take_restart()
+        range_time = device.range_time()
+        if restart or self.done or self.current is None or now - self.sent_at >= range_time:
+            work = device.work_source.next_work(device_rolls_version=device.rolls_version)
+            if work is not None:
+                host.write(device._packet(work, self.model))  # noqa: SLF001
+                device.jobs_sent += 1
+                self.previous, self.current = self.current, work
+                now = self.sent_at = time.monotonic()
+                self.done = False
+            elif self.current is None:
+                host.call_later(0.2, self.tick)  # no job yet; work_available ticks sooner
+                return
+        due = self.sent_at + range_time
+        if self.framer.pending:
+            due = min(due, self.last_byte + PARTIAL_REPLY_TIMEOUT)
+        host.call_later(max(0.001, due - now), self.tick)
+
+    def readable(self) -> None:
+        host = self.host
+        assert host is not None
+        data = host.read_ready()
+        if not data:
+            return
+        device = self.device
+        now = time.monotonic()
+        if self.framer.pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
+            device._drop_partial(self.framer)  # noqa: SLF001 - a reply is written in one go
+        self.last_byte = now
+        for reply in self.framer.feed(data):
+            work = device._reply(reply, self.model, self.current, self.previous, self.sent_at, now)  # noqa: SLF001
+            self.done = self.done or (self.model.first_nonce_only and work is self.current)
+        if self.done or self.framer.pending:
+            self.tick()  # new work at once (§A4 item 3), or the partial reply's deadline on the timer
 
 
 class _Golden:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from array import array
+
+_WORD = "I" if array("I").itemsize == 4 else "L"  # a 4-byte machine word (unsigned int is, on every platform we run on)
+
 
 def rev8(byte: int) -> int:
     """The byte with its bit order reversed (BM13xx ticket masks, Avalon4 voltage words)."""
@@ -19,4 +23,9 @@ def reverse_words(data: bytes) -> bytes:
     Icarus packets carry a midstate, H7 first (docs/bm13xx.md §4.2, docs/icarus.md §A2)."""
     if len(data) % 4:
         raise ValueError(f"reverse_words: length {len(data)} is not a multiple of 4")
-    return b"".join(data[i : i + 4] for i in range(len(data) - 4, -1, -4))
+    # In C, not a join over slices: it runs for every work unit an Icarus or BM13xx driver sends
+    # (benchmarks/bench_host_cost.py). The words are reversed as machine words, their bytes untouched.
+    words = array(_WORD)
+    words.frombytes(data)  # any bytes-like (array(_WORD, memoryview) would take its bytes as numbers)
+    words.reverse()
+    return words.tobytes()

@@ -19,6 +19,13 @@ from miner.core.work import Nonce
 DEFAULT_LIMIT = 10_000
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a device thread
+        return None
+
+
 class NonceQueue:
     def __init__(self, limit: int = DEFAULT_LIMIT):
         if limit < 1:
@@ -53,7 +60,13 @@ class NonceQueue:
             self._wake_pending = True
         if wake and self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nothing takes nonces any more
-                self._loop.call_soon_threadsafe(self._wake)
+                if _running_loop() is self._loop:
+                    # A device mining on the loop (devices/serialport.py, LoopHost): the loop is
+                    # awake already; the self-pipe write and its read would be two system calls
+                    # and one more pass of the loop for every nonce.
+                    self._loop.call_soon(self._wake)
+                else:
+                    self._loop.call_soon_threadsafe(self._wake)
         return kept
 
     def _wake(self) -> None:

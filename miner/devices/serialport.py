@@ -6,18 +6,30 @@ and set the hardware up; raise `NotThisDevice` when it answers wrongly) and `min
 read results until told to stop or restart). This class turns a vanished port into NoDevice and
 reopens it when it comes back, and a failed identification into Dead (for a device that never
 identified; one that did is retried with backoff until it answers right again).
+
+A driver whose mining is a few bytes now and then (an Icarus stick: a work packet every 72 ms, a
+nonce now and then) may mine on the event loop instead of in its thread: `host_loop()` is the
+running loop the device was started from, and `LoopHost` reads the port with the loop's
+`add_reader` and runs the driver's timers there while the device thread waits, parked, for the
+mining to end (stop, re-init, an error, or the driver asking for its thread back). Opening,
+identifying, unplugs and re-opening stay in the thread, unchanged. Why: each nonce then costs one
+wake of one thread instead of a device-thread wake, a hand-over to the loop and a loop wake, and no
+thread competes for the GIL with the loop (docs/architecture.md, "Host cost").
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
 import os
 import select
 import stat
+import termios
 import threading
 import time
+from collections.abc import Callable
 
 import serial
 
@@ -86,6 +98,8 @@ class SerialDevice(Device):
         self.serial: serial.Serial | None = None
         self.identified_once = False  # initialise() has succeeded at least once on this device
         self.identify_failures = 0  # wrong answers in a row since it last identified
+        self._host_loop: asyncio.AbstractEventLoop | None = None  # the loop start() was called from
+        self._hosted: LoopHost | None = None  # mining on that loop now
 
     # ------------------------------------------------------------ for subclasses
     def open_port(self) -> serial.Serial:
@@ -103,6 +117,8 @@ class SerialDevice(Device):
 
     # ------------------------------------------------------------ control
     def start(self) -> None:
+        with contextlib.suppress(RuntimeError):  # kept: a re-plug may start it again from a worker thread
+            self._host_loop = asyncio.get_running_loop()
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
@@ -112,6 +128,7 @@ class SerialDevice(Device):
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        self._release_host()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -121,14 +138,45 @@ class SerialDevice(Device):
     def restart_work(self) -> None:
         self._restart.set()
         self._wake.set()
+        self._poke_host()
 
     def work_available(self) -> None:
         self._wake.set()
+        self._poke_host()
 
     def reinitialise(self) -> None:
         self.stats.reinits += 1
         self._reinit.set()
         self._wake.set()
+        self._release_host()
+
+    # ------------------------------------------------------------ mining on the event loop
+    def host_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running event loop this device was started from, where `mine` may run its I/O
+        (`mine_on_loop`); None outside one (a device driven without a loop: tests, tools)."""
+        loop = self._host_loop
+        return loop if loop is not None and loop.is_running() else None
+
+    def mine_on_loop(self, host: LoopHost) -> bool:
+        """Mine on the loop until the mining ends; False when the loop could not take it (it
+        stopped meanwhile: mine in the thread then). Raises what ended it with an error."""
+        self._hosted = host
+        try:
+            if self.stopping() or self.reinit_requested():
+                return True
+            return host.run()
+        finally:
+            self._hosted = None
+
+    def _release_host(self) -> None:
+        host = self._hosted
+        if host is not None:
+            host.release()
+
+    def _poke_host(self) -> None:
+        host = self._hosted
+        if host is not None:
+            host.poke()
 
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -260,3 +308,175 @@ def read_available(port: serial.Serial, timeout: float) -> bytes:
     if not data:
         raise serial.SerialException("device reports readiness to read but returned no data (device disconnected?)")
     return data
+
+
+def write_all(port: serial.Serial, data: bytes, timeout: float = 2.0) -> None:
+    """Write every byte and wait until the port has sent them (pyserial's `write` then `flush`),
+    in two system calls when the port takes the bytes at once, as it does for a work packet.
+
+    Why not `port.write(data); port.flush()`: pyserial's write with a write timeout selects for
+    writability after every write, whole or not, and builds a Timeout around it (pyserial
+    serialposix.py, Serial.write); with flush's `tcdrain` (Serial.flush) a work packet cost
+    three system calls and ~50 lines of Python, 14 times a second per U3
+    (benchmarks/bench_host_cost.py). The port is non-blocking (pyserial opens it O_NONBLOCK), so a
+    full output buffer is waited for with select, for `timeout` seconds in all, as pyserial does;
+    a port that stays full raises pyserial's SerialTimeoutException, one that is gone OSError.
+    """
+    fd = port.fileno()
+    view = memoryview(data)
+    deadline = None
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # worded as pyserial words it: the device's state line says this
+            raise serial.SerialException(f"write failed: {exc}") from exc
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([], [fd], [], left)[1]:
+            raise serial.SerialTimeoutException("Write timeout")
+    try:
+        termios.tcdrain(fd)
+    except termios.error as exc:
+        raise serial.SerialException(f"write failed: {exc}") from exc
+
+
+class LoopHost:
+    """One port's mining on the event loop, for the device thread that waits meanwhile.
+
+    The driver gives `on_readable` (the port has bytes: read them with `read_ready`) and `on_poke`
+    (run once attached, and whenever the device is told of work or a clean job); it keeps its
+    timers with `call_later`. Everything it does runs on the loop, one callback at a time. An
+    exception from a callback ends the mining, and `run` raises it in the device thread, where
+    the SerialDevice loop handles it as it handles one from a threaded `mine` (NoDevice, reopen).
+    `release` (stop, re-init) and `finish` (the driver wants its thread back) end it too.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, port: serial.Serial, on_readable: Callable[[], None],
+                 on_poke: Callable[[], None]):
+        self.loop = loop
+        self.port = port
+        self.fd = port.fileno()
+        self._on_readable = on_readable
+        self._on_poke = on_poke
+        self._attached = False
+        self._ended = threading.Event()
+        self._error: BaseException | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------ from the device thread
+    def run(self) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(self._attach)
+        except RuntimeError:  # the loop has closed
+            return False
+        # Parked: woken by the end of the mining. The timeout only notices a loop that stopped
+        # running without stopping its devices (then nothing would ever end it).
+        while not self._ended.wait(1.0):
+            if not self.loop.is_running():
+                self._detach()
+                if self._error is not None:
+                    raise self._error
+                return False  # the loop ended under the mining: the thread mines on
+        if self._error is not None:
+            raise self._error
+        return True
+
+    # ------------------------------------------------------------ from any thread
+    def release(self) -> None:
+        """End the mining (stop, re-init): at once on the loop's thread, else as the loop's next job."""
+        if self._on_loop_thread():
+            self._detach()
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._detach)
+        except RuntimeError:  # the loop has closed: nothing of it runs any more
+            self._ended.set()
+
+    def poke(self) -> None:
+        """Run the driver's `on_poke` soon, on the loop."""
+        try:
+            if self._on_loop_thread():
+                self.loop.call_soon(self._guarded, self._on_poke)
+            else:
+                self.loop.call_soon_threadsafe(self._guarded, self._on_poke)
+        except RuntimeError:
+            pass
+
+    # ------------------------------------------------------------ for the driver, on the loop
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """`callback` after `delay` seconds; replaces the timer set before (one timer a port)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(delay, self._guarded, callback) if self._attached else None
+
+    def read_ready(self) -> bytes:
+        """The bytes the port has (b'' when a wake found none); a port gone raises, as pyserial does."""
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return b""
+        if not data:
+            raise serial.SerialException("device reports readiness to read but returned no data (device disconnected?)")
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Every byte into the port's output buffer, without waiting for it to drain: on the loop
+        a tcdrain would hold every other port and the share path for the line's transmit time
+        (64 bytes at 115200 baud: 5.6 ms). bfgminer writes its Icarus work the same way (plain
+        write(2), the clock taken just before it: bfgminer driver-icarus.c, icarus_job_start)."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:
+                # A full output buffer (64 bytes into kilobytes: flow control stuck) is not waited
+                # for on the loop: the port has stopped taking work.
+                raise serial.SerialTimeoutException("Write timeout (the port takes no more bytes)") from None
+            except OSError as exc:
+                raise serial.SerialException(f"write failed: {exc}") from exc
+
+    def finish(self) -> None:
+        """The driver wants its thread back (a command that needs pauses): end the mining."""
+        self._detach()
+
+    # ------------------------------------------------------------ internals, on the loop
+    def _attach(self) -> None:
+        if self._ended.is_set():
+            return
+        try:
+            self.loop.add_reader(self.fd, self._guarded, self._on_readable)
+        except (OSError, ValueError) as exc:  # the fd closed under us: as a read error would say
+            self._error = serial.SerialException(f"cannot watch the port: {exc}")
+            self._ended.set()
+            return
+        self._attached = True
+        self._guarded(self._on_poke)
+
+    def _guarded(self, callback: Callable[[], None]) -> None:
+        if not self._attached:
+            return
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001 - handed to the device thread, which decides
+            self._error = exc
+            self._detach()
+
+    def _detach(self) -> None:
+        if self._attached:
+            self._attached = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                self.loop.remove_reader(self.fd)
+        self._ended.set()
+
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False

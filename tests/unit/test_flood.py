@@ -98,3 +98,32 @@ def test_a_flood_of_stale_shares_is_one_log_line_per_interval(caplog):
     for n in range(1000):
         session.offer(share(job, n), n / 1000)  # within one second
     assert sum("stale share" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_put_from_the_loops_own_thread_wakes_the_waiter_without_the_self_pipe(monkeypatch):
+    """A device mining on the loop (an Icarus stick) puts from the loop's thread: the waiter wakes
+    by a plain call_soon; the thread-safe path (a self-pipe write, a read, one more pass) is for
+    device threads."""
+    loop = asyncio.get_running_loop()
+    queue = NonceQueue()
+    queue.bind(loop)
+    threadsafe: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def spy(callback, *args, **kwargs):
+        if getattr(callback, "__name__", "") == "_wake":  # the queue's wake, not asyncio's own uses
+            threadsafe.append(callback)
+        return real(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", spy)
+    waiter = asyncio.ensure_future(queue.wait())
+    await asyncio.sleep(0)
+    queue.put(nonce(1))
+    await asyncio.wait_for(waiter, 2)
+    assert threadsafe == [] and queue.wakes == 1
+    queue.take(10)
+    waiter = asyncio.ensure_future(queue.wait())
+    await asyncio.sleep(0)
+    await asyncio.to_thread(queue.put, nonce(2))  # from another thread: the thread-safe way
+    await asyncio.wait_for(waiter, 2)
+    assert len(threadsafe) == 1 and queue.wakes == 2
