@@ -5,8 +5,6 @@ compac_gsa1_nonce does; then this project's driver on a two-chip chain."""
 
 from __future__ import annotations
 
-import time
-
 import serial
 from miner.drivers.bm13xx import DRIVER
 from miner.drivers.bm13xx import protocol as p
@@ -71,7 +69,13 @@ def test_cgminer_gsa1_set_up_and_nonces():
         send_all(port, DETECT)
         assert count_chips(port, 11) == [bytes.fromhex("aa5513620300000000001e")]  # cgminer's capture
         send_all(port, GSA1_INIT)
-        time.sleep(0.05)
+        # wait until the emulator has applied the frames (what the asserts below read), not a fixed time
+        wait_for(lambda: (emu.initialised
+                          and emu.frequency == 200.0
+                          and emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
+                          and emu.baud == 115_740
+                          and emu.chips[0].registers[p.REG_HASH_COUNTING] == 0x12C9),
+                 10, "the host's set-up applied")
         assert emu.initialised and emu.frequency == 200.0  # 25 x 240 / (2 x 3 x 5)
         assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY and emu.baud == 115_740  # no baud switch
         assert emu.chips[0].registers[p.REG_HASH_COUNTING] == 0x12C9

@@ -72,7 +72,13 @@ def test_esp_miner_bm1373_init_sequence_and_first_job(chip, answer):
         assert [r[2:4].hex() for r in replies] == [answer, answer] and all(r[:2] == b"\xaa\x55" for r in replies)
         send_all(port, BM1373_INIT)
         port.baudrate = 3_000_000  # SERIAL_set_baud(BM1372_ASIC_BAUD) after the 0x28 write
-        time.sleep(0.05)
+        # wait until the emulator has applied the frames (what the asserts below read), not a fixed time
+        wait_for(lambda: (sorted(c.address for c in emu.chips) == [0x00, 0x10]
+                          and [c.registers.get(p.REG_IO_DRIVER) for c in emu.chips] == [0x00011111, 0x0001F111]
+                          and emu.initialised and abs(emu.baud / 3_000_000 - 1) < 0.05
+                          and emu.frequency == pytest.approx(326.79, abs=0.01)
+                          and emu.ticket_difficulty == ESP_TICKET_DIFFICULTY),
+                 10, "the host's set-up applied")
         assert sorted(c.address for c in emu.chips) == [0x00, 0x10]
         # the per-chip write to command address 4 reached the chip at 0x10, and only it
         assert [c.registers.get(p.REG_IO_DRIVER) for c in emu.chips] == [0x00011111, 0x0001F111]

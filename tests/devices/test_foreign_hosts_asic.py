@@ -33,6 +33,7 @@ from tests.devices.test_foreign_hosts import (
     open_like_bfgminer,
     read_for,
 )
+from tests.helpers.icarus_rig import wait_for
 
 # The genesis block header (docs/bm13xx.md §8): the jobs below are its frames from §8.1 / §8.2.
 GENESIS = bytes.fromhex(
@@ -140,7 +141,12 @@ def test_esp_miner_bm1370_init_sequence_and_first_job():
         # in bytes 2..3 (count_asic_chips compares them with BM1370_CHIP_ID), address 0, CRC-5 good.
         assert count_chips(port, 11) == [bytes.fromhex("aa55137000000000000010")]
         send_all(port, BM1370_INIT)
-        time.sleep(0.05)
+        # wait until the emulator has applied the frames (what the asserts below read), not a fixed time
+        wait_for(lambda: (emu.initialised
+                          and emu.frequency == 525.0
+                          and abs(emu.baud / 1_000_000 - 1) < 0.05
+                          and emu.ticket_difficulty == ESP_TICKET_DIFFICULTY),
+                 10, "the host's set-up applied")
         # The chip decodes BT8D = 2 as 25 MHz / 24 = 1 041 666 baud; ESP-Miner opens its UART at
         # 1 000 000, 4 % off and inside a UART's tolerance (docs/bm13xx.md §1.1).
         assert emu.initialised and emu.frequency == 525.0 and abs(emu.baud / 1_000_000 - 1) < 0.05
@@ -187,7 +193,12 @@ def test_esp_miner_bm1368_init_sequence_and_first_job():
         # bm1370.c quotes this very frame: "should respond AA 55 13 68 00 00 00 00 00 00 0F"
         assert count_chips(port, 11) == [bytes.fromhex("aa5513680000000000000f")]
         send_all(port, BM1368_INIT)
-        time.sleep(0.05)
+        # wait until the emulator has applied the frames (what the asserts below read), not a fixed time
+        wait_for(lambda: (emu.initialised
+                          and emu.frequency == 490.0
+                          and abs(emu.baud / 1_000_000 - 1) < 0.05
+                          and emu.ticket_difficulty == ESP_TICKET_DIFFICULTY),
+                 10, "the host's set-up applied")
         assert emu.initialised and emu.frequency == 490.0 and abs(emu.baud / 1_000_000 - 1) < 0.05
         assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
         esp_header_chip_mines(emu, port, BM1368_GENESIS_JOB, 24)
@@ -233,7 +244,12 @@ def test_esp_miner_bm1366_init_sequence_and_first_job():
         send_all(port, frames("\n".join([BM1370_VERSION_MASK] * 3 + [BM1370_READ_CHIP_ID])))
         assert count_chips(port, 11) == [bytes.fromhex("aa551366000000000000 05")]
         send_all(port, BM1366_INIT)
-        time.sleep(0.05)
+        # wait until the emulator has applied the frames (what the asserts below read), not a fixed time
+        wait_for(lambda: (emu.initialised
+                          and emu.frequency == 485.0
+                          and abs(emu.baud / 1_000_000 - 1) < 0.05
+                          and emu.ticket_difficulty == ESP_TICKET_DIFFICULTY),
+                 10, "the host's set-up applied")
         assert emu.initialised and emu.frequency == 485.0 and abs(emu.baud / 1_000_000 - 1) < 0.05
         assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
         # BM1366_process_work reads the job id as b7 & 0xf8 (8 small cores), not (b7 & 0xf0) >> 1
@@ -277,7 +293,12 @@ def test_esp_miner_bm1397_init_sequence_and_first_job():
         # 9-byte frame AA 55 13 97 18 00 00 00 06 (CORE_NUM 0x18, address 0)
         assert count_chips(port, 9) == [bytes.fromhex("aa5513971800000006")]
         send_all(port, BM1397_INIT)
-        time.sleep(0.05)
+        # wait until the emulator has applied the frames (what the asserts below read), not a fixed time
+        wait_for(lambda: (emu.initialised
+                          and emu.frequency == 425.0
+                          and emu.baud == 3_125_000
+                          and emu.ticket_difficulty == ESP_TICKET_DIFFICULTY),
+                 10, "the host's set-up applied")
         assert emu.initialised and emu.frequency == 425.0 and emu.baud == 3_125_000
         assert emu.ticket_difficulty == ESP_TICKET_DIFFICULTY
         emu.scale = MINE_DIFFICULTY / ESP_TICKET_DIFFICULTY

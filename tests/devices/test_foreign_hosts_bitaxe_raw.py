@@ -34,8 +34,6 @@ Every answer is framed as the V0 firmware frames it and checked against what muj
 
 from __future__ import annotations
 
-import time
-
 import serial
 from miner.drivers.bitaxe_raw import control as c
 from miner.drivers.bitaxe_raw.emulator import BitaxeRawEmulator
@@ -50,6 +48,7 @@ from tests.devices.test_foreign_hosts_asic import (
     frames,
     send_all,
 )
+from tests.helpers.icarus_rig import wait_for
 
 # tps546.rs constants::DEVICE_ID1..3, the ids verify_device_id accepts (TPS546D24A, TPS546D24S)
 TPS546_DEVICE_IDS = tuple(bytes.fromhex(h) for h in ("5449546b2441", "5449546d2441", "5449546d2462"))
@@ -343,7 +342,11 @@ def test_mujina_brings_up_a_gamma_on_the_v0_firmware_and_mines():
         assert count_chips(data, 11) == [bytes.fromhex("aa55137000000000000010")]
         send_all(data, CHAIN_CONFIG + RAMP + FINAL)
         assert len(RAMP) == 76
-        time.sleep(0.05)
+        # wait until the emulator has applied the frames (what the asserts below read), not a fixed time
+        wait_for(lambda: (emu.chain.initialised
+                          and emu.chain.frequency == 525.0
+                          and emu.chain.ticket_difficulty == 256),
+                 10, "the host's set-up applied")
         assert emu.chain.initialised and emu.chain.frequency == 525.0 and emu.chain.ticket_difficulty == 256
         for packet, reg, value in READBACK:
             data.reset_input_buffer()
