@@ -122,6 +122,11 @@ class Miner:
             return
         self.nonces.put(nonce)
 
+    @property
+    def share_path_idle(self) -> bool:
+        """The share path waits for nonces (a nonce from the loop's thread is then checked inline)."""
+        return self._share_path_idle
+
     def _on_loop(self) -> bool:
         try:
             return asyncio.get_running_loop() is self._loop
