@@ -108,6 +108,20 @@ def context_switches(pid: int) -> int:
     return total
 
 
+def scheduled_seconds(pid: int) -> float:
+    """CPU time of every thread of a process from the scheduler's own clock (/proc/PID/task/*/schedstat,
+    its first field: nanoseconds on a CPU). utime/stime are sampled at the timer tick, so a process
+    that wakes for ~100 us, tens of times a second, is charged in whole ticks whenever a tick finds it
+    running: for a nearly idle process this is the figure to trust."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
+    return total / 1e9
+
+
 def proc_threads(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Threads:"):
@@ -165,6 +179,7 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
             time.sleep(warmup)
             before, cpu0, t0 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
             loop0, switches0 = thread_cpu_seconds(miner.pid, miner.pid), context_switches(miner.pid)
+            sched0 = scheduled_seconds(miner.pid)
             spy = None
             if profile and profile.endswith(".strace"):  # syscall counts of every miner thread
                 spy = subprocess.Popen(["strace", "-c", "-f", "-p", str(miner.pid), "-o", profile],
@@ -178,6 +193,7 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
             time.sleep(seconds)
             after, cpu1, t1 = sent(), proc_cpu_seconds(miner.pid), time.monotonic()
             loop1, switches1 = thread_cpu_seconds(miner.pid, miner.pid), context_switches(miner.pid)
+            sched1 = scheduled_seconds(miner.pid)
             if spy is not None:
                 if profile and profile.endswith(".strace"):
                     spy.send_signal(signal.SIGINT)
@@ -208,6 +224,7 @@ def run_sticks(sticks: int, seconds: float, nonce_rate: float, warmup: float,
             "system_percent": 100 * system / wall, "nonces": nonces, "threads": threads,
             "work_per_s": jobs / wall, "mining": mining, "loop_percent": 100 * (loop1 - loop0) / wall,
             "wakes_per_s": (switches1 - switches0) / wall,
+            "sched_percent_per_stick": 100 * (sched1 - sched0) / wall / max(1, mining),
             "nonces_per_s": nonces / wall, "cpu_percent": 100 * cpu / wall,
             "percent_per_stick": 100 * cpu / wall / max(1, mining),
             "us_per_nonce": 1e6 * cpu / nonces if nonces else 0.0}
@@ -300,15 +317,17 @@ def main() -> int:
           "(60 GH/s at diff 1); the driver sends a U3 work every 72 ms; CPU time of the miner process only")
     print()
     print(f"{'sticks':>6} {'mining':>6} {'nonces/s':>9} {'work/s':>7} {'miner CPU %':>11} {'(user/sys)':>11} "
-          f"{'loop %':>7} {'% per stick':>11} {'us/nonce':>9} {'wakes/s':>8} {'threads':>7}")
+          f"{'loop %':>7} {'% per stick':>11} {'sched %/stick':>13} {'us/nonce':>9} {'wakes/s':>8} {'threads':>7}")
     for r in runs:
         split = f"{r['user_percent']:.1f}/{r['system_percent']:.1f}"
         print(f"{r['sticks']:>6} {r['mining']:>6} {r['nonces_per_s']:>9.1f} {r['work_per_s']:>7.1f} "
               f"{r['cpu_percent']:>11.2f} {split:>11} {r['loop_percent']:>7.2f} {r['percent_per_stick']:>11.3f} "
+              f"{r['sched_percent_per_stick']:>13.3f} "
               f"{r['us_per_nonce']:>9.0f} {r['wakes_per_s']:>8.0f} {r['threads']:>7}")
     print("(mining: sticks that took work in the window, % per stick is over those; us/nonce: all of the "
           "miner's CPU time, work, polling and status included, over the nonces; loop %: the event loop's "
-          "thread alone; wakes/s: context switches of all the miner's threads)")
+          "thread alone; sched %/stick: the same CPU time from the scheduler's ns clock (schedstat), not "
+          "tick-sampled utime/stime; wakes/s: context switches of all the miner's threads)")
     print()
     print(f"{'operation':<48} {'figure':>10} {'target':>8} {'ratio':>7}")
     print(f"{'share path (Miner._check), us/nonce, best of 5':<48} {share['us_per_nonce']:>10.1f} {20:>8} "

@@ -75,6 +75,8 @@ class IcarusDevice(SerialDevice):
         self._fit_lock = threading.Lock()  # the fit learns in the share path's thread, resets in the device's
         self._hs: float | None = None  # measured seconds per hash
         self._overhead = 0.0  # measured W
+        self._range_time = 0.0  # range_time() for the fit and clock in _range_time_key
+        self._range_time_key: tuple[object, ...] | None = None
         self._ring: list[Work | None] = [None] * p.WORK_ID_COUNT
         self._next_id = 0
         self.comm_errors: collections.Counter[str] = collections.Counter()
@@ -104,8 +106,19 @@ class IcarusDevice(SerialDevice):
         return 1.0 / model.hashrate(self.stats.frequency)
 
     def range_time(self) -> float:
-        """Seconds the stick needs for the whole nonce range (all engines together)."""
-        return max(0.01, self.seconds_per_hash() * NONCE_SPACE + self._overhead)
+        """Seconds the stick needs for the whole nonce range (all engines together).
+
+        Kept until what it follows changes (the fit, or the clock): it is asked on every work tick,
+        ~14 times a second per U3, and the fit moves a few times a second at most."""
+        hs, overhead = self._hs, self._overhead  # read once: the fit learns in the share path's thread
+        key = (hs, overhead, self.stats.frequency, self.chip_model)
+        if key == self._range_time_key:
+            return self._range_time
+        if hs is None:
+            hs = 1.0 / (key[3] or p.MODELS["erupter"]).hashrate(key[2])
+        self._range_time = value = max(0.01, hs * NONCE_SPACE + overhead)
+        self._range_time_key = key
+        return value
 
     def nominal_hashrate(self) -> float | None:
         return 1.0 / self.seconds_per_hash()
@@ -405,8 +418,10 @@ class _LoopMining:
             host.finish()  # the command's pauses are the thread's: it takes over (IcarusDevice.mine)
             return
         now = time.monotonic()
-        if self.framer.pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
+        pending = self.framer.pending
+        if pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
             device._drop_partial(self.framer)  # noqa: SLF001
+            pending = 0
         restart = device.take_restart()
         range_time = device.range_time()
         if restart or self.done or self.current is None or now - self.sent_at >= range_time:
@@ -415,13 +430,16 @@ class _LoopMining:
                 host.write(device._packet(work, self.model))  # noqa: SLF001
                 device.jobs_sent += 1
                 self.previous, self.current = self.current, work
-                now = self.sent_at = time.monotonic()
+                # One clock read a tick: the write above is a non-blocking write(2) of 64 bytes, so
+                # the tick's clock is the send time to within microseconds (bfgminer too takes the
+                # clock just before its write: driver-icarus.c, icarus_job_start).
+                self.sent_at = now
                 self.done = False
             elif self.current is None:
                 host.call_later(0.2, self.tick)  # no job yet; work_available ticks sooner
                 return
         due = self.sent_at + range_time
-        if self.framer.pending:
+        if pending:
             due = min(due, self.last_byte + PARTIAL_REPLY_TIMEOUT)
         host.call_later(max(0.001, due - now), self.tick)
 

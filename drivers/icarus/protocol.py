@@ -136,6 +136,8 @@ class ReplyFramer:
     _buffer: bytearray = field(default_factory=bytearray)
 
     def feed(self, data: bytes) -> list[Reply]:
+        if not self._buffer and len(data) == self.size:  # the usual read: one whole reply, nothing kept
+            return [Reply.decode(data)]
         self._buffer += data
         count = len(self._buffer) // self.size
         replies = [Reply.decode(bytes(self._buffer[i * self.size:(i + 1) * self.size])) for i in range(count)]

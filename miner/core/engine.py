@@ -71,6 +71,8 @@ class Miner:
         self.recent = RecentShares()  # the last answered shares, for the dashboard's share log
         self.started = time.monotonic()
         self.nonces = NonceQueue()
+        self._share_path_idle = False  # the share path waits for nonces: one from the loop is checked inline
+        self._submit_next: CheckedNonce | None = None  # an inline check's share, for the share path to submit
         self._log_limit = LogLimiter(log)
         self._reported_shed = 0
         self.share_path_faults = 0  # nonces whose check or submit raised unexpectedly (a bug or a bad job)
@@ -107,7 +109,29 @@ class Miner:
     def on_nonce(self, nonce: Nonce) -> None:
         if self._loop is None:
             return
+        if (self._share_path_idle and self._submit_next is None and self.gather_seconds <= 0 and not self.nonces
+                and self._on_loop()):
+            # A device mining on the loop (devices/serialport.py, LoopHost) with the share path idle
+            # and nothing queued: checked here, at once and in order, with no queue, Future or task
+            # step per nonce (docs/architecture.md, "Host cost"). A share to submit is the share
+            # path's (the submit awaits the pool); the next nonce queues behind it, so order holds.
+            share = self._verdict_supervised(nonce)
+            if share is not None:
+                self._submit_next = share
+                self.nonces.nudge()
+            return
         self.nonces.put(nonce)
+
+    @property
+    def share_path_idle(self) -> bool:
+        """The share path waits for nonces (a nonce from the loop's thread is then checked inline)."""
+        return self._share_path_idle
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # a device thread
+            return False
 
     def _on_job(self, job: Job, restart: bool) -> None:
         for device in self.devices:
@@ -120,7 +144,13 @@ class Miner:
 
     async def _share_path(self) -> None:
         while True:
-            await self.nonces.wait()
+            if self._submit_next is None and not self.nonces:
+                self._share_path_idle = True
+                try:
+                    await self.nonces.wait()
+                finally:
+                    self._share_path_idle = False
+            await self._submit_pending()
             if self.gather_seconds > 0:
                 await asyncio.sleep(self.gather_seconds)  # puts meanwhile wake nothing: the wake is pending
             # A batch ends after BATCH nonces or YIELD_AFTER s, whichever comes first: under a flood
@@ -153,6 +183,7 @@ class Miner:
         """Check and send the nonces still queued when the devices stopped: they are valid work.
         A flood is cut off after `seconds`, so stop stays quick; what is left is counted as shed."""
         deadline = time.monotonic() + seconds
+        await self._submit_pending()
         while time.monotonic() < deadline:
             batch = self.nonces.take(TAKE)  # small takes: the deadline holds under a flood too
             if not batch:
@@ -164,6 +195,26 @@ class Miner:
             self.nonces.shed += len(left)
             log.warning("stop: %d queued nonce(s) not checked", len(left))
 
+    async def _submit_pending(self) -> None:
+        """Submit the share an inline check (on_nonce) left for the share path."""
+        share, self._submit_next = self._submit_next, None
+        if share is None:
+            return
+        try:
+            await self.source.submit(share)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - supervision of the share path
+            self._share_path_fault(share.nonce, exc)
+
+    def _verdict_supervised(self, nonce: Nonce) -> CheckedNonce | None:
+        """`_verdict` under the share path's supervision (see `_check_supervised`)."""
+        try:
+            return self._verdict(nonce)
+        except Exception as exc:  # noqa: BLE001 - supervision of the share path
+            self._share_path_fault(nonce, exc)
+            return None
+
     async def _check_supervised(self, nonce: Nonce) -> None:
         """The share path must outlive any one nonce: an unexpected error (a bug, or a job no check
         can handle) drops that nonce, is logged with its traceback once per kind, and counted."""
@@ -172,18 +223,28 @@ class Miner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - supervision of the share path
-            self.share_path_faults += 1
-            key = (type(exc).__name__, str(exc)[:200])
-            if key not in self._faults_logged:
-                self._faults_logged.add(key)
-                log.exception("%s: share path error on nonce %08x (dropped; the share path goes on)",
-                              nonce.device, nonce.nonce)
-            else:
-                self._log_limit.log(time.monotonic(), logging.WARNING, "share-fault", "%s: share path error "
-                                    "on nonce %08x again: %s: %s (%d so far)", nonce.device, nonce.nonce,
-                                    type(exc).__name__, exc, self.share_path_faults)
+            self._share_path_fault(nonce, exc)
+
+    def _share_path_fault(self, nonce: Nonce, exc: Exception) -> None:
+        """Count and log one nonce's unexpected error (called inside its except block: the traceback)."""
+        self.share_path_faults += 1
+        key = (type(exc).__name__, str(exc)[:200])
+        if key not in self._faults_logged:
+            self._faults_logged.add(key)
+            log.exception("%s: share path error on nonce %08x (dropped; the share path goes on)",
+                          nonce.device, nonce.nonce)
+        else:
+            self._log_limit.log(time.monotonic(), logging.WARNING, "share-fault", "%s: share path error "
+                                "on nonce %08x again: %s: %s (%d so far)", nonce.device, nonce.nonce,
+                                type(exc).__name__, exc, self.share_path_faults)
 
     async def _check(self, nonce: Nonce) -> None:
+        share = self._verdict(nonce)
+        if share is not None:
+            await self.source.submit(share)
+
+    def _verdict(self, nonce: Nonce) -> CheckedNonce | None:
+        """Check one nonce and count it; the share when it must go to the source (None otherwise)."""
         device = self.device_named(nonce.device)
         # A nonce from no known device is held to the share target.
         share = check_reported(nonce, self.dispatcher.lookup,
@@ -192,7 +253,7 @@ class Miner:
             self._log_limit.log(time.monotonic(), logging.WARNING, "unknown-work",
                                 "%s: nonce %08x for unknown work %d dropped", nonce.device, nonce.nonce,
                                 nonce.work_id)
-            return
+            return None
         self.totals.found += 1
         if device is not None:
             device.on_verdict(share)  # the device's statistics and per-chip counters follow this verdict
@@ -201,7 +262,7 @@ class Miner:
             self._log_limit.log(time.monotonic(), logging.WARNING, "hw-error",
                                 "%s: hardware error, nonce %08x does not meet its target", nonce.device,
                                 nonce.nonce)
-            return
+            return None
         self.totals.note_best(share.difficulty)
         # difficulty-1 work: the valid nonce counts at the difficulty it was checked at (cgminer's diff1)
         diff1 = target_to_difficulty(device.target_for(share.work) if device is not None else share.work.target)
@@ -210,7 +271,8 @@ class Miner:
         if device is not None:
             device.stats.shares.diff1 += diff1
         if share.verdict in (Verdict.SHARE, Verdict.BLOCK):
-            await self.source.submit(share)
+            return share
+        return None
 
     def device_named(self, name: str) -> Device | None:
         # Looked up once per nonce: by a dict, checked against the live list (hot-plug changes it).

@@ -63,8 +63,9 @@ class NonceQueue:
                 if _running_loop() is self._loop:
                     # A device mining on the loop (devices/serialport.py, LoopHost): the loop is
                     # awake already; the self-pipe write and its read would be two system calls
-                    # and one more pass of the loop for every nonce.
-                    self._loop.call_soon(self._wake)
+                    # and one more pass of the loop for every nonce, and a call_soon of the wake
+                    # one more pass still. Setting the event here only schedules the share path.
+                    self._wake()
                 else:
                     self._loop.call_soon_threadsafe(self._wake)
         return kept
@@ -73,6 +74,11 @@ class NonceQueue:
         assert self._ready is not None
         self.wakes += 1
         self._ready.set()
+
+    def nudge(self) -> None:
+        """Wake the waiting share path without a nonce (on the loop: it has other work, a submit)."""
+        if self._ready is not None:
+            self._ready.set()
 
     def take(self, most: int) -> list[Nonce]:
         """Up to `most` nonces, oldest first, without waiting."""

@@ -74,6 +74,9 @@ class DeviceStats:
         self.source_meter(source).add(count, now)
 
     def source_meter(self, source: str) -> RateMeter:
+        meter = self.source_hashes.get(source)  # once a nonce: the lock only to add one (a dict get is atomic)
+        if meter is not None:
+            return meter
         with self._lock:
             meter = self.source_hashes.get(source)
             if meter is None:

@@ -428,16 +428,23 @@ class LoopHost:
         a tcdrain would hold every other port and the share path for the line's transmit time
         (64 bytes at 115200 baud: 5.6 ms). bfgminer writes its Icarus work the same way (plain
         write(2), the clock taken just before it: bfgminer driver-icarus.c, icarus_job_start)."""
-        view = memoryview(data)
-        while view:
+        view = None
+        while True:
             try:
-                view = view[os.write(self.fd, view):]
+                written = os.write(self.fd, data if view is None else view)
             except BlockingIOError:
                 # A full output buffer (64 bytes into kilobytes: flow control stuck) is not waited
                 # for on the loop: the port has stopped taking work.
                 raise serial.SerialTimeoutException("Write timeout (the port takes no more bytes)") from None
             except OSError as exc:
                 raise serial.SerialException(f"write failed: {exc}") from exc
+            if view is None:
+                if written == len(data):  # the usual case: a work packet goes in at once, no view built
+                    return
+                view = memoryview(data)
+            view = view[written:]
+            if not view:
+                return
 
     def finish(self) -> None:
         """The driver wants its thread back (a command that needs pauses): end the mining."""

@@ -102,8 +102,8 @@ def test_a_flood_of_stale_shares_is_one_log_line_per_interval(caplog):
 
 async def test_a_put_from_the_loops_own_thread_wakes_the_waiter_without_the_self_pipe(monkeypatch):
     """A device mining on the loop (an Icarus stick) puts from the loop's thread: the waiter wakes
-    by a plain call_soon; the thread-safe path (a self-pipe write, a read, one more pass) is for
-    device threads."""
+    at once (the event is set there); the thread-safe path (a self-pipe write, a read, one more
+    pass) is for device threads."""
     loop = asyncio.get_running_loop()
     queue = NonceQueue()
     queue.bind(loop)
