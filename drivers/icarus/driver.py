@@ -45,6 +45,15 @@ COMMAND_PAUSE = 0.05  # silence after a 4-byte command, so the stick sees it as 
 PARTIAL_REPLY_TIMEOUT = 0.02  # a partial reply with nothing more after this long is dropped
 LATE_WINDOW = 1.0  # seconds after new work during which an Erupter reply may still be for the old job
 MIN_FIT_HASHES = 0x10000  # nonces found this early say more about latency than speed (cgminer's rule)
+FIT_SIZE = 64  # timing samples the fit holds (the most recent)
+# Reading a fast stick's replies at the range's end (docs/icarus.md §A5.2): a learning window of
+# the timing fit reads each reply as it comes, for its arrival time; it ends after a full fit of
+# new samples, or after LEARN_REPLIES replies that gave none (all found too early in their range:
+# an emulator at a tiny difficulty), and a new one opens every RELEARN_SECONDS, as cgminer's
+# "long" mode keeps estimating (icarus.c, icarus_scanwork: the history's re-estimate).
+LEARN_REPLIES = 128
+RELEARN_SECONDS = 600.0
+HOLD_LIMIT = 0.25  # s: the longest a found nonce may wait in the port's buffer (the range time at most)
 
 
 @functools.lru_cache(maxsize=16)
@@ -71,12 +80,17 @@ class IcarusDevice(SerialDevice):
         self.model = model.name if model else ""
         self._identified = False
         self._pending_frequency: tuple[float, bytes] | None = None
-        self._fit: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
+        self._fit: collections.deque[tuple[float, float]] = collections.deque(maxlen=FIT_SIZE)
         self._fit_lock = threading.Lock()  # the fit learns in the share path's thread, resets in the device's
         self._hs: float | None = None  # measured seconds per hash
         self._overhead = 0.0  # measured W
         self._range_time = 0.0  # range_time() for the fit and clock in _range_time_key
         self._range_time_key: tuple[object, ...] | None = None
+        self._learning = True  # a learning window of the fit is open (timing_wanted)
+        self._learn_samples = 0  # samples the fit took in this window
+        self._learn_replies = 0  # replies read with their arrival time in this window
+        self._relearn_at = 0.0
+        self.reads_at_range_end = False  # on the loop: replies are read when the range ends (§A5.2)
         self._ring: list[Work | None] = [None] * p.WORK_ID_COUNT
         self._next_id = 0
         self.comm_errors: collections.Counter[str] = collections.Counter()
@@ -128,6 +142,7 @@ class IcarusDevice(SerialDevice):
                                    "Jobs": self.jobs_sent}
         if self.chip_model is not None and self.chip_model.has_clock:
             info["Frequency range"] = f"{self.chip_model.min_mhz:g}-{self.chip_model.max_mhz:g} MHz"
+        info["Reply reads"] = "at range end" if self.reads_at_range_end else "as they come"
         for kind, count in self.comm_errors.items():
             info[kind] = count
         return info
@@ -264,8 +279,12 @@ class IcarusDevice(SerialDevice):
                 if self._pending_frequency is not None:
                     self._apply_frequency(port)
                 mining = _LoopMining(self, model)
-                mining.host = LoopHost(loop, port, mining.readable, mining.tick)
-                if not self.mine_on_loop(mining.host):
+                mining.host = LoopHost(loop, port, mining.readable, mining.tick, on_release=mining.drain)
+                try:
+                    on_loop = self.mine_on_loop(mining.host)
+                finally:
+                    self.reads_at_range_end = False
+                if not on_loop:
                     break  # the loop stopped meanwhile: the thread mines, as without one
                 if self._pending_frequency is None:
                     return
@@ -337,8 +356,9 @@ class IcarusDevice(SerialDevice):
         return p.work_packet(hashing.midstate(work.header), work.header, work_id)
 
     def _reply(self, reply: p.Reply, model: p.Model, current: Work | None, previous: Work | None,
-               sent_at: float, now: float) -> Work | None:
-        """Report one reply as a `Nonce` of the work it most likely belongs to (returned)."""
+               sent_at: float, now: float, timed: bool = True) -> Work | None:
+        """Report one reply as a `Nonce` of the work it most likely belongs to (returned). `now`
+        is when it came; untimed (read at the range's end), only that it came by `now`."""
         alternatives: tuple[Nonce, ...] = ()
         if model.work_ids:
             work = self._ring[reply.work_id] if reply.work_id is not None and reply.work_id < p.WORK_ID_COUNT else None
@@ -351,11 +371,14 @@ class IcarusDevice(SerialDevice):
             work = current
             if work is None:
                 return None
-            if previous is not None and now - sent_at < LATE_WINDOW:
+            if previous is not None and (not timed or now - sent_at < LATE_WINDOW):
                 # Found by the old job just before the stick took the new one? The share path decides.
                 alternatives = (Nonce(previous.work_id, reply.header_nonce, device=self.name, found_at=now),)
         # The timing sample rides along; the fit takes it if the share path finds the nonce valid.
-        tag = (p.hashes_done(reply.n, model.engines), now - sent_at) if work is current else None
+        tag = None
+        if timed and work is current:
+            tag = (p.hashes_done(reply.n, model.engines), now - sent_at)
+            self._learn_replies += 1
         self.report_nonce(Nonce(work.work_id, reply.header_nonce, device=self.name, found_at=now, tag=tag,
                                 alternatives=alternatives))
         return work
@@ -370,6 +393,21 @@ class IcarusDevice(SerialDevice):
         with self._fit_lock:
             self._fit.clear()
             self._hs = None
+            self._open_learning()
+
+    def _open_learning(self) -> None:
+        self._learning = True
+        self._learn_samples = self._learn_replies = 0
+
+    def timing_wanted(self, now: float) -> bool:
+        """Does the fit want each reply's arrival time now (a learning window is open)?"""
+        if self._learning:
+            if self._learn_samples >= FIT_SIZE or self._learn_replies >= LEARN_REPLIES:
+                self._learning = False
+                self._relearn_at = now + RELEARN_SECONDS
+        elif now >= self._relearn_at:
+            self._open_learning()
+        return self._learning
 
     def _learn_timing(self, hashes: int, elapsed: float) -> None:
         """Least-squares fit of elapsed = Hs * hashes + W over recent valid nonces (§A5)."""
@@ -377,6 +415,7 @@ class IcarusDevice(SerialDevice):
             return
         with self._fit_lock:
             self._fit.append((float(hashes), elapsed))
+            self._learn_samples += 1
             n = len(self._fit)
             if n < 3:
                 self._hs = sum(t for _, t in self._fit) / sum(x for x, _ in self._fit)
@@ -398,7 +437,14 @@ class _LoopMining:
     """`IcarusDevice._mine_threaded`'s rules on the event loop: `tick` (attached, told of work or a
     clean job, or its timer ran) sends work when the range is done, a clean job came or the stick
     stopped at its first find, and sets the timer for the range's end; `readable` frames the
-    replies. One timer: the range's end, or sooner a partial reply's deadline."""
+    replies. One timer: the range's end, or sooner a partial reply's deadline.
+
+    A fast stick's replies are read at the range's end (docs/icarus.md §A5.2): one wake a range
+    instead of one more a reply, the cost that dominates on the loop (docs/architecture.md, "Host
+    cost"). The port is then not watched; the tick reads what came before it sends the next work.
+    Each reply is read as it comes (the port watched) while a reply is part-read, while the timing
+    fit learns (it needs arrival times), for a stick that stops at its first find (it wants new
+    work at once) and when the range is longer than HOLD_LIMIT (a nonce would wait too long)."""
 
     def __init__(self, device: IcarusDevice, model: p.Model):
         self.device = device
@@ -410,14 +456,17 @@ class _LoopMining:
         self.sent_at = 0.0
         self.last_byte = 0.0
         self.done = False  # the stick has stopped working on `current`
+        self.watching = True  # the port is watched (LoopHost attaches its reader)
 
     def tick(self) -> None:
         device, host = self.device, self.host
         assert host is not None
+        now = time.monotonic()
+        if not self.watching:
+            self._feed(host.read_pending(), now, timed=False)  # what the stick found in the range ending
         if device._pending_frequency is not None:  # noqa: SLF001 - its own device's state
             host.finish()  # the command's pauses are the thread's: it takes over (IcarusDevice.mine)
             return
-        now = time.monotonic()
         pending = self.framer.pending
         if pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
             device._drop_partial(self.framer)  # noqa: SLF001
@@ -438,6 +487,11 @@ class _LoopMining:
             elif self.current is None:
                 host.call_later(0.2, self.tick)  # no job yet; work_available ticks sooner
                 return
+        watch = bool(pending) or self.model.first_nonce_only or range_time > HOLD_LIMIT or device.timing_wanted(now)
+        if watch != self.watching:
+            host.watch(watch)
+            self.watching = watch
+            device.reads_at_range_end = not watch
         due = self.sent_at + range_time
         if pending:
             due = min(due, self.last_byte + PARTIAL_REPLY_TIMEOUT)
@@ -446,19 +500,26 @@ class _LoopMining:
     def readable(self) -> None:
         host = self.host
         assert host is not None
-        data = host.read_ready()
+        self._feed(host.read_ready(), time.monotonic(), timed=True)
+        if self.done or self.framer.pending:
+            self.tick()  # new work at once (§A4 item 3), or the partial reply's deadline on the timer
+
+    def drain(self) -> None:
+        """At release (stop, re-init): what the stick found since the last read is reported, not lost."""
+        host = self.host
+        if host is not None and not self.watching:
+            self._feed(host.read_pending(), time.monotonic(), timed=False)
+
+    def _feed(self, data: bytes, now: float, timed: bool) -> None:
         if not data:
             return
         device = self.device
-        now = time.monotonic()
         if self.framer.pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
             device._drop_partial(self.framer)  # noqa: SLF001 - a reply is written in one go
         self.last_byte = now
         for reply in self.framer.feed(data):
-            work = device._reply(reply, self.model, self.current, self.previous, self.sent_at, now)  # noqa: SLF001
+            work = device._reply(reply, self.model, self.current, self.previous, self.sent_at, now, timed)  # noqa: SLF001
             self.done = self.done or (self.model.first_nonce_only and work is self.current)
-        if self.done or self.framer.pending:
-            self.tick()  # new work at once (§A4 item 3), or the partial reply's deadline on the timer
 
 
 class _Golden:

@@ -349,19 +349,26 @@ class LoopHost:
 
     The driver gives `on_readable` (the port has bytes: read them with `read_ready`) and `on_poke`
     (run once attached, and whenever the device is told of work or a clean job); it keeps its
-    timers with `call_later`. Everything it does runs on the loop, one callback at a time. An
-    exception from a callback ends the mining, and `run` raises it in the device thread, where
-    the SerialDevice loop handles it as it handles one from a threaded `mine` (NoDevice, reopen).
+    timers with `call_later`. The port is watched from the start; a driver that reads it on its
+    own timer instead (`watch(False)`, then `read_pending`) saves the loop a wake per reply, and
+    its `on_release` reads what is left when the mining is released. Everything it does runs on
+    the loop, one callback at a time. An exception from a callback ends the mining, and `run`
+    raises it in the device thread, where the SerialDevice loop handles it as it handles one from
+    a threaded `mine` (NoDevice, reopen).
     `release` (stop, re-init) and `finish` (the driver wants its thread back) end it too.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, port: serial.Serial, on_readable: Callable[[], None],
-                 on_poke: Callable[[], None]):
+                 on_poke: Callable[[], None], on_release: Callable[[], None] | None = None):
         self.loop = loop
         self.port = port
         self.fd = port.fileno()
         self._on_readable = on_readable
         self._on_poke = on_poke
+        self._on_release = on_release
+        self._watched = False
+        self._poller = select.poll()  # read_pending's look: a tty read with VMIN=0 says b'' for "nothing yet"
+        self._poller.register(self.fd, select.POLLIN)
         self._attached = False
         self._ended = threading.Event()
         self._error: BaseException | None = None
@@ -389,10 +396,10 @@ class LoopHost:
     def release(self) -> None:
         """End the mining (stop, re-init): at once on the loop's thread, else as the loop's next job."""
         if self._on_loop_thread():
-            self._detach()
+            self._release()
             return
         try:
-            self.loop.call_soon_threadsafe(self._detach)
+            self.loop.call_soon_threadsafe(self._release)
         except RuntimeError:  # the loop has closed: nothing of it runs any more
             self._ended.set()
 
@@ -412,6 +419,24 @@ class LoopHost:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self.loop.call_later(delay, self._guarded, callback) if self._attached else None
+
+    def watch(self, on: bool) -> None:
+        """Watch the port (`on_readable` when it has bytes) or stop watching it."""
+        if not self._attached or on == self._watched:
+            return
+        if on:
+            self.loop.add_reader(self.fd, self._guarded, self._on_readable)
+        else:
+            self.loop.remove_reader(self.fd)
+        self._watched = on
+
+    def read_pending(self) -> bytes:
+        """The bytes the port has, without a wake having said so (b'' when none); a port gone
+        raises. The port is in pyserial's non-blocking raw mode (VMIN=0, VTIME=0), where a read of
+        an empty tty returns b'' as an unplugged one does: a zero-timeout poll tells them apart."""
+        if not self._poller.poll(0):
+            return b""
+        return self.read_ready()
 
     def read_ready(self) -> bytes:
         """The bytes the port has (b'' when a wake found none); a port gone raises, as pyserial does."""
@@ -460,6 +485,7 @@ class LoopHost:
             self._error = serial.SerialException(f"cannot watch the port: {exc}")
             self._ended.set()
             return
+        self._watched = True
         self._attached = True
         self._guarded(self._on_poke)
 
@@ -472,14 +498,28 @@ class LoopHost:
             self._error = exc
             self._detach()
 
+    def _release(self) -> None:
+        if self._attached and self._on_release is not None:
+            # What the port holds is the stick's valid work: reported before the mining ends. A
+            # port gone meanwhile has nothing to give; the re-init that follows says so.
+            try:
+                self._on_release()
+            except (OSError, serial.SerialException):
+                pass
+            except Exception:  # noqa: BLE001 - a bug in the driver's drain must not keep the mining attached
+                log.exception("reading the port at release failed")
+        self._detach()
+
     def _detach(self) -> None:
         if self._attached:
             self._attached = False
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            with contextlib.suppress(OSError, ValueError, RuntimeError):
-                self.loop.remove_reader(self.fd)
+            if self._watched:
+                with contextlib.suppress(OSError, ValueError, RuntimeError):
+                    self.loop.remove_reader(self.fd)
+                self._watched = False
         self._ended.set()
 
     def _on_loop_thread(self) -> bool:
