@@ -142,6 +142,7 @@ class IcarusDevice(SerialDevice):
                                    "Jobs": self.jobs_sent}
         if self.chip_model is not None and self.chip_model.has_clock:
             info["Frequency range"] = f"{self.chip_model.min_mhz:g}-{self.chip_model.max_mhz:g} MHz"
+        info["Timing fit"] = "learning" if self._learning else "learned"
         info["Reply reads"] = "at range end" if self.reads_at_range_end else "as they come"
         for kind, count in self.comm_errors.items():
             info[kind] = count
@@ -433,6 +434,14 @@ class IcarusDevice(SerialDevice):
             self._overhead = max(0.0, mean_t - hs * mean_x)
 
 
+def reads_each_reply(model: p.Model, range_time: float, part_read: bool, learning: bool) -> bool:
+    """Must a stick on the loop have each reply read as it comes (else: at the range's end)?
+    Yes while a reply is part-read (its deadline needs byte times), while the fit learns (it
+    needs arrival times), for a stick that stops at its first find (it wants new work at once),
+    and when the range is longer than HOLD_LIMIT (a found nonce would wait that long)."""
+    return part_read or learning or model.first_nonce_only or range_time > HOLD_LIMIT
+
+
 class _LoopMining:
     """`IcarusDevice._mine_threaded`'s rules on the event loop: `tick` (attached, told of work or a
     clean job, or its timer ran) sends work when the range is done, a clean job came or the stick
@@ -487,7 +496,8 @@ class _LoopMining:
             elif self.current is None:
                 host.call_later(0.2, self.tick)  # no job yet; work_available ticks sooner
                 return
-        watch = bool(pending) or self.model.first_nonce_only or range_time > HOLD_LIMIT or device.timing_wanted(now)
+        learning = device.timing_wanted(now)  # asked every tick: it also closes and reopens the window
+        watch = reads_each_reply(self.model, range_time, bool(pending), learning)
         if watch != self.watching:
             host.watch(watch)
             self.watching = watch
