@@ -106,7 +106,7 @@ def test_stop_at_the_range_end_reports_what_the_port_holds(harness):
             held = False
             for _ in range(50):  # a reply the tick did not take first: most tries, on any machine
                 count = len(emu.sent)
-                wait_for(lambda: len(emu.sent) > count, timeout=30, what="a reply")
+                wait_for(lambda count=count: len(emu.sent) > count, timeout=30, what="a reply")
                 if select.select([watcher], [], [], 0)[0]:
                     emu.inject_silence()  # nothing more: what the port holds now is what stop must read
                     held = True
