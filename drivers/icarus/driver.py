@@ -471,8 +471,7 @@ class _LoopMining:
         device, host = self.device, self.host
         assert host is not None
         now = time.monotonic()
-        if not self.watching:
-            self._feed(host.read_pending(), now, timed=False)  # what the stick found in the range ending
+        self.drain(now)  # what the stick found in the range ending, when the port is not watched
         if device._pending_frequency is not None:  # noqa: SLF001 - its own device's state
             host.finish()  # the command's pauses are the thread's: it takes over (IcarusDevice.mine)
             return
@@ -514,11 +513,12 @@ class _LoopMining:
         if self.done or self.framer.pending:
             self.tick()  # new work at once (§A4 item 3), or the partial reply's deadline on the timer
 
-    def drain(self) -> None:
-        """At release (stop, re-init): what the stick found since the last read is reported, not lost."""
+    def drain(self, now: float | None = None) -> None:
+        """With the port not watched, report what the stick found since the last read: at each
+        tick, and at release (stop, re-init), so nothing it found is lost."""
         host = self.host
         if host is not None and not self.watching:
-            self._feed(host.read_pending(), time.monotonic(), timed=False)
+            self._feed(host.read_pending(), time.monotonic() if now is None else now, timed=False)
 
     def _feed(self, data: bytes, now: float, timed: bool) -> None:
         if not data:

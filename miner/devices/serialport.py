@@ -479,14 +479,14 @@ class LoopHost:
     def _attach(self) -> None:
         if self._ended.is_set():
             return
+        self._attached = True
         try:
-            self.loop.add_reader(self.fd, self._guarded, self._on_readable)
+            self.watch(True)
         except (OSError, ValueError) as exc:  # the fd closed under us: as a read error would say
+            self._attached = False
             self._error = serial.SerialException(f"cannot watch the port: {exc}")
             self._ended.set()
             return
-        self._watched = True
-        self._attached = True
         self._guarded(self._on_poke)
 
     def _guarded(self, callback: Callable[[], None]) -> None:
