@@ -46,6 +46,6 @@ if any(command in sys.argv for command in ("build_ext", "editable_wheel", "bdist
         sys.exit(NO_COMPILER.format(cc=missing))
 
 setup(
-    cffi_modules=["native/build_ffi.py:ffibuilder"],
+    cffi_modules=["native/build_ffi.py:ffibuilder", "native/build_pump.py:ffibuilder"],
     cmdclass={"build_ext": BuildExtWithClearErrors},
 )

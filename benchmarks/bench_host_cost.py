@@ -8,7 +8,8 @@ How it measures (docs/testing.md, "benchmarks"):
   hashing is not counted; the miner is `python -m miner` in another child, driving every stick
   through its pty with `--device icarus:PTY,model=u3,difficulty=D`. Only the miner's CPU time is
   read (utime + stime of /proc/PID/stat, all its threads), over a window that starts after the
-  golden-nonce tests, so start-up is not counted.
+  golden-nonce tests and the timing fit's first learning window (--warmup), so start-up is not
+  counted. The port pump's C thread (native/portpump.c) is one of the miner's threads: counted.
 - A U3 at ~60 GH/s finds 60e9 / 2**32 ~ 14 nonces a second at difficulty 1. The emulators hash
   for real, so each reports at a tiny difficulty D (2**-20: 4096 hashes a nonce) at the rate that
   gives the same nonce rate: 14 * 2**32 * D H/s each. The miner sees the nonce traffic of a real
@@ -289,7 +290,11 @@ def main() -> int:
     parser.add_argument("--sticks", default="1,10,50", help="comma-separated stick counts (default 1,10,50; "
                         "0: the idle miner, its one stick unplugged)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run (default 20)")
-    parser.add_argument("--warmup", type=float, default=4.0, help="seconds after start-up before measuring")
+    # 15 s: past the timing fit's first learning window, when each reply is read as it comes
+    # (drivers/icarus/driver.py LEARN_REPLIES: 128 replies, ~9 s at these emulators' nonce rate).
+    # That is the steady state; a real U3 opens a ~5 s window again every 600 s (docs/icarus.md §A5.2).
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds after start-up before measuring "
+                        "(default 15: past the first learning window of the timing fit)")
     parser.add_argument("--nonce-rate", type=float, default=U3_NONCE_RATE,
                         help=f"nonces/s per stick (default {U3_NONCE_RATE:.1f}: a 60 GH/s U3 at difficulty 1)")
     parser.add_argument("--profile", metavar="FILE", help="profile the miner over the window of the last run: "

@@ -32,6 +32,7 @@ from miner.core.shares import CheckedNonce, Verdict
 from miner.core.targets import NONCE_SPACE
 from miner.core.work import Nonce, Work
 from miner.devices.base import DeviceError, DeviceSpec, NonceSink, NotThisDevice, WorkSource
+from miner.devices.portpump import QUEUE_MAX, SENT, Record
 from miner.devices.serialport import LoopHost, SerialDevice, open_serial, read_available, read_exactly, write_all
 
 log = logging.getLogger(__name__)
@@ -280,7 +281,7 @@ class IcarusDevice(SerialDevice):
                 if self._pending_frequency is not None:
                     self._apply_frequency(port)
                 mining = _LoopMining(self, model)
-                mining.host = LoopHost(loop, port, mining.readable, mining.tick, on_release=mining.drain)
+                mining.host = LoopHost(loop, port, mining.records, mining.tick, on_release=mining.release)
                 try:
                     on_loop = self.mine_on_loop(mining.host)
                 finally:
@@ -442,87 +443,115 @@ def reads_each_reply(model: p.Model, range_time: float, part_read: bool, learnin
     return part_read or learning or model.first_nonce_only or range_time > HOLD_LIMIT
 
 
-class _LoopMining:
-    """`IcarusDevice._mine_threaded`'s rules on the event loop: `tick` (attached, told of work or a
-    clean job, or its timer ran) sends work when the range is done, a clean job came or the stick
-    stopped at its first find, and sets the timer for the range's end; `readable` frames the
-    replies. One timer: the range's end, or sooner a partial reply's deadline.
+def queue_depth(range_time: float) -> int:
+    """Packets kept queued in the port pump: the pump asks for more when one is left, so the loop
+    wakes once per depth - 1 ranges, and a nonce read at a range's end waits that many ranges at
+    most before it is checked: HOLD_LIMIT's worth (3 ranges of a U3's 72 ms), at least one."""
+    return 1 + max(1, min(QUEUE_MAX - 1, int(HOLD_LIMIT / range_time)))
 
-    A fast stick's replies are read at the range's end (docs/icarus.md §A5.2): one wake a range
-    instead of one more a reply, the cost that dominates on the loop (docs/architecture.md, "Host
-    cost"). The port is then not watched; the tick reads what came before it sends the next work.
-    Each reply is read as it comes (the port watched) while a reply is part-read, while the timing
-    fit learns (it needs arrival times), for a stick that stops at its first find (it wants new
-    work at once) and when the range is longer than HOLD_LIMIT (a nonce would wait too long)."""
+
+class _LoopMining:
+    """`IcarusDevice._mine_threaded`'s rules on the event loop, through the port pump
+    (devices/portpump.py): the pump sends the packets queued here as each range ends and reads
+    what the stick answered; `records` takes its records (packets sent, bytes read) a few times
+    a second, frames the replies against the work that was on the stick then, and queues the
+    next packets. `tick` (attached, told of work or a clean job, or its timer ran) sends at once
+    what must go at once: a clean job's work, new work for a stick that stopped at its first find.
+    One timer: a partial reply's deadline, or the retry while no work is to be had.
+
+    A fast stick's replies are read at the range's end (docs/icarus.md §A5.2): the pump reads the
+    port before it sends the next packet. Each reply is read as it comes (the port watched) while
+    a reply is part-read, while the timing fit learns (it needs arrival times), for a stick that
+    stops at its first find (it wants new work at once) and when the range is longer than
+    HOLD_LIMIT (a nonce would wait too long)."""
 
     def __init__(self, device: IcarusDevice, model: p.Model):
         self.device = device
         self.model = model
         self.framer = p.ReplyFramer(model.reply_size)
         self.host: LoopHost | None = None
+        self.queued: dict[int, Work] = {}  # in the pump, not yet sent, by seq
+        self.seq = 0
         self.current: Work | None = None
         self.previous: Work | None = None
         self.sent_at = 0.0
         self.last_byte = 0.0
         self.done = False  # the stick has stopped working on `current`
-        self.watching = True  # the port is watched (LoopHost attaches its reader)
+        self.starved = False  # no work was to be had: retried on the timer
 
     def tick(self) -> None:
         device, host = self.device, self.host
         assert host is not None
-        now = time.monotonic()
-        self.drain(now)  # what the stick found in the range ending, when the port is not watched
         if device._pending_frequency is not None:  # noqa: SLF001 - its own device's state
             host.finish()  # the command's pauses are the thread's: it takes over (IcarusDevice.mine)
             return
-        pending = self.framer.pending
-        if pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
+        now = time.monotonic()
+        if self.framer.pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
             device._drop_partial(self.framer)  # noqa: SLF001
-            pending = 0
-        restart = device.take_restart()
-        range_time = device.range_time()
-        if restart or self.done or self.current is None or now - self.sent_at >= range_time:
+        if device.take_restart() or self.done:
             work = device.work_source.next_work(device_rolls_version=device.rolls_version)
             if work is not None:
-                host.write(device._packet(work, self.model))  # noqa: SLF001
-                device.jobs_sent += 1
-                self.previous, self.current = self.current, work
-                # One clock read a tick: the write above is a non-blocking write(2) of 64 bytes, so
-                # the tick's clock is the send time to within microseconds (bfgminer too takes the
-                # clock just before its write: driver-icarus.c, icarus_job_start).
-                self.sent_at = now
+                seq = self._seq(work)
+                for dropped in host.send_now(device._packet(work, self.model), seq):  # noqa: SLF001
+                    self.queued.pop(dropped, None)
                 self.done = False
-            elif self.current is None:
-                host.call_later(0.2, self.tick)  # no job yet; work_available ticks sooner
-                return
-        learning = device.timing_wanted(now)  # asked every tick: it also closes and reopens the window
-        watch = reads_each_reply(self.model, range_time, bool(pending), learning)
-        if watch != self.watching:
-            host.watch(watch)
-            self.watching = watch
-            device.reads_at_range_end = not watch
-        due = self.sent_at + range_time
-        if pending:
-            due = min(due, self.last_byte + PARTIAL_REPLY_TIMEOUT)
-        host.call_later(max(0.001, due - now), self.tick)
+        self._refill(now)
 
-    def readable(self) -> None:
-        host = self.host
+    def records(self, records: list[Record]) -> None:
+        self._take(records)
+        if self.done:
+            self.tick()  # new work at once (§A4 item 3)
+        else:
+            self._refill(time.monotonic())
+
+    def release(self, records: list[Record]) -> None:
+        """What the port held when the mining ended (stop, re-init): reported, not lost."""
+        self._take(records)
+
+    def _take(self, records: list[Record]) -> None:
+        device = self.device
+        for kind, t, value, data in records:
+            if kind == SENT:
+                work = self.queued.pop(value, None)
+                if work is not None:
+                    self.previous, self.current = self.current, work
+                    self.sent_at = t  # the pump took the clock just before its write(2)
+                    self.done = False
+                    device.jobs_sent += 1
+            else:
+                self._feed(data, t, timed=bool(value))
+
+    def _refill(self, now: float) -> None:
+        """Keep the pump's queue full, pace it, and set the one timer."""
+        device, host = self.device, self.host
         assert host is not None
-        self._feed(host.read_ready(), time.monotonic(), timed=True)
-        if self.done or self.framer.pending:
-            self.tick()  # new work at once (§A4 item 3), or the partial reply's deadline on the timer
+        range_time = device.range_time()
+        learning = device.timing_wanted(now)  # asked every wake: it also closes and reopens the window
+        pending = bool(self.framer.pending)
+        watch = reads_each_reply(self.model, range_time, pending, learning)
+        host.pace(range_time, watch)
+        device.reads_at_range_end = not watch
+        self.starved = False
+        for _ in range(queue_depth(range_time) - len(self.queued)):
+            work = device.work_source.next_work(device_rolls_version=device.rolls_version)
+            if work is None:
+                self.starved = True  # no job yet; work_available ticks sooner
+                break
+            if not host.send(device._packet(work, self.model), self._seq(work)):  # noqa: SLF001
+                break
+        if pending:
+            host.call_later(max(0.001, self.last_byte + PARTIAL_REPLY_TIMEOUT - now), self.tick)
+        elif self.starved:
+            host.call_later(0.2, self.tick)
+        else:
+            host.cancel_timer()
 
-    def drain(self, now: float | None = None) -> None:
-        """With the port not watched, report what the stick found since the last read: at each
-        tick, and at release (stop, re-init), so nothing it found is lost."""
-        host = self.host
-        if host is not None and not self.watching:
-            self._feed(host.read_pending(), time.monotonic() if now is None else now, timed=False)
+    def _seq(self, work: Work) -> int:
+        self.seq += 1
+        self.queued[self.seq] = work
+        return self.seq
 
     def _feed(self, data: bytes, now: float, timed: bool) -> None:
-        if not data:
-            return
         device = self.device
         if self.framer.pending and now - self.last_byte > PARTIAL_REPLY_TIMEOUT:
             device._drop_partial(self.framer)  # noqa: SLF001 - a reply is written in one go

@@ -9,12 +9,13 @@ identified; one that did is retried with backoff until it answers right again).
 
 A driver whose mining is a few bytes now and then (an Icarus stick: a work packet every 72 ms, a
 nonce now and then) may mine on the event loop instead of in its thread: `host_loop()` is the
-running loop the device was started from, and `LoopHost` reads the port with the loop's
-`add_reader` and runs the driver's timers there while the device thread waits, parked, for the
-mining to end (stop, re-init, an error, or the driver asking for its thread back). Opening,
-identifying, unplugs and re-opening stay in the thread, unchanged. Why: each nonce then costs one
-wake of one thread instead of a device-thread wake, a hand-over to the loop and a loop wake, and no
-thread competes for the GIL with the loop (docs/architecture.md, "Host cost").
+running loop the device was started from, and `LoopHost` runs the driver there, its port's bytes
+through the loop's port pump (devices/portpump.py: a C thread that writes each packet when its
+range ends and reads the replies), while the device thread waits, parked, for the mining to end
+(stop, re-init, an error, or the driver asking for its thread back). Opening, identifying, unplugs
+and re-opening stay in the thread, unchanged. Why: the loop then wakes a few times a second per
+stick instead of at every packet and reply, and no thread competes for the GIL with the loop
+(docs/architecture.md, "Host cost").
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import serial
 
 from miner.core.work import Work
 from miner.devices.base import Device, DeviceError, DeviceIdled, DeviceState, NotThisDevice
+from miner.devices.portpump import PumpPort, Record
 
 log = logging.getLogger(__name__)
 
@@ -347,28 +349,28 @@ def write_all(port: serial.Serial, data: bytes, timeout: float = 2.0) -> None:
 class LoopHost:
     """One port's mining on the event loop, for the device thread that waits meanwhile.
 
-    The driver gives `on_readable` (the port has bytes: read them with `read_ready`) and `on_poke`
-    (run once attached, and whenever the device is told of work or a clean job); it keeps its
-    timers with `call_later`. The port is watched from the start; a driver that reads it on its
-    own timer instead (`watch(False)`, then `read_pending`) saves the loop a wake per reply, and
-    its `on_release` reads what is left when the mining is released. Everything it does runs on
-    the loop, one callback at a time. An exception from a callback ends the mining, and `run`
-    raises it in the device thread, where the SerialDevice loop handles it as it handles one from
-    a threaded `mine` (NoDevice, reopen).
-    `release` (stop, re-init) and `finish` (the driver wants its thread back) end it too.
+    The port's bytes go through the loop's port pump (devices/portpump.py): its C thread sends
+    the packets the driver queued (`send`, `send_now`) when each range ends (`pace`) and reads
+    what the stick answered; the driver's `on_records` gets them, in order, a few times a second.
+    `on_poke` runs once attached and whenever the device is told of work or a clean job; one
+    timer a port (`call_later`). `on_release` gets what the port still held when the mining ends
+    (stop, re-init, or `finish`: the driver wants its thread back), so nothing the stick found is
+    lost. Everything the driver does runs on the loop, one callback at a time. An exception from a
+    callback, or a port error the pump saw, ends the mining, and `run` raises it in the device
+    thread, where the SerialDevice loop handles it as it handles one from a threaded `mine`
+    (NoDevice, reopen).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, port: serial.Serial, on_readable: Callable[[], None],
-                 on_poke: Callable[[], None], on_release: Callable[[], None] | None = None):
+    def __init__(self, loop: asyncio.AbstractEventLoop, port: serial.Serial,
+                 on_records: Callable[[list[Record]], None], on_poke: Callable[[], None],
+                 on_release: Callable[[list[Record]], None] | None = None):
         self.loop = loop
         self.port = port
         self.fd = port.fileno()
-        self._on_readable = on_readable
+        self._on_records = on_records
         self._on_poke = on_poke
         self._on_release = on_release
-        self._watched = False
-        self._poller = select.poll()  # read_pending's look: a tty read with VMIN=0 says b'' for "nothing yet"
-        self._poller.register(self.fd, select.POLLIN)
+        self._pumped: PumpPort | None = None
         self._attached = False
         self._ended = threading.Event()
         self._error: BaseException | None = None
@@ -416,78 +418,51 @@ class LoopHost:
     # ------------------------------------------------------------ for the driver, on the loop
     def call_later(self, delay: float, callback: Callable[[], None]) -> None:
         """`callback` after `delay` seconds; replaces the timer set before (one timer a port)."""
-        if self._timer is not None:
-            self._timer.cancel()
+        self.cancel_timer()
         self._timer = self.loop.call_later(delay, self._guarded, callback) if self._attached else None
 
-    def watch(self, on: bool) -> None:
-        """Watch the port (`on_readable` when it has bytes) or stop watching it."""
-        if not self._attached or on == self._watched:
-            return
-        if on:
-            self.loop.add_reader(self.fd, self._guarded, self._on_readable)
-        else:
-            self.loop.remove_reader(self.fd)
-        self._watched = on
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def read_pending(self) -> bytes:
-        """The bytes the port has, without a wake having said so (b'' when none); a port gone
-        raises. The port is in pyserial's non-blocking raw mode (VMIN=0, VTIME=0), where a read of
-        an empty tty returns b'' as an unplugged one does: a zero-timeout poll tells them apart."""
-        if not self._poller.poll(0):
-            return b""
-        return self.read_ready()
+    def send(self, packet: bytes, seq: int) -> bool:
+        """Queue a packet for the next range end (False: QUEUE_MAX queued already)."""
+        return self._pumped is not None and self._pumped.send(packet, seq)
 
-    def read_ready(self) -> bytes:
-        """The bytes the port has (b'' when a wake found none); a port gone raises, as pyserial does."""
-        try:
-            data = os.read(self.fd, 4096)
-        except BlockingIOError:
-            return b""
-        if not data:
-            raise serial.SerialException("device reports readiness to read but returned no data (device disconnected?)")
-        return data
+    def send_now(self, packet: bytes, seq: int) -> list[int]:
+        """Send this packet now, after the port is read; the queued packets it replaces (their seqs)."""
+        return self._pumped.send_now(packet, seq) if self._pumped is not None else []
 
-    def write(self, data: bytes) -> None:
-        """Every byte into the port's output buffer, without waiting for it to drain: on the loop
-        a tcdrain would hold every other port and the share path for the line's transmit time
-        (64 bytes at 115200 baud: 5.6 ms). bfgminer writes its Icarus work the same way (plain
-        write(2), the clock taken just before it: bfgminer driver-icarus.c, icarus_job_start)."""
-        view = None
-        while True:
-            try:
-                written = os.write(self.fd, data if view is None else view)
-            except BlockingIOError:
-                # A full output buffer (64 bytes into kilobytes: flow control stuck) is not waited
-                # for on the loop: the port has stopped taking work.
-                raise serial.SerialTimeoutException("Write timeout (the port takes no more bytes)") from None
-            except OSError as exc:
-                raise serial.SerialException(f"write failed: {exc}") from exc
-            if view is None:
-                if written == len(data):  # the usual case: a work packet goes in at once, no view built
-                    return
-                view = memoryview(data)
-            view = view[written:]
-            if not view:
-                return
+    def pace(self, range_time: float, watch: bool) -> None:
+        """The range time (seconds from one packet to the next) and whether replies are read as
+        they come (watch) or at each range's end."""
+        if self._pumped is not None:
+            self._pumped.pace(range_time, watch)
 
     def finish(self) -> None:
         """The driver wants its thread back (a command that needs pauses): end the mining."""
-        self._detach()
+        self._release()
 
     # ------------------------------------------------------------ internals, on the loop
     def _attach(self) -> None:
         if self._ended.is_set():
             return
-        self._attached = True
         try:
-            self.watch(True)
-        except (OSError, ValueError) as exc:  # the fd closed under us: as a read error would say
-            self._attached = False
+            self._pumped = PumpPort(self.loop, self.fd, 1.0, True, self._delivered)
+        except (OSError, ValueError) as exc:  # no thread to be had, or the fd closed under us
             self._error = serial.SerialException(f"cannot watch the port: {exc}")
             self._ended.set()
             return
+        self._attached = True
         self._guarded(self._on_poke)
+
+    def _delivered(self, records: list[Record], error: BaseException | None) -> None:
+        def handle() -> None:
+            self._on_records(records)  # none: the pump woke the loop for another port; top up
+            if error is not None:
+                raise error
+        self._guarded(handle)
 
     def _guarded(self, callback: Callable[[], None]) -> None:
         if not self._attached:
@@ -499,27 +474,23 @@ class LoopHost:
             self._detach()
 
     def _release(self) -> None:
-        if self._attached and self._on_release is not None:
+        if self._attached and self._pumped is not None:
             # What the port holds is the stick's valid work: reported before the mining ends. A
             # port gone meanwhile has nothing to give; the re-init that follows says so.
-            try:
-                self._on_release()
-            except (OSError, serial.SerialException):
-                pass
-            except Exception:  # noqa: BLE001 - a bug in the driver's drain must not keep the mining attached
-                log.exception("reading the port at release failed")
+            records, _ = self._pumped.close()
+            if records and self._on_release is not None:
+                try:
+                    self._on_release(records)
+                except Exception:  # noqa: BLE001 - a bug in the driver must not keep the mining attached
+                    log.exception("reporting what the port held at release failed")
         self._detach()
 
     def _detach(self) -> None:
         if self._attached:
             self._attached = False
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            if self._watched:
-                with contextlib.suppress(OSError, ValueError, RuntimeError):
-                    self.loop.remove_reader(self.fd)
-                self._watched = False
+            self.cancel_timer()
+            if self._pumped is not None:
+                self._pumped.close()  # after an error: nothing more to read from it
         self._ended.set()
 
     def _on_loop_thread(self) -> bool:

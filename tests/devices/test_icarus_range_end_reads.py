@@ -18,12 +18,15 @@ import os
 import select
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from miner.drivers.icarus import driver as icarus
 from miner.drivers.icarus import protocol as p
 from miner.drivers.icarus.emulator import IcarusEmulator
 
 from miner.core.shares import Verdict
 from miner.devices.base import DeviceState
+from miner.devices.portpump import QUEUE_MAX
 from tests.devices.test_icarus_on_loop import LoopHarness
 from tests.helpers.icarus_rig import wait_for
 
@@ -186,3 +189,16 @@ def test_a_first_find_stick_reads_each_reply_as_it_comes_after_the_fit_learned(h
         wait_for(lambda: len(harness.nonces) >= cut + 3, timeout=60, what="replies after it")
         assert reads(device) == AS_THEY_COME
         assert all(n.tag is not None for n, _ in harness.nonces[cut:])  # each timed as it came
+
+
+@given(range_time=st.floats(min_value=0.01, max_value=20.0))
+def test_the_pump_queue_holds_a_nonce_no_longer_than_hold_limit(range_time):
+    """The loop takes the pump's records when a port's queue is down to one packet, so a reply
+    read at a range's end waits depth - 1 ranges at most: within HOLD_LIMIT whenever a range
+    fits in it (longer ranges are read as they come, reads_each_reply), never past QUEUE_MAX, and
+    always one packet queued behind the one on the stick, so it never waits for the loop."""
+    depth = icarus.queue_depth(range_time)
+    assert 2 <= depth <= QUEUE_MAX
+    if range_time <= icarus.HOLD_LIMIT:
+        assert (depth - 1) * range_time <= icarus.HOLD_LIMIT
+    assert icarus.queue_depth(0.072) == 4  # a U3: the loop wakes every third range

@@ -1,10 +1,10 @@
 """Writing to a serial port without pyserial's write loop (devices/serialport.py): every byte
 arrives, in order, through a real pseudo-terminal; a port that stops taking bytes is a one-line
-timeout, never a hang, on the device thread (write_all) and on the loop (LoopHost.write)."""
+timeout, never a hang, on the device thread (write_all). On the loop the port pump writes
+(tests/devices/test_port_pump.py has its full-port test)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pty
 import threading
@@ -14,7 +14,7 @@ import tty
 import pytest
 import serial
 
-from miner.devices.serialport import LoopHost, write_all
+from miner.devices.serialport import write_all
 
 
 @pytest.fixture
@@ -53,18 +53,3 @@ def test_write_all_to_a_port_that_takes_no_more_times_out(port):
     with pytest.raises(serial.SerialTimeoutException):
         write_all(opened, bytes(1 << 20), timeout=0.3)
     assert time.monotonic() - began < 5.0
-
-
-def test_loop_host_write_never_waits_on_the_loop(port):
-    master, opened = port
-    loop = asyncio.new_event_loop()
-    try:
-        host = LoopHost(loop, opened, lambda: None, lambda: None)
-        host.write(b"\x01" * 64)
-        assert read_all(master, 64) == b"\x01" * 64
-        began = time.monotonic()
-        with pytest.raises(serial.SerialTimeoutException):
-            host.write(bytes(1 << 20))  # nobody reads: the buffer fills, and the loop is not held
-        assert time.monotonic() - began < 1.0
-    finally:
-        loop.close()
